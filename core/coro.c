@@ -1,0 +1,320 @@
+/* coro.c: stackful coroutines on the loop: spawn, park and wake, yield, sleep, cancel, join. */
+#include "core/internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <time.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define AG_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AG_ASAN 1
+#endif
+#endif
+#ifdef AG_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+_Thread_local ag_coro *ag__current;
+_Thread_local ag_loop *ag__current_loop;
+
+/* Every switch goes through here so that AddressSanitizer knows which stack is live: it must be
+ * told before the switch where the next stack lies, and after it that the switch happened. */
+static void switch_to_coro(ag_loop *loop, ag_coro *co)
+{
+#ifdef AG_ASAN
+    __sanitizer_start_switch_fiber(&loop->sched_asan_fake_stack, co->stack_lo,
+                                   ag__stack_size(loop->stacks));
+#endif
+    ag__ctx_switch(&loop->sched_ctx, &co->ctx);
+#ifdef AG_ASAN
+    __sanitizer_finish_switch_fiber(loop->sched_asan_fake_stack, NULL, NULL);
+#endif
+}
+
+static void switch_to_sched(ag_loop *loop, ag_coro *co)
+{
+#ifdef AG_ASAN
+    /* A finished coroutine passes no save slot: its fake stack is released. */
+    __sanitizer_start_switch_fiber(co->state == AG__CO_DONE ? NULL : &co->asan_fake_stack,
+                                   loop->sched_stack_bottom, loop->sched_stack_size);
+#endif
+    ag__ctx_switch(&co->ctx, &loop->sched_ctx);
+#ifdef AG_ASAN
+    __sanitizer_finish_switch_fiber(co->asan_fake_stack, &loop->sched_stack_bottom,
+                                    &loop->sched_stack_size);
+#endif
+}
+
+static void coro_main(void *arg)
+{
+    ag_coro *co = arg;
+#ifdef AG_ASAN
+    __sanitizer_finish_switch_fiber(NULL, &co->loop->sched_stack_bottom,
+                                    &co->loop->sched_stack_size);
+#endif
+    co->fn(co->arg);
+    co->state = AG__CO_DONE;
+    if (co->joiner)
+        ag__coro_wake(co->joiner, 0);
+    switch_to_sched(co->loop, co);
+    __builtin_unreachable();
+}
+
+static void enqueue(ag_loop *loop, ag_coro *co)
+{
+    co->next = NULL;
+    if (loop->ready_tail)
+        loop->ready_tail->next = co;
+    else
+        loop->ready_head = co;
+    loop->ready_tail = co;
+}
+
+static void coro_release(ag_coro *co)
+{
+    if (--co->refs == 0)
+        free(co);
+}
+
+int ag_coro_spawn(ag_loop *loop, ag_coro_fn fn, void *arg, ag_coro **out)
+{
+    ag_coro *co = calloc(1, sizeof *co);
+    if (!co)
+        return -ENOMEM;
+    int rc = ag__stack_get(loop->stacks, &co->stack_lo);
+    if (rc < 0) {
+        free(co);
+        return rc;
+    }
+    co->loop = loop;
+    co->fn = fn;
+    co->arg = arg;
+    co->refs = out ? 2 : 1;
+    co->state = AG__CO_READY;
+    ag_timer_init(&co->timer, NULL, co);
+    ag__ctx_make(&co->ctx, co->stack_lo, ag__stack_size(loop->stacks), coro_main, co);
+    loop->live++;
+    enqueue(loop, co);
+    if (out)
+        *out = co;
+    return 0;
+}
+
+void ag__loop_run_ready(ag_loop *loop)
+{
+    /* Run only what is ready now; coroutines made ready meanwhile wait for the next round so
+     * that a busy coroutine cannot starve I/O and timers. */
+    ag_coro *co = loop->ready_head;
+    loop->ready_head = loop->ready_tail = NULL;
+    while (co) {
+        ag_coro *next = co->next;
+        co->next = NULL;
+        co->state = AG__CO_RUNNING;
+        loop->running = co;
+        ag__current = co;
+        switch_to_coro(loop, co);
+        ag__current = NULL;
+        loop->running = NULL;
+        if (co->state == AG__CO_DONE) {
+            ag__stack_put(loop->stacks, co->stack_lo);
+            co->stack_lo = NULL;
+            loop->live--;
+            coro_release(co);
+        }
+        co = next;
+    }
+}
+
+int ag__coro_park(void)
+{
+    ag_coro *co = ag__current;
+    co->state = AG__CO_PARKED;
+    switch_to_sched(co->loop, co);
+    return co->result;
+}
+
+void ag__coro_wake(ag_coro *co, int result)
+{
+    if (co->state != AG__CO_PARKED)
+        return;
+    co->state = AG__CO_READY;
+    co->result = result;
+    enqueue(co->loop, co);
+}
+
+void ag_coro_unref(ag_coro *co)
+{
+    if (co)
+        coro_release(co);
+}
+
+void ag_coro_cancel(ag_coro *co)
+{
+    if (!co || co->state == AG__CO_DONE)
+        return;
+    co->cancelled = true;
+    ag__coro_wake(co, -ECANCELED);
+}
+
+int ag_coro_done(const ag_coro *co)
+{
+    return co->state == AG__CO_DONE;
+}
+
+ag_coro *ag_coro_self(void)
+{
+    return ag__current;
+}
+
+int ag_coro_join(ag_coro *co)
+{
+    ag_coro *self = ag__current;
+    if (!self || co == self || co->loop != self->loop)
+        return -EINVAL;
+    if (co->state == AG__CO_DONE)
+        return 0;
+    if (co->joiner)
+        return -EBUSY;
+    if (self->cancelled)
+        return -ECANCELED;
+    co->joiner = self;
+    int rc = ag__coro_park();
+    if (co->joiner == self)
+        co->joiner = NULL;
+    return rc < 0 ? rc : 0;
+}
+
+int ag_yield(void)
+{
+    ag_coro *co = ag__current;
+    if (!co)
+        return 0;
+    if (co->cancelled)
+        return -ECANCELED;
+    co->state = AG__CO_READY;
+    enqueue(co->loop, co);
+    switch_to_sched(co->loop, co);
+    return co->cancelled ? -ECANCELED : 0;
+}
+
+static void timer_wake(ag_timer *timer, void *arg)
+{
+    (void)timer;
+    ag__coro_wake(arg, -ETIMEDOUT);
+}
+
+int ag_sleep_until(int64_t deadline_ns)
+{
+    ag_coro *co = ag__current;
+    if (!co) {
+        for (;;) {
+            int64_t left = deadline_ns - ag_now_ns();
+            if (left <= 0)
+                return 0;
+            struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (co->cancelled)
+        return -ECANCELED;
+    co->timer.cb = timer_wake;
+    int rc = ag_timer_start(co->loop, &co->timer, deadline_ns);
+    if (rc < 0)
+        return rc;
+    rc = ag__coro_park();
+    ag_timer_stop(co->loop, &co->timer);
+    return rc == -ETIMEDOUT ? 0 : rc;
+}
+
+int ag_sleep_ms(int64_t ms)
+{
+    return ag_sleep_until(ag_now_ns() + ms * 1000000);
+}
+
+int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
+{
+    ag_coro *co = ag__current;
+    if (io->ready & events)
+        return (int)(io->ready & events);
+    if (!co || co->loop != io->loop) {
+        /* Plain blocking code: the same wait, in poll(). */
+        struct pollfd pfd = {io->fd, 0, 0};
+        if (events & AG_READ)
+            pfd.events |= POLLIN;
+        if (events & AG_WRITE)
+            pfd.events |= POLLOUT;
+        for (;;) {
+            int ms = -1;
+            int64_t left = 0;
+            if (deadline_ns >= 0) {
+                /* A deadline already past still gets one look at the fd. */
+                left = deadline_ns - ag_now_ns();
+                ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+            }
+            int n = poll(&pfd, 1, ms);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                return -errno;
+            if (n == 0 && left <= 0 && deadline_ns >= 0)
+                return -ETIMEDOUT;
+            if (n == 0)
+                continue; /* re-check the deadline: poll may wake a little early */
+            unsigned got = 0;
+            if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+                got |= AG_READ;
+            if (pfd.revents & (POLLOUT | POLLHUP | POLLERR))
+                got |= AG_WRITE;
+            if (pfd.revents & POLLNVAL)
+                return -EBADF;
+            if (got & events)
+                return (int)(got & events);
+        }
+    }
+    if (co->cancelled)
+        return -ECANCELED;
+    if (deadline_ns >= 0 && deadline_ns <= ag_now_ns())
+        return -ETIMEDOUT;
+    unsigned want = 0;
+    if (events & AG_READ) {
+        if (io->waiter[0])
+            return -EBUSY;
+        io->waiter[0] = co;
+        want |= AG__POLL_IN;
+    }
+    if (events & AG_WRITE) {
+        if (io->waiter[1]) {
+            if (io->waiter[0] == co)
+                io->waiter[0] = NULL;
+            return -EBUSY;
+        }
+        io->waiter[1] = co;
+        want |= AG__POLL_OUT;
+    }
+    ag__poller_want(io->loop->poller, io->fd, want);
+    if (deadline_ns >= 0) {
+        co->timer.cb = timer_wake;
+        int rc = ag_timer_start(co->loop, &co->timer, deadline_ns);
+        if (rc < 0) {
+            io->waiter[0] = io->waiter[0] == co ? NULL : io->waiter[0];
+            io->waiter[1] = io->waiter[1] == co ? NULL : io->waiter[1];
+            return rc;
+        }
+    }
+    co->wait_io = io;
+    int rc = ag__coro_park();
+    co->wait_io = NULL;
+    if (io->waiter[0] == co)
+        io->waiter[0] = NULL;
+    if (io->waiter[1] == co)
+        io->waiter[1] = NULL;
+    if (deadline_ns >= 0)
+        ag_timer_stop(co->loop, &co->timer);
+    if (rc < 0)
+        return rc;
+    unsigned got = io->ready & events;
+    return got ? (int)got : (int)events; /* an error report: let the I/O call tell */
+}

@@ -1,0 +1,133 @@
+/* internal.h: structures and functions shared by the files of core/ and the layers above it. */
+#ifndef AG_CORE_INTERNAL_H
+#define AG_CORE_INTERNAL_H
+
+#include "asyncget.h"
+#include "core/ctx.h"
+#include "core/poller.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- stacks (core/stack.c) ---- */
+
+enum ag__guard_mode {
+    AG__GUARD_MADVISE = 1,  /* MADV_GUARD_INSTALL: guards inside one mapping per slab */
+    AG__GUARD_MPROTECT = 2, /* PROT_NONE page: a second mapping per stack */
+};
+
+typedef struct ag__stack_pool ag__stack_pool;
+
+int ag__stack_pool_new(ag__stack_pool **out, size_t stack_size, size_t cache);
+void ag__stack_pool_free(ag__stack_pool *pool);
+/* Take a stack: *lo is its lowest usable byte, usable size is the pool's stack size. */
+int ag__stack_get(ag__stack_pool *pool, void **lo);
+void ag__stack_put(ag__stack_pool *pool, void *lo);
+size_t ag__stack_size(const ag__stack_pool *pool);
+/* How guard pages are made in this process (probed once). */
+enum ag__guard_mode ag__stack_guard_mode(void);
+size_t ag__page_size(void);
+
+/* ---- timers (core/timer.c) ---- */
+
+typedef struct ag__timer_heap {
+    ag_timer **items;
+    size_t len, cap;
+} ag__timer_heap;
+
+void ag__timer_heap_free(ag__timer_heap *h);
+int ag__timer_heap_push(ag__timer_heap *h, ag_timer *t);
+void ag__timer_heap_remove(ag__timer_heap *h, ag_timer *t);
+static inline ag_timer *ag__timer_heap_top(const ag__timer_heap *h)
+{
+    return h->len ? h->items[0] : NULL;
+}
+
+/* ---- registered fds (core/loop.c) ---- */
+
+/* One fd known to a loop for its whole life, registered once with the backend. I/O is tried
+ * first; only after EAGAIN does the caller clear the cached readiness and wait. Without a loop
+ * (blocking code) the same calls wait in poll(). */
+typedef struct ag__io {
+    int fd;
+    unsigned ready;     /* AG__POLL_IN / AG__POLL_OUT seen since the last EAGAIN */
+    ag_loop *loop;      /* NULL: plain blocking fd */
+    ag_coro *waiter[2]; /* parked reader and writer */
+} ag__io;
+
+/* Register fd with loop (NULL for blocking use). The fd must be non-blocking. */
+int ag__io_init(ag__io *io, ag_loop *loop, int fd);
+/* Unregister and close the fd. */
+void ag__io_close(ag__io *io);
+/* Wait for AG_READ and/or AG_WRITE on io, or the deadline (-1 none). Returns the ready subset,
+ * -ETIMEDOUT or -ECANCELED. Returns at once when the cached readiness already has it. */
+int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns);
+/* Forget cached readiness after an I/O call returned EAGAIN. */
+static inline void ag__io_clear(ag__io *io, unsigned events)
+{
+    io->ready &= ~events;
+}
+
+/* ---- coroutines and the loop (core/coro.c, core/loop.c) ---- */
+
+enum ag__coro_state { AG__CO_READY, AG__CO_RUNNING, AG__CO_PARKED, AG__CO_DONE };
+
+struct ag_coro {
+    ag__ctx ctx;
+    ag_loop *loop;
+    void *stack_lo;
+    ag_coro_fn fn;
+    void *arg;
+    ag_coro *next;   /* ready queue */
+    ag_coro *joiner; /* a coroutine waiting in ag_coro_join */
+    ag__io *wait_io; /* what the parked coroutine waits on, for cancel */
+    ag_timer timer;  /* deadline of the current wait */
+    int refs;        /* the loop's while alive, plus handles given out */
+    int result;      /* value the current park returns */
+    uint8_t state;   /* enum ag__coro_state */
+    bool cancelled;
+    void *asan_fake_stack;
+};
+
+struct ag_loop {
+    ag__poller *poller;
+    ag__stack_pool *stacks;
+    ag__timer_heap timers;
+    ag__io **fds; /* registered fds, indexed by fd */
+    size_t nfds;
+    ag_coro *ready_head, *ready_tail;
+    ag_coro *running;
+    ag__ctx sched_ctx;
+    void *sched_asan_fake_stack;
+    const void *sched_stack_bottom;
+    size_t sched_stack_size;
+    size_t live; /* coroutines not yet finished */
+    bool stop;
+    bool in_run;
+    ag__io wake_io;
+    int wake_wfd; /* write end when the wake-up is a pipe, else the eventfd itself */
+    atomic_int wake_pending;
+    void (*wake_cb)(ag_loop *loop, void *arg);
+    void *wake_arg;
+    ag__poll_event *events;
+    int max_events;
+};
+
+/* Park the running coroutine until ag__coro_wake(); returns the value given to it. */
+int ag__coro_park(void);
+/* Make a parked coroutine ready with result; ignored unless it is parked. */
+void ag__coro_wake(ag_coro *co, int result);
+/* Run the ready coroutines present when called. */
+void ag__loop_run_ready(ag_loop *loop);
+/* Thread-local running coroutine and loop. */
+extern _Thread_local ag_coro *ag__current;
+extern _Thread_local ag_loop *ag__current_loop;
+
+/* ---- sanitizer hooks around a switch (core/coro.c) ---- */
+void ag__switch(ag_loop *loop, ag__ctx *from, const ag__ctx *to, void **fake_save,
+                const void *to_bottom, size_t to_size);
+
+#endif

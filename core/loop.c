@@ -1,0 +1,327 @@
+/* loop.c: the reactor: registered fds, one iteration (ready coroutines, backend wait, timers),
+ * run and stop, embedding in a foreign loop, and the thread-safe wake-up. */
+#include "core/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
+
+#define MAX_EVENTS 256
+
+void ag_loop_opts_init(ag_loop_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->stack_size = 64 * 1024;
+    opts->stack_cache = 1024;
+}
+
+static int set_fd_table(ag_loop *loop, int fd, ag__io *io)
+{
+    if ((size_t)fd >= loop->nfds) {
+        size_t n = loop->nfds ? loop->nfds : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        ag__io **fds = realloc(loop->fds, n * sizeof *fds);
+        if (!fds)
+            return -ENOMEM;
+        memset(fds + loop->nfds, 0, (n - loop->nfds) * sizeof *fds);
+        loop->fds = fds;
+        loop->nfds = n;
+    }
+    loop->fds[fd] = io;
+    return 0;
+}
+
+int ag__io_init(ag__io *io, ag_loop *loop, int fd)
+{
+    memset(io, 0, sizeof *io);
+    io->fd = fd;
+    io->loop = loop;
+    /* Assume readiness: the first I/O call tells the truth, and only EAGAIN leads to a wait. */
+    io->ready = AG__POLL_IN | AG__POLL_OUT;
+    if (!loop)
+        return 0;
+    if (fd < 0)
+        return -EBADF;
+    if ((size_t)fd < loop->nfds && loop->fds[fd])
+        return -EEXIST;
+    int rc = set_fd_table(loop, fd, io);
+    if (rc < 0)
+        return rc;
+    rc = ag__poller_add(loop->poller, fd);
+    if (rc < 0)
+        loop->fds[fd] = NULL;
+    return rc;
+}
+
+static void io_forget(ag__io *io)
+{
+    ag_loop *loop = io->loop;
+    if (!loop || io->fd < 0)
+        return;
+    ag__poller_del(loop->poller, io->fd);
+    if ((size_t)io->fd < loop->nfds && loop->fds[io->fd] == io)
+        loop->fds[io->fd] = NULL;
+    io->loop = NULL;
+}
+
+void ag__io_close(ag__io *io)
+{
+    if (io->fd < 0)
+        return;
+    io_forget(io);
+    close(io->fd);
+    io->fd = -1;
+}
+
+int ag_wait_fd(int fd, int events, int64_t deadline_ns)
+{
+    ag_coro *co = ag__current;
+    ag_loop *loop = co ? co->loop : NULL;
+    if (fd < 0 || !(events & (AG_READ | AG_WRITE)))
+        return -EINVAL;
+    if (loop && (size_t)fd < loop->nfds && loop->fds[fd]) {
+        ag__io *io = loop->fds[fd];
+        ag__io_clear(io, (unsigned)events); /* the caller asks because it saw EAGAIN */
+        return ag__io_wait(io, (unsigned)events, deadline_ns);
+    }
+    /* An fd the loop does not know: register it for this wait only. The backend reports the
+     * readiness the fd already has when it is added. */
+    ag__io tmp;
+    int rc = ag__io_init(&tmp, loop, fd);
+    if (rc < 0)
+        return rc;
+    tmp.ready = 0; /* a one-off wait trusts no assumed readiness */
+    rc = ag__io_wait(&tmp, (unsigned)events, deadline_ns);
+    io_forget(&tmp);
+    return rc;
+}
+
+static int wake_setup(ag_loop *loop)
+{
+    int rfd, wfd;
+#ifdef __linux__
+    rfd = wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (rfd < 0)
+        return -errno;
+#else
+    int p[2];
+    if (pipe(p) < 0)
+        return -errno;
+    for (int i = 0; i < 2; i++) {
+        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
+        fcntl(p[i], F_SETFD, FD_CLOEXEC);
+    }
+    rfd = p[0];
+    wfd = p[1];
+#endif
+    loop->wake_wfd = wfd;
+    int rc = ag__io_init(&loop->wake_io, loop, rfd);
+    if (rc < 0) {
+        close(rfd);
+        if (wfd != rfd)
+            close(wfd);
+        loop->wake_wfd = -1;
+        loop->wake_io.fd = -1;
+    }
+    return rc;
+}
+
+int ag_loop_new(ag_loop **out, const ag_loop_opts *opts)
+{
+    ag_loop_opts defaults;
+    if (!opts) {
+        ag_loop_opts_init(&defaults);
+        opts = &defaults;
+    }
+    ag_loop *loop = calloc(1, sizeof *loop);
+    if (!loop)
+        return -ENOMEM;
+    loop->wake_io.fd = -1;
+    loop->wake_wfd = -1;
+    loop->max_events = MAX_EVENTS;
+    int rc = -ENOMEM;
+    loop->events = calloc(MAX_EVENTS, sizeof *loop->events);
+    if (!loop->events)
+        goto fail;
+    rc = ag__stack_pool_new(&loop->stacks, opts->stack_size ? opts->stack_size : 64 * 1024,
+                            opts->stack_cache ? opts->stack_cache : 1024);
+    if (rc < 0)
+        goto fail;
+    rc = ag__poller_new(&loop->poller);
+    if (rc < 0)
+        goto fail;
+    rc = wake_setup(loop);
+    if (rc < 0)
+        goto fail;
+    *out = loop;
+    return 0;
+fail:
+    ag_loop_free(loop);
+    return rc;
+}
+
+void ag_loop_free(ag_loop *loop)
+{
+    if (!loop)
+        return;
+    if (loop->wake_wfd >= 0 && loop->wake_wfd != loop->wake_io.fd)
+        close(loop->wake_wfd);
+    ag__io_close(&loop->wake_io);
+    ag__poller_free(loop->poller);
+    ag__stack_pool_free(loop->stacks);
+    ag__timer_heap_free(&loop->timers);
+    free(loop->fds);
+    free(loop->events);
+    free(loop);
+}
+
+const char *ag_loop_backend(void)
+{
+    return ag__poller_name();
+}
+
+ag_loop *ag_loop_current(void)
+{
+    return ag__current_loop;
+}
+
+static void wake_drain(ag_loop *loop)
+{
+    uint64_t buf[8];
+    while (read(loop->wake_io.fd, buf, sizeof buf) > 0) {
+    }
+    /* Cleared after draining: a wake that found the flag still set was folded into this one,
+     * and its work is visible to the callback below. */
+    atomic_store(&loop->wake_pending, 0);
+    ag__poller_want(loop->poller, loop->wake_io.fd, AG__POLL_IN);
+    if (loop->wake_cb)
+        loop->wake_cb(loop, loop->wake_arg);
+}
+
+static void dispatch(ag_loop *loop, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int fd = loop->events[i].fd;
+        unsigned ev = loop->events[i].events;
+        if (fd < 0 || (size_t)fd >= loop->nfds || !loop->fds[fd])
+            continue; /* closed since the backend collected the event */
+        ag__io *io = loop->fds[fd];
+        if (io == &loop->wake_io) {
+            wake_drain(loop);
+            continue;
+        }
+        if (ev & AG__POLL_ERR)
+            ev |= AG__POLL_IN | AG__POLL_OUT;
+        io->ready |= ev & (AG__POLL_IN | AG__POLL_OUT);
+        if ((ev & AG__POLL_IN) && io->waiter[0])
+            ag__coro_wake(io->waiter[0], AG_READ);
+        if ((ev & AG__POLL_OUT) && io->waiter[1])
+            ag__coro_wake(io->waiter[1], AG_WRITE);
+    }
+}
+
+static void expire_timers(ag_loop *loop)
+{
+    int64_t now = ag_now_ns();
+    ag_timer *t;
+    while ((t = ag__timer_heap_top(&loop->timers)) && t->deadline_ns <= now) {
+        ag__timer_heap_remove(&loop->timers, t);
+        t->cb(t, t->arg);
+    }
+}
+
+static int64_t next_timeout_ns(const ag_loop *loop)
+{
+    if (loop->ready_head || loop->stop)
+        return 0;
+    const ag_timer *t = ag__timer_heap_top(&loop->timers);
+    if (!t)
+        return -1;
+    int64_t left = t->deadline_ns - ag_now_ns();
+    return left > 0 ? left : 0;
+}
+
+int ag_loop_timeout_ms(const ag_loop *loop)
+{
+    int64_t ns = next_timeout_ns(loop);
+    if (ns < 0)
+        return -1;
+    int64_t ms = (ns + 999999) / 1000000;
+    return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+int ag_loop_fd(const ag_loop *loop)
+{
+    return ag__poller_fd(loop->poller);
+}
+
+static int run_once(ag_loop *loop, int64_t timeout_ns)
+{
+    ag_loop *outer = ag__current_loop;
+    ag__current_loop = loop;
+    ag__loop_run_ready(loop);
+    int64_t t = next_timeout_ns(loop);
+    if (timeout_ns >= 0 && (t < 0 || t > timeout_ns))
+        t = timeout_ns;
+    if (t < 0 && loop->live == 0)
+        t = 0; /* nothing could ever end an endless wait: just collect what is pending */
+    int n = ag__poller_wait(loop->poller, loop->events, loop->max_events, t);
+    if (n > 0)
+        dispatch(loop, n);
+    expire_timers(loop);
+    ag__loop_run_ready(loop);
+    ag__current_loop = outer;
+    return n < 0 ? n : 0;
+}
+
+int ag_loop_run_once(ag_loop *loop, int timeout_ms)
+{
+    if (ag__current)
+        return -EDEADLK; /* a coroutine cannot drive a loop */
+    int rc = run_once(loop, timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000);
+    if (rc < 0)
+        return rc;
+    return (int)(loop->live + loop->timers.len);
+}
+
+int ag_loop_run(ag_loop *loop)
+{
+    if (ag__current || loop->in_run)
+        return -EDEADLK;
+    loop->in_run = true;
+    int rc = 0;
+    while (!loop->stop && (loop->live > 0 || loop->timers.len > 0)) {
+        rc = run_once(loop, -1);
+        if (rc < 0)
+            break;
+    }
+    loop->stop = false;
+    loop->in_run = false;
+    return rc;
+}
+
+void ag_loop_stop(ag_loop *loop)
+{
+    loop->stop = true;
+}
+
+void ag_loop_wake(ag_loop *loop)
+{
+    if (atomic_exchange(&loop->wake_pending, 1))
+        return;
+    uint64_t one = 1;
+    ssize_t w = write(loop->wake_wfd, &one, sizeof one);
+    (void)w; /* a full pipe or counter already means "wake up" */
+}
+
+void ag_loop_on_wake(ag_loop *loop, void (*cb)(ag_loop *loop, void *arg), void *arg)
+{
+    loop->wake_cb = cb;
+    loop->wake_arg = arg;
+}

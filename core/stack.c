@@ -1,0 +1,242 @@
+/* stack.c: coroutine stacks, mmap'd in slabs with a guard page below each stack, and recycled.
+ *
+ * Scheme. A slab is one anonymous mapping holding many stacks, each laid out as
+ * [guard page][usable stack]. Where the kernel offers MADV_GUARD_INSTALL (Linux 6.13+) the guard
+ * pages are markers inside that one mapping, so 100,000 stacks cost a few dozen mappings; elsewhere
+ * (older kernels, qemu-user and valgrind, which accept the call but ignore it) each guard is a
+ * PROT_NONE page, which splits the mapping and costs about two mappings per stack, so
+ * vm.max_map_count (65,530 by default) allows about 30,000 stacks. The mode is probed once per
+ * process by asking the kernel to read from a guarded page: a real guard makes write(2) fail with
+ * EFAULT.
+ *
+ * Memory: a stack costs only the pages its coroutine touched. Freed stacks go on a LIFO list so
+ * the warmest stack is reused first; beyond the cache size their pages are returned to the kernel.
+ */
+#include "core/internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "ag_config.h"
+#ifdef AG_HAVE_VALGRIND
+#include <valgrind/valgrind.h>
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define AG_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AG_ASAN 1
+#endif
+#endif
+#ifdef AG_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux uapi value; glibc 2.36 does not define it */
+#endif
+
+#define SLAB_MIN 16
+#define SLAB_MAX 1024
+
+typedef struct slab {
+    struct slab *next;
+    void *base;
+    size_t len;
+    size_t count;
+#ifdef AG_HAVE_VALGRIND
+    unsigned *vg_ids;
+#endif
+} slab;
+
+struct ag__stack_pool {
+    size_t size;  /* usable bytes per stack, page multiple */
+    size_t cache; /* free stacks kept with their pages */
+    slab *slabs;
+    size_t next_slab;
+    void **free; /* LIFO of free stacks (their lowest usable byte) */
+    size_t nfree, cap;
+};
+
+static size_t page_size;
+static enum ag__guard_mode guard_mode;
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+
+static void probe(void)
+{
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+    guard_mode = AG__GUARD_MPROTECT;
+    char *p = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return;
+    int fds[2];
+    if (madvise(p, page_size, MADV_GUARD_INSTALL) == 0 && pipe(fds) == 0) {
+        /* The kernel reads the guarded page on our behalf: a real guard fails without a signal. */
+        if (write(fds[1], p, 1) < 0 && errno == EFAULT)
+            guard_mode = AG__GUARD_MADVISE;
+        close(fds[0]);
+        close(fds[1]);
+    }
+    munmap(p, 2 * page_size);
+}
+
+enum ag__guard_mode ag__stack_guard_mode(void)
+{
+    pthread_once(&probe_once, probe);
+    return guard_mode;
+}
+
+size_t ag__page_size(void)
+{
+    pthread_once(&probe_once, probe);
+    return page_size;
+}
+
+int ag__stack_pool_new(ag__stack_pool **out, size_t stack_size, size_t cache)
+{
+    size_t ps = ag__page_size();
+    ag__stack_pool *pool = calloc(1, sizeof *pool);
+    if (!pool)
+        return -ENOMEM;
+    if (stack_size < 4 * ps)
+        stack_size = 4 * ps;
+    pool->size = (stack_size + ps - 1) / ps * ps;
+    pool->cache = cache;
+    pool->next_slab = SLAB_MIN;
+    *out = pool;
+    return 0;
+}
+
+size_t ag__stack_size(const ag__stack_pool *pool)
+{
+    return pool->size;
+}
+
+static int push_free(ag__stack_pool *pool, void *lo)
+{
+    if (pool->nfree == pool->cap) {
+        size_t cap = pool->cap ? pool->cap * 2 : 64;
+        void **v = realloc(pool->free, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        pool->free = v;
+        pool->cap = cap;
+    }
+    pool->free[pool->nfree++] = lo;
+    return 0;
+}
+
+static void slab_unmap(slab *s)
+{
+#ifdef AG_HAVE_VALGRIND
+    if (s->vg_ids) {
+        for (size_t i = 0; i < s->count; i++)
+            VALGRIND_STACK_DEREGISTER(s->vg_ids[i]);
+        free(s->vg_ids);
+    }
+#endif
+    munmap(s->base, s->len);
+    free(s);
+}
+
+static int add_slab(ag__stack_pool *pool)
+{
+    size_t ps = ag__page_size();
+    size_t stride = pool->size + ps;
+    size_t count = pool->next_slab;
+    slab *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    /* Make sure the free list can take the whole slab before mapping anything. */
+    while (pool->cap < pool->nfree + count) {
+        size_t cap = pool->cap ? pool->cap * 2 : 64;
+        void **v = realloc(pool->free, cap * sizeof *v);
+        if (!v) {
+            free(s);
+            return -ENOMEM;
+        }
+        pool->free = v;
+        pool->cap = cap;
+    }
+    s->len = count * stride;
+    s->count = count;
+    s->base = mmap(NULL, s->len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (s->base == MAP_FAILED) {
+        int err = -errno;
+        free(s);
+        return err;
+    }
+    enum ag__guard_mode mode = ag__stack_guard_mode();
+    for (size_t i = 0; i < count; i++) {
+        char *guard = (char *)s->base + i * stride;
+        int rc = mode == AG__GUARD_MADVISE ? madvise(guard, ps, MADV_GUARD_INSTALL)
+                                           : mprotect(guard, ps, PROT_NONE);
+        if (rc != 0) {
+            /* Out of mappings (vm.max_map_count) shows up here as ENOMEM. */
+            int err = -errno;
+            munmap(s->base, s->len);
+            free(s);
+            return err;
+        }
+    }
+#ifdef AG_HAVE_VALGRIND
+    if (RUNNING_ON_VALGRIND) {
+        s->vg_ids = calloc(count, sizeof *s->vg_ids);
+        for (size_t i = 0; s->vg_ids && i < count; i++) {
+            char *lo = (char *)s->base + i * stride + ps;
+            s->vg_ids[i] = VALGRIND_STACK_REGISTER(lo, lo + pool->size);
+        }
+    }
+#endif
+    /* Push in reverse so the lowest stack is handed out first. */
+    for (size_t i = count; i-- > 0;)
+        pool->free[pool->nfree++] = (char *)s->base + i * stride + ps;
+    s->next = pool->slabs;
+    pool->slabs = s;
+    if (pool->next_slab < SLAB_MAX)
+        pool->next_slab *= 2;
+    return 0;
+}
+
+int ag__stack_get(ag__stack_pool *pool, void **lo)
+{
+    if (pool->nfree == 0) {
+        int rc = add_slab(pool);
+        if (rc < 0)
+            return rc;
+    }
+    *lo = pool->free[--pool->nfree];
+#ifdef AG_ASAN
+    /* A finished coroutine leaves its frames' redzones poisoned; the next one starts clean. */
+    __asan_unpoison_memory_region(*lo, pool->size);
+#endif
+    return 0;
+}
+
+void ag__stack_put(ag__stack_pool *pool, void *lo)
+{
+    /* The free list always has room: it was sized for every stack of every slab. */
+    if (pool->nfree >= pool->cache) {
+        /* Too many idle stacks: give the pages back but keep the address range. */
+        madvise(lo, pool->size, MADV_DONTNEED);
+    }
+    (void)push_free(pool, lo);
+}
+
+void ag__stack_pool_free(ag__stack_pool *pool)
+{
+    if (!pool)
+        return;
+    for (slab *s = pool->slabs, *next; s; s = next) {
+        next = s->next;
+        slab_unmap(s);
+    }
+    free(pool->free);
+    free(pool);
+}
