@@ -79,6 +79,8 @@ static void coro_release(ag_coro *co)
         free(co);
 }
 
+static void run_round(ag_loop *loop);
+
 int ag_coro_spawn(ag_loop *loop, ag_coro_fn fn, void *arg, ag_coro **out)
 {
     ag_coro *co = calloc(1, sizeof *co);
@@ -105,8 +107,15 @@ int ag_coro_spawn(ag_loop *loop, ag_coro_fn fn, void *arg, ag_coro **out)
 
 void ag__loop_run_ready(ag_loop *loop)
 {
-    /* Run only what is ready now; coroutines made ready meanwhile wait for the next round so
-     * that a busy coroutine cannot starve I/O and timers. */
+    /* Run what is ready, round by round: coroutines made ready during a round run in the next.
+     * After a bounded number of rounds the loop goes back to the backend and the timers, so a
+     * coroutine that keeps yielding cannot starve I/O, yet yields do not cost a system call. */
+    for (int round = 0; round < 64 && loop->ready_head && !loop->stop; round++)
+        run_round(loop);
+}
+
+static void run_round(ag_loop *loop)
+{
     ag_coro *co = loop->ready_head;
     loop->ready_head = loop->ready_tail = NULL;
     while (co) {

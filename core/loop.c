@@ -285,6 +285,7 @@ int ag_loop_run_once(ag_loop *loop, int timeout_ms)
     if (ag__current)
         return -EDEADLK; /* a coroutine cannot drive a loop */
     int rc = run_once(loop, timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000);
+    loop->stop = false; /* a stop asked for during one iteration ends only that iteration */
     if (rc < 0)
         return rc;
     return (int)(loop->live + loop->timers.len);
