@@ -215,6 +215,23 @@ static void timer_wake(ag_timer *timer, void *arg)
     ag__coro_wake(arg, -ETIMEDOUT);
 }
 
+int ag__coro_park_until(int64_t deadline_ns)
+{
+    ag_coro *co = ag__current;
+    if (co->cancelled)
+        return -ECANCELED;
+    if (deadline_ns >= 0) {
+        co->timer.cb = timer_wake;
+        int rc = ag_timer_start(co->loop, &co->timer, deadline_ns);
+        if (rc < 0)
+            return rc;
+    }
+    int rc = ag__coro_park();
+    if (deadline_ns >= 0)
+        ag_timer_stop(co->loop, &co->timer);
+    return rc;
+}
+
 int ag_sleep_until(int64_t deadline_ns)
 {
     ag_coro *co = ag__current;
@@ -227,14 +244,7 @@ int ag_sleep_until(int64_t deadline_ns)
             nanosleep(&ts, NULL);
         }
     }
-    if (co->cancelled)
-        return -ECANCELED;
-    co->timer.cb = timer_wake;
-    int rc = ag_timer_start(co->loop, &co->timer, deadline_ns);
-    if (rc < 0)
-        return rc;
-    rc = ag__coro_park();
-    ag_timer_stop(co->loop, &co->timer);
+    int rc = ag__coro_park_until(deadline_ns);
     return rc == -ETIMEDOUT ? 0 : rc;
 }
 
@@ -279,6 +289,7 @@ int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
                 got |= AG_WRITE;
             if (pfd.revents & POLLNVAL)
                 return -EBADF;
+            io->ready |= got;
             if (got & events)
                 return (int)(got & events);
         }

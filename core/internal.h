@@ -56,6 +56,7 @@ typedef struct ag__io {
     unsigned ready;     /* AG__POLL_IN / AG__POLL_OUT seen since the last EAGAIN */
     ag_loop *loop;      /* NULL: plain blocking fd */
     ag_coro *waiter[2]; /* parked reader and writer */
+    bool heap;          /* allocated by ag_fd_register, freed by ag_fd_unregister */
 } ag__io;
 
 /* Register fd with loop (NULL for blocking use). The fd must be non-blocking. */
@@ -118,6 +119,9 @@ struct ag_loop {
 
 /* Park the running coroutine until ag__coro_wake(); returns the value given to it. */
 int ag__coro_park(void);
+/* Park until woken or the deadline (-1: none) passes: then -ETIMEDOUT. -ECANCELED at once when
+ * the coroutine was cancelled. */
+int ag__coro_park_until(int64_t deadline_ns);
 /* Make a parked coroutine ready with result; ignored unless it is parked. */
 void ag__coro_wake(ag_coro *co, int result);
 /* Run the ready coroutines present when called. */

@@ -102,6 +102,29 @@ int ag_wait_fd(int fd, int events, int64_t deadline_ns)
     return rc;
 }
 
+int ag_fd_register(ag_loop *loop, int fd)
+{
+    ag__io *io = malloc(sizeof *io);
+    if (!io)
+        return -ENOMEM;
+    int rc = ag__io_init(io, loop, fd);
+    if (rc < 0) {
+        free(io);
+        return rc;
+    }
+    io->heap = true;
+    return 0;
+}
+
+void ag_fd_unregister(ag_loop *loop, int fd)
+{
+    if (fd < 0 || (size_t)fd >= loop->nfds || !loop->fds[fd] || !loop->fds[fd]->heap)
+        return;
+    ag__io *io = loop->fds[fd];
+    io_forget(io);
+    free(io);
+}
+
 static int wake_setup(ag_loop *loop)
 {
     int rfd, wfd;

@@ -142,6 +142,130 @@ enum { AG_READ = 1, AG_WRITE = 2 };
 /* Wait until fd is readable or writable (AG_READ, AG_WRITE or both) or the absolute deadline
  * passes (-1: none). Returns the ready subset, -ETIMEDOUT or -ECANCELED. */
 AG_EXPORT int ag_wait_fd(int fd, int events, int64_t deadline_ns);
+/* Register a non-blocking fd with the loop for its whole life, so that waits on it cost no system
+ * call (an unregistered fd is added and removed around each wait). Call ag_fd_unregister before
+ * closing the fd. Call ag_wait_fd only after an I/O call on the fd returned EAGAIN. */
+AG_EXPORT int ag_fd_register(ag_loop *loop, int fd);
+AG_EXPORT void ag_fd_unregister(ag_loop *loop, int fd);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The HTTP/1.1 client. A client owns a keep-alive pool and its settings; it belongs to one loop
+ * (or, made with no loop, to plain blocking code on one thread). */
+
+typedef struct ag_client ag_client;
+typedef struct ag_response ag_response;
+
+typedef struct ag_client_opts {
+    ag_loop *loop;               /* NULL: every wait blocks in poll() (sequential code) */
+    unsigned max_conns;          /* connections open at once, in total; 0: 1024 */
+    unsigned max_conns_per_host; /* per scheme, host and port; 0: 256 */
+    unsigned max_connecting;     /* connects in progress at once; 0: 256 */
+    int64_t keepalive_idle_ms;   /* idle connections are closed after this; 0: 30,000 */
+    int64_t pool_timeout_ms;     /* waiting for a connection slot; 0: none */
+    int64_t connect_timeout_ms;  /* per connect attempt; 0: 30,000 */
+    int64_t idle_timeout_ms;     /* between reads and writes of one request; 0: 60,000 */
+    int64_t total_timeout_ms;    /* whole request with redirects and retries; 0: none */
+    size_t max_header_bytes;     /* response header block; 0: 64 KiB */
+    unsigned max_headers;        /* response header fields; 0: 128 */
+    size_t max_body_bytes;       /* body kept in memory; 0: 64 MiB */
+    unsigned max_redirects;      /* 0: 10; AG_NO_REDIRECTS to not follow */
+    unsigned max_interim;        /* 1xx responses skipped before the final one; 0: 10 */
+    int no_retry;                /* do not replay an idempotent request after a stale reuse */
+    int no_liveness_check;       /* do not drop idle connections the reactor saw readable */
+    const char *user_agent;      /* NULL: "asyncget/" AG_VERSION */
+} ag_client_opts;
+
+#define AG_NO_REDIRECTS 0xffffffffu
+
+AG_EXPORT void ag_client_opts_init(ag_client_opts *opts);
+AG_EXPORT int ag_client_new(ag_client **out, const ag_client_opts *opts);
+/* Close every idle connection and free the client; no request may be in flight. */
+AG_EXPORT void ag_client_free(ag_client *client);
+
+typedef struct ag_header {
+    const char *name;
+    const char *value;
+} ag_header;
+
+/* Where the response body goes. */
+enum ag_body_sink {
+    AG_SINK_MEMORY = 0, /* kept in the response, up to max_body_bytes (AG_ETOO_LARGE past it) */
+    AG_SINK_FD,         /* written to sink_fd as it arrives */
+    AG_SINK_CALLBACK,   /* handed to on_body as it arrives; a negative return aborts (AG_ESINK) */
+    AG_SINK_DISCARD,    /* read and dropped */
+};
+
+typedef struct ag_request {
+    const char *method;       /* NULL: "GET" */
+    const char *url;          /* absolute http or https URL */
+    const ag_header *headers; /* extra or overriding headers (Host, User-Agent, Accept, ...) */
+    size_t nheaders;
+    const void *body; /* request body in memory, body_len bytes */
+    size_t body_len;
+    int body_fd; /* or -1; else body_len bytes read with pread from offset 0 */
+    enum ag_body_sink sink;
+    int sink_fd;
+    int (*on_body)(void *arg, const char *data, size_t len);
+    void *on_body_arg;
+    int64_t timeout_ms;   /* total for this request; 0: the client's */
+    int follow_redirects; /* 1 (default) or 0 */
+} ag_request;
+
+AG_EXPORT void ag_request_init(ag_request *req);
+
+/* Per-phase timestamps (ag_now_ns() clock; 0 when the phase did not happen). */
+typedef struct ag_timings {
+    int64_t start;      /* ag_fetch called */
+    int64_t queued;     /* a connection slot was granted (pool wait ends) */
+    int64_t dns;        /* name resolved */
+    int64_t connected;  /* TCP connect done (or reused connection taken) */
+    int64_t tls;        /* TLS handshake done */
+    int64_t sent;       /* request fully written */
+    int64_t first_byte; /* first response byte read */
+    int64_t done;       /* response complete */
+} ag_timings;
+
+/* Make one request, following redirects. Inside a coroutine it waits without blocking the loop;
+ * outside one it blocks. On return *out holds the response (also on failure, then carrying the
+ * error and the timings so far) unless memory ran out; free it with ag_response_free. Returns 0 or
+ * the request's error code. */
+AG_EXPORT int ag_fetch(ag_client *client, const ag_request *req, ag_response **out);
+
+/* Callback style: start the request in a coroutine of the client's loop; cb runs exactly once,
+ * from the loop, with the response (to be freed by cb's owner) and its status. The request and
+ * everything it points to are copied. Returns 0 or an error (then cb never runs). */
+typedef void (*ag_fetch_cb)(ag_client *client, ag_response *resp, int status, void *arg);
+AG_EXPORT int ag_fetch_start(ag_client *client, const ag_request *req, ag_fetch_cb cb, void *arg);
+
+AG_EXPORT void ag_response_free(ag_response *resp);
+AG_EXPORT int ag_response_error(const ag_response *resp);  /* 0 or a negative code */
+AG_EXPORT int ag_response_status(const ag_response *resp); /* 0 if none arrived */
+/* HTTP minor version of the final response (0 or 1). */
+AG_EXPORT int ag_response_http_minor(const ag_response *resp);
+/* First value of a header, compared case-insensitively, or NULL. */
+AG_EXPORT const char *ag_response_header(const ag_response *resp, const char *name);
+/* Number of header fields (repeats kept, in arrival order) and the i-th of them. */
+AG_EXPORT size_t ag_response_header_count(const ag_response *resp);
+AG_EXPORT int ag_response_header_at(const ag_response *resp, size_t i, const char **name,
+                                    const char **value);
+/* Trailer fields of a chunked body, same shape. */
+AG_EXPORT size_t ag_response_trailer_count(const ag_response *resp);
+AG_EXPORT int ag_response_trailer_at(const ag_response *resp, size_t i, const char **name,
+                                     const char **value);
+/* Body kept in memory (AG_SINK_MEMORY); NUL-terminated for convenience. */
+AG_EXPORT const char *ag_response_body(const ag_response *resp, size_t *len);
+/* Body bytes received, whatever the sink. */
+AG_EXPORT uint64_t ag_response_body_bytes(const ag_response *resp);
+AG_EXPORT void ag_response_timings(const ag_response *resp, ag_timings *out);
+/* Whether the final response came over a reused keep-alive connection, and that
+ * connection's id (unique per client, from 1). */
+AG_EXPORT int ag_response_reused(const ag_response *resp);
+AG_EXPORT uint64_t ag_response_conn_id(const ag_response *resp);
+/* Peer address as text, "127.0.0.1:8080" or "[::1]:8080"; "" if never connected. */
+AG_EXPORT const char *ag_response_peer(const ag_response *resp);
+/* URL of the final response, after redirects, and how many were followed. */
+AG_EXPORT const char *ag_response_url(const ag_response *resp);
+AG_EXPORT unsigned ag_response_redirects(const ag_response *resp);
 
 #ifdef __cplusplus
 }

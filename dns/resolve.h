@@ -1,0 +1,22 @@
+/* resolve.h: the seam where names become addresses. For now numeric addresses and "localhost"
+ * resolve without the network; the c-ares resolver and its cache land behind this same call. */
+#ifndef AG_DNS_RESOLVE_H
+#define AG_DNS_RESOLVE_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define AG__MAX_ADDRS 8
+
+typedef struct ag__addrs {
+    struct sockaddr_storage addr[AG__MAX_ADDRS];
+    socklen_t len[AG__MAX_ADDRS];
+    int count;
+} ag__addrs;
+
+/* Resolve host (no brackets for IPv6) and port into out, in the order to try. Returns 0, or
+ * AG_EDNS for a name this build cannot resolve yet. The deadline bounds an asynchronous
+ * resolution; the numeric path never waits. */
+int ag__resolve(const char *host, uint16_t port, ag__addrs *out, int64_t deadline_ns);
+
+#endif

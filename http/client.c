@@ -1,0 +1,444 @@
+/* client.c: the client and one request from start to finish: pool slot, connect, write, read,
+ * a retry after a stale keep-alive connection, redirects, timeouts. Reads top to bottom. */
+#include "http/internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RBUF_SIZE         (64 * 1024)
+#define PRIVATE_RBUF_SIZE (16 * 1024)
+
+void ag_client_opts_init(ag_client_opts *o)
+{
+    memset(o, 0, sizeof *o);
+}
+
+void ag_request_init(ag_request *req)
+{
+    memset(req, 0, sizeof *req);
+    req->body_fd = -1;
+    req->sink_fd = -1;
+    req->follow_redirects = 1;
+}
+
+static pthread_once_t parser_once = PTHREAD_ONCE_INIT;
+
+static void parser_setup(void)
+{
+    /* http-parser's header limit is one process-wide number: set it once, high, and let each
+     * client's own caps (max_header_bytes, max_headers) decide. */
+    http_parser_set_max_header_size(0x7fffffff);
+}
+
+int ag_client_new(ag_client **out, const ag_client_opts *opts)
+{
+    pthread_once(&parser_once, parser_setup);
+    ag_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    if (opts)
+        c->o = *opts;
+    ag_client_opts *o = &c->o;
+#define DEFAULT(field, value)                                                                      \
+    if (!o->field)                                                                                 \
+    o->field = (value)
+    DEFAULT(max_conns, 1024);
+    DEFAULT(max_conns_per_host, 256);
+    DEFAULT(max_connecting, 256);
+    DEFAULT(keepalive_idle_ms, 30000);
+    DEFAULT(connect_timeout_ms, 30000);
+    DEFAULT(idle_timeout_ms, 60000);
+    DEFAULT(max_header_bytes, 64 * 1024);
+    DEFAULT(max_headers, 128);
+    DEFAULT(max_body_bytes, 64 * 1024 * 1024);
+    DEFAULT(max_redirects, 10);
+    DEFAULT(max_interim, 10);
+#undef DEFAULT
+    c->loop = o->loop;
+    c->ua = strdup(o->user_agent ? o->user_agent : "asyncget/" AG_VERSION);
+    o->user_agent = NULL; /* the copy above is the client's */
+    c->rbuf_cap = RBUF_SIZE;
+    c->rbuf = malloc(c->rbuf_cap);
+    int rc = -ENOMEM;
+    if (!c->ua || !c->rbuf || !ag__http_is_field_value(c->ua, strlen(c->ua))) {
+        rc = c->ua && c->rbuf ? AG_EHEADER : -ENOMEM;
+        goto fail;
+    }
+    ag__pool_opts po = {
+        .max_total = o->max_conns,
+        .max_per_host = o->max_conns_per_host,
+        .max_connecting = o->max_connecting,
+        .idle_ns = o->keepalive_idle_ms * 1000000,
+        .liveness_check = !o->no_liveness_check,
+    };
+    rc = ag__pool_new(&c->pool, c->loop, &po);
+    if (rc < 0)
+        goto fail;
+    *out = c;
+    return 0;
+fail:
+    ag_client_free(c);
+    return rc;
+}
+
+void ag_client_free(ag_client *c)
+{
+    if (!c)
+        return;
+    ag__pool_free(c->pool);
+    free(c->rbuf);
+    free(c->ua);
+    free(c);
+}
+
+/* ---- deadlines ---- */
+
+typedef struct fetch {
+    ag_client *client;
+    const ag_request *req;
+    ag_response *resp;
+    ag__url url;
+    ag__req_state st;
+    int64_t total_deadline; /* -1: none */
+} fetch;
+
+static int64_t after_ms(int64_t ms)
+{
+    return ms > 0 ? ag_now_ns() + ms * 1000000 : -1;
+}
+
+static int64_t earlier(int64_t a, int64_t b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
+}
+
+/* A wait that timed out: the total deadline's error when it was the one that passed. */
+static int timeout_error(const fetch *f, int rc, int own)
+{
+    if (rc != -ETIMEDOUT)
+        return rc;
+    if (f->total_deadline >= 0 && ag_now_ns() >= f->total_deadline)
+        return AG_ETOTAL_TIMEOUT;
+    return own;
+}
+
+/* ---- the read buffer ---- */
+
+/* The client's read buffer is shared: a request holds it only while it parses what one read
+ * returned, never while it waits for the network. A request whose body sink waits (a pipe, a
+ * callback that yields) while another request wants to read makes the second use a private
+ * buffer for that read. */
+static char *rbuf_take(ag_client *c, size_t *cap)
+{
+    if (!c->rbuf_busy) {
+        c->rbuf_busy = true;
+        *cap = c->rbuf_cap;
+        return c->rbuf;
+    }
+    *cap = PRIVATE_RBUF_SIZE;
+    return malloc(PRIVATE_RBUF_SIZE);
+}
+
+static void rbuf_give(ag_client *c, char *buf)
+{
+    if (buf == c->rbuf)
+        c->rbuf_busy = false;
+    else
+        free(buf);
+}
+
+/* ---- one exchange on one connection ---- */
+
+static bool idempotent(const char *m)
+{
+    return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "PUT") == 0 ||
+           strcmp(m, "DELETE") == 0 || strcmp(m, "OPTIONS") == 0 || strcmp(m, "TRACE") == 0;
+}
+
+static int read_response(fetch *f, ag__conn *conn, ag__parse *ps)
+{
+    ag_client *c = f->client;
+    for (;;) {
+        int64_t deadline = earlier(f->total_deadline, after_ms(c->o.idle_timeout_ms));
+        if (!(conn->io.ready & AG_READ)) {
+            int rc = ag__io_wait(&conn->io, AG_READ, deadline);
+            if (rc < 0)
+                return timeout_error(f, rc, AG_EIDLE_TIMEOUT);
+        }
+        size_t cap;
+        char *buf = rbuf_take(c, &cap);
+        if (!buf)
+            return -ENOMEM;
+        ssize_t n = ag__conn_read(conn, buf, cap, deadline);
+        if (n > 0 && !f->resp->t.first_byte)
+            f->resp->t.first_byte = ag_now_ns();
+        int rc =
+            n < 0 ? timeout_error(f, (int)n, AG_EIDLE_TIMEOUT) : ag__parse_feed(ps, buf, (size_t)n);
+        rbuf_give(c, buf);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
+    }
+}
+
+/* Connect a new connection for a granted slot: resolve, cap on connects, TCP connect. */
+static int open_conn(fetch *f, ag__host *host, ag__conn **out)
+{
+    ag_client *c = f->client;
+    ag__conn *conn = ag__pool_conn_new(c->pool, host);
+    ag__addrs *addrs = malloc(sizeof *addrs); /* off the coroutine stack: 1 KiB once touched
+                                               * stays resident */
+    int rc = -ENOMEM;
+    if (!conn || !addrs)
+        goto fail;
+    int64_t deadline = earlier(f->total_deadline, after_ms(c->o.connect_timeout_ms));
+    rc = ag__resolve(f->url.host, f->url.port, addrs, deadline);
+    if (rc < 0)
+        goto fail;
+    f->resp->t.dns = ag_now_ns();
+    if (strcmp(f->url.scheme, "https") == 0) {
+        rc = AG_ETLS; /* the tls/ layer is not built yet: never send https as plain text */
+        goto fail;
+    }
+    rc = ag__pool_connect_begin(c->pool, deadline);
+    if (rc < 0) {
+        rc = timeout_error(f, rc, AG_ECONNECT_TIMEOUT);
+        goto fail;
+    }
+    rc = ag__conn_connect(conn, c->loop, addrs, deadline);
+    ag__pool_connect_end(c->pool);
+    if (rc < 0) {
+        rc = timeout_error(f, rc, AG_ECONNECT_TIMEOUT);
+        goto fail;
+    }
+    f->resp->t.connected = ag_now_ns();
+    free(addrs);
+    *out = conn;
+    return 0;
+fail:
+    free(addrs);
+    free(conn);
+    ag__pool_release_slot(c->pool, host);
+    return rc;
+}
+
+static int exchange(fetch *f)
+{
+    ag_client *c = f->client;
+    ag_response *r = f->resp;
+    char key[300];
+    snprintf(key, sizeof key, "%s://%s:%u", f->url.scheme, f->url.host, f->url.port);
+    bool retry_ok = !c->o.no_retry && idempotent(f->st.method);
+    for (int attempt = 0;; attempt++) {
+        ag__host *host;
+        ag__conn *conn;
+        int64_t pool_deadline = earlier(f->total_deadline, after_ms(c->o.pool_timeout_ms));
+        int rc = ag__pool_acquire(c->pool, key, attempt > 0, pool_deadline, &host, &conn);
+        if (rc < 0)
+            return timeout_error(f, rc, AG_EPOOL_TIMEOUT);
+        r->t.queued = ag_now_ns();
+        bool reused = conn != NULL;
+        if (reused) {
+            r->t.dns = r->t.connected = r->t.queued;
+        } else {
+            rc = open_conn(f, host, &conn);
+            if (rc < 0)
+                return rc;
+        }
+        r->reused = reused;
+        r->conn_id = conn->id;
+        memcpy(r->peer, conn->peer, sizeof r->peer);
+
+        int64_t io_deadline = earlier(f->total_deadline, after_ms(c->o.idle_timeout_ms));
+        rc = ag__request_send(c, conn, &f->url, f->req, &f->st, io_deadline);
+        ag__parse ps;
+        ag__parse_init(&ps, c, f->req, r, strcmp(f->st.method, "HEAD") == 0,
+                       f->req->follow_redirects);
+        if (rc == 0) {
+            r->t.sent = ag_now_ns();
+            rc = read_response(f, conn, &ps);
+        } else {
+            rc = timeout_error(f, rc, AG_EIDLE_TIMEOUT);
+        }
+        if (rc == 0) {
+            conn->served++;
+            bool keep = http_should_keep_alive(&ps.p) && !ps.extra;
+            ag__pool_release(c->pool, conn, keep);
+            r->t.done = ag_now_ns();
+            return 0;
+        }
+        ag__pool_release(c->pool, conn, false);
+        /* A reused connection that failed before any response byte was most likely closed by
+         * the server while idle: once, on a new connection. */
+        bool stale =
+            reused && !ps.got_bytes && (rc == AG_ECLOSED || rc == -ECONNRESET || rc == -EPIPE);
+        if (stale && retry_ok && attempt == 0) {
+            ag__response_reset(r);
+            r->t.first_byte = r->t.sent = 0;
+            continue;
+        }
+        return rc;
+    }
+}
+
+/* ---- redirects ---- */
+
+static char *url_text(const ag__url *u)
+{
+    char authority[300];
+    if (ag__url_host_header(u, authority, sizeof authority) < 0)
+        return NULL;
+    size_t n = strlen(u->scheme) + 3 + strlen(authority) + strlen(u->target) + 1;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s://%s%s", u->scheme, authority, u->target);
+    return s;
+}
+
+/* Turn the response in f->resp into the next request, as RFC 9110 section 15.4 and curl do. */
+static int follow(fetch *f)
+{
+    ag_response *r = f->resp;
+    const char *loc = ag_response_header(r, "Location");
+    ag__url next;
+    int rc = ag__url_resolve(&next, &f->url, loc);
+    if (rc < 0)
+        return rc == -ENOMEM ? rc : AG_EREDIRECT;
+    bool post = strcmp(f->st.method, "POST") == 0;
+    if (((r->status == 301 || r->status == 302) && post) ||
+        (r->status == 303 && strcmp(f->st.method, "HEAD") != 0)) {
+        f->st.method = "GET";
+        f->st.drop_body = true;
+    }
+    if (strcmp(next.scheme, f->url.scheme) != 0 || strcmp(next.host, f->url.host) != 0 ||
+        next.port != f->url.port)
+        f->st.drop_auth = true;
+    ag__url_free(&f->url);
+    f->url = next;
+    r->redirects++;
+    ag__response_reset(r);
+    memset(&r->t, 0, sizeof r->t);
+    return 0;
+}
+
+static bool redirect_status(int s)
+{
+    return s == 301 || s == 302 || s == 303 || s == 307 || s == 308;
+}
+
+int ag_fetch(ag_client *c, const ag_request *req, ag_response **out)
+{
+    ag_response *r = calloc(1, sizeof *r);
+    *out = r;
+    if (!r)
+        return -ENOMEM;
+    int64_t start = ag_now_ns();
+    r->t.start = start;
+    fetch f = {.client = c, .req = req, .resp = r};
+    f.st.method = req->method ? req->method : "GET";
+    int64_t total_ms = req->timeout_ms ? req->timeout_ms : c->o.total_timeout_ms;
+    f.total_deadline = total_ms > 0 ? start + total_ms * 1000000 : -1;
+    int rc = ag__request_check(req);
+    if (rc == 0)
+        rc = ag__url_parse(&f.url, req->url ? req->url : "");
+    while (rc == 0) {
+        rc = exchange(&f);
+        if (rc < 0 || !req->follow_redirects || !redirect_status(r->status) ||
+            !ag_response_header(r, "Location"))
+            break;
+        if (c->o.max_redirects == AG_NO_REDIRECTS)
+            break;
+        if (r->redirects >= c->o.max_redirects) {
+            rc = AG_EREDIRECTS;
+            break;
+        }
+        rc = follow(&f);
+        if (rc == 0)
+            r->t.start = start;
+    }
+    if (f.url.buf)
+        r->url = url_text(&f.url);
+    ag__url_free(&f.url);
+    r->error = rc;
+    if (!r->t.done)
+        r->t.done = ag_now_ns();
+    return rc;
+}
+
+/* ---- callback style ---- */
+
+typedef struct job {
+    ag_client *client;
+    ag_request req;
+    ag_fetch_cb cb;
+    void *arg;
+} job;
+
+static void job_main(void *arg)
+{
+    job *j = arg;
+    ag_response *resp;
+    int rc = ag_fetch(j->client, &j->req, &resp);
+    j->cb(j->client, resp, rc, j->arg);
+    free(j);
+}
+
+/* One allocation holds the job, the request and copies of everything it points to. */
+static job *job_copy(const ag_request *req)
+{
+    size_t size = sizeof(job) + req->nheaders * sizeof(ag_header);
+    const char *method = req->method ? req->method : "GET";
+    size += strlen(method) + 1 + (req->url ? strlen(req->url) : 0) + 1;
+    for (size_t i = 0; i < req->nheaders; i++)
+        size += strlen(req->headers[i].name) + strlen(req->headers[i].value) + 2;
+    if (req->body)
+        size += req->body_len;
+    job *j = calloc(1, size);
+    if (!j)
+        return NULL;
+    j->req = *req;
+    ag_header *hs = (ag_header *)(j + 1);
+    char *p = (char *)(hs + req->nheaders);
+#define COPY(dst, src)                                                                             \
+    do {                                                                                           \
+        size_t n_ = strlen(src) + 1;                                                               \
+        memcpy(p, src, n_);                                                                        \
+        dst = p;                                                                                   \
+        p += n_;                                                                                   \
+    } while (0)
+    COPY(j->req.method, method);
+    COPY(j->req.url, req->url ? req->url : "");
+    for (size_t i = 0; i < req->nheaders; i++) {
+        COPY(hs[i].name, req->headers[i].name);
+        COPY(hs[i].value, req->headers[i].value);
+    }
+#undef COPY
+    j->req.headers = hs;
+    if (req->body) {
+        memcpy(p, req->body, req->body_len);
+        j->req.body = p;
+    }
+    return j;
+}
+
+int ag_fetch_start(ag_client *c, const ag_request *req, ag_fetch_cb cb, void *arg)
+{
+    if (!c->loop || !cb)
+        return -EINVAL;
+    job *j = job_copy(req);
+    if (!j)
+        return -ENOMEM;
+    j->client = c;
+    j->cb = cb;
+    j->arg = arg;
+    int rc = ag_coro_spawn(c->loop, job_main, j, NULL);
+    if (rc < 0)
+        free(j);
+    return rc;
+}

@@ -1,0 +1,103 @@
+/* internal.h: the client, the response, and the exchange of one request on one connection. */
+#ifndef AG_HTTP_INTERNAL_H
+#define AG_HTTP_INTERNAL_H
+
+#include "asyncget.h"
+#include "http/url.h"
+#include "net/net.h"
+
+#include <http_parser.h>
+#include <stdbool.h>
+
+struct ag_client {
+    ag_client_opts o; /* defaults filled in */
+    ag_loop *loop;
+    ag__pool *pool;
+    char *ua;   /* User-Agent value */
+    char *rbuf; /* read buffer shared by the client's requests, see ag__rbuf_take */
+    size_t rbuf_cap;
+    bool rbuf_busy;
+};
+
+/* Header fields and trailers: "name\0value\0" records in one buffer, indexed by offset. */
+typedef struct ag__fields {
+    char *buf;
+    size_t len, cap;
+    uint32_t *idx; /* offset of each name; its value follows the name's NUL */
+    size_t n, idx_cap;
+} ag__fields;
+
+struct ag_response {
+    int error;
+    int status;
+    int http_minor;
+    ag__fields headers;
+    ag__fields trailers;
+    char *body;
+    size_t body_len, body_cap;
+    uint64_t body_bytes;
+    ag_timings t;
+    bool reused;
+    uint64_t conn_id;
+    char peer[64];
+    char *url;
+    unsigned redirects;
+};
+
+/* ---- response.c ---- */
+int ag__fields_begin(ag__fields *f); /* start a new field record */
+int ag__fields_append(ag__fields *f, const char *p, size_t n);
+int ag__fields_end_name(ag__fields *f);  /* the name is complete: the value starts */
+int ag__fields_end_value(ag__fields *f); /* the record is complete */
+void ag__fields_clear(ag__fields *f);
+void ag__fields_free(ag__fields *f);
+const char *ag__fields_get(const ag__fields *f, const char *name);
+void ag__response_reset(ag_response *r); /* forget status, fields and body (redirects) */
+int ag__body_append(ag_response *r, const char *p, size_t n, size_t cap);
+
+/* ---- parse.c: one response read from a connection ---- */
+typedef struct ag__parse {
+    http_parser p;
+    ag_response *resp;
+    const ag_client *client;
+    const ag_request *req;
+    int err;          /* set by a callback that stopped the parser */
+    bool head;        /* the request was HEAD: no body whatever the headers say */
+    bool done;        /* the final response is complete */
+    bool follow;      /* redirects are followed: a redirect's body is not kept */
+    bool discard;     /* this response's body is dropped */
+    bool in_value;    /* last header callback was a value */
+    bool trailers;    /* headers are complete: further fields are trailers */
+    bool field_open;  /* a field record is being collected */
+    unsigned interim; /* 1xx responses skipped */
+    /* status line check, run over the raw bytes at the start of each message */
+    bool sl_active;
+    unsigned sl_len;
+    char sl[16];       /* the first bytes of the status line */
+    char sl_prev;      /* the last byte seen */
+    uint8_t sl_after;  /* 1: status line ended, the next byte must not be white space */
+    uint8_t crlf_left; /* bytes of a chunk's trailing CRLF not yet checked */
+    const char *buf_end;
+    bool got_bytes; /* any byte of a response arrived */
+    bool extra;     /* bytes followed the complete response */
+} ag__parse;
+
+void ag__parse_init(ag__parse *ps, const ag_client *client, const ag_request *req,
+                    ag_response *resp, bool head, bool follow);
+/* Feed bytes (len 0: end of stream). Returns 0 to go on, 1 when the response is complete,
+ * or a negative code. */
+int ag__parse_feed(ag__parse *ps, const char *data, size_t len);
+
+/* ---- request.c ---- */
+typedef struct ag__req_state {
+    const char *method;
+    bool drop_auth; /* scheme, host or port changed on a redirect */
+    bool drop_body; /* a redirect turned the method into GET */
+} ag__req_state;
+/* Check the method and headers of a request before anything is sent: AG_EHEADER. */
+int ag__request_check(const ag_request *req);
+/* Write the request head (and body) to the connection. */
+int ag__request_send(ag_client *client, ag__conn *conn, const ag__url *url, const ag_request *req,
+                     const ag__req_state *st, int64_t deadline_ns);
+
+#endif

@@ -1,0 +1,349 @@
+/* parse.c: reading one response with http-parser, plus the checks its non-strict build leaves
+ * out: the status line's shape, header names as tokens, clean field values, CRLF after chunk
+ * data, no body where none may be, a cap on 1xx responses, and nothing after the response. */
+#include "http/internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+static ag__parse *state(http_parser *p)
+{
+    return p->data;
+}
+
+static int fail(ag__parse *ps, int err)
+{
+    if (!ps->err)
+        ps->err = err;
+    return -1;
+}
+
+/* ---- status line: "HTTP/1." DIGIT SP 3DIGIT [SP reason] CRLF, no bare CR ---- */
+
+static int status_line_check(const ag__parse *ps)
+{
+    const char *s = ps->sl;
+    if (ps->sl_len < 12 || memcmp(s, "HTTP/1.", 7) != 0 || (s[7] != '0' && s[7] != '1') ||
+        s[8] != ' ')
+        return AG_EPROTO;
+    for (int i = 9; i < 12; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return AG_EPROTO;
+    if (s[9] < '1' || s[9] > '5')
+        return AG_EPROTO;
+    if (ps->sl_len > 12 && s[12] != ' ' && s[12] != '\r')
+        return AG_EPROTO;
+    return 0;
+}
+
+/* Scan the raw bytes of a status line (and the first byte after it) as they arrive. */
+static int status_line_scan(ag__parse *ps, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (ps->sl_after) {
+            /* An obs-fold right after the status line continues no field. */
+            if (c == ' ' || c == '\t')
+                return AG_EPROTO;
+            ps->sl_after = 0;
+            ps->sl_active = false;
+            return 0;
+        }
+        if (ps->sl_prev == '\r' && c != '\n')
+            return AG_EPROTO; /* a bare CR */
+        if (c == '\n') {
+            if (ps->sl_prev != '\r')
+                return AG_EPROTO; /* a bare LF ends no status line here */
+            int rc = status_line_check(ps);
+            if (rc < 0)
+                return rc;
+            ps->sl_after = 1;
+            ps->sl_prev = 0;
+            continue;
+        }
+        if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f)
+            return AG_EPROTO;
+        if (ps->sl_len < sizeof ps->sl)
+            ps->sl[ps->sl_len] = (char)c;
+        ps->sl_prev = (char)c;
+        if (++ps->sl_len > 8192)
+            return AG_ETOO_LARGE;
+    }
+    return 0;
+}
+
+/* ---- header fields ---- */
+
+static ag__fields *fields(ag__parse *ps)
+{
+    return ps->trailers ? &ps->resp->trailers : &ps->resp->headers;
+}
+
+static int finish_field(ag__parse *ps)
+{
+    if (!ps->field_open)
+        return 0;
+    ag__fields *f = fields(ps);
+    ps->field_open = false;
+    if (!ps->in_value) {
+        /* A name with no value callback: an empty value. */
+        const char *name = f->buf + f->idx[f->n - 1];
+        if (!ag__http_is_token(name, f->len - f->idx[f->n - 1]))
+            return AG_EPROTO;
+        if (ag__fields_end_name(f) < 0)
+            return -ENOMEM;
+    }
+    if (ag__fields_end_value(f) < 0)
+        return -ENOMEM;
+    const char *name = f->buf + f->idx[f->n - 1];
+    const char *value = name + strlen(name) + 1;
+    if (!ag__http_is_field_value(value, strlen(value)))
+        return AG_EPROTO;
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    ag__parse *ps = state(p);
+    ag__fields *f = fields(ps);
+    int rc;
+    if (!ps->field_open || ps->in_value) {
+        if ((rc = finish_field(ps)) < 0)
+            return fail(ps, rc);
+        if (f->n >= ps->client->o.max_headers)
+            return fail(ps, AG_ETOO_LARGE);
+        if (ag__fields_begin(f) < 0)
+            return fail(ps, -ENOMEM);
+        ps->field_open = true;
+        ps->in_value = false;
+    }
+    if (f->len + len > ps->client->o.max_header_bytes)
+        return fail(ps, AG_ETOO_LARGE);
+    if (ag__fields_append(f, at, len) < 0)
+        return fail(ps, -ENOMEM);
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    ag__parse *ps = state(p);
+    ag__fields *f = fields(ps);
+    if (!ps->field_open)
+        return fail(ps, AG_EPROTO);
+    if (!ps->in_value) {
+        const char *name = f->buf + f->idx[f->n - 1];
+        if (!ag__http_is_token(name, f->len - f->idx[f->n - 1]))
+            return fail(ps, AG_EPROTO); /* e.g. "Content-Length : 2" */
+        if (ag__fields_end_name(f) < 0)
+            return fail(ps, -ENOMEM);
+        ps->in_value = true;
+    }
+    if (f->len + len > ps->client->o.max_header_bytes)
+        return fail(ps, AG_ETOO_LARGE);
+    if (ag__fields_append(f, at, len) < 0)
+        return fail(ps, -ENOMEM);
+    return 0;
+}
+
+static bool is_redirect(int status)
+{
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    ag__parse *ps = state(p);
+    int rc = finish_field(ps);
+    if (rc < 0)
+        return fail(ps, rc);
+    ag_response *r = ps->resp;
+    if (p->http_major != 1 || p->http_minor > 1 || p->status_code < 100 || p->status_code > 599)
+        return fail(ps, AG_EPROTO);
+    r->status = p->status_code;
+    r->http_minor = p->http_minor;
+    ps->trailers = true;
+    if (r->status < 200)
+        return 1; /* interim: no body, the final response follows */
+    ps->discard = ps->follow && is_redirect(r->status) && ag__fields_get(&r->headers, "Location");
+    if (ps->head || r->status == 204 || r->status == 304)
+        return 1; /* no body, whatever the framing headers say */
+    if (!ps->discard && ps->req->sink == AG_SINK_MEMORY && (p->flags & F_CONTENTLENGTH) &&
+        !(p->flags & F_CHUNKED) && p->content_length > ps->client->o.max_body_bytes)
+        return fail(ps, AG_ETOO_LARGE); /* known too large before it arrives */
+    return 0;
+}
+
+static int write_all_fd(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN) {
+            int rc = ag_wait_fd(fd, AG_WRITE, -1);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int check_chunk_crlf(ag__parse *ps, const char *p, size_t avail, size_t *used)
+{
+    size_t k = 0;
+    while (ps->crlf_left && k < avail) {
+        char want = ps->crlf_left == 2 ? '\r' : '\n';
+        if (p[k] != want)
+            return AG_EPROTO;
+        ps->crlf_left--;
+        k++;
+    }
+    if (used)
+        *used = k;
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    ag__parse *ps = state(p);
+    ag_response *r = ps->resp;
+    if ((p->flags & F_CHUNKED) && p->content_length == 0) {
+        /* This chunk's data ends here: the next two bytes must be CRLF. */
+        ps->crlf_left = 2;
+        int rc = check_chunk_crlf(ps, at + len, (size_t)(ps->buf_end - (at + len)), NULL);
+        if (rc < 0)
+            return fail(ps, rc);
+    }
+    r->body_bytes += len;
+    if (ps->discard)
+        return 0;
+    int rc = 0;
+    switch (ps->req->sink) {
+    case AG_SINK_MEMORY:
+        rc = ag__body_append(r, at, len, ps->client->o.max_body_bytes);
+        break;
+    case AG_SINK_FD:
+        rc = write_all_fd(ps->req->sink_fd, at, len) < 0 ? AG_ESINK : 0;
+        break;
+    case AG_SINK_CALLBACK:
+        rc = ps->req->on_body(ps->req->on_body_arg, at, len) < 0 ? AG_ESINK : 0;
+        break;
+    case AG_SINK_DISCARD:
+        break;
+    }
+    return rc < 0 ? fail(ps, rc) : 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    ag__parse *ps = state(p);
+    int rc = finish_field(ps);
+    if (rc < 0)
+        return fail(ps, rc);
+    if (ps->resp->status < 200) {
+        if (++ps->interim > ps->client->o.max_interim)
+            return fail(ps, AG_EPROTO);
+        ag__fields_clear(&ps->resp->headers);
+        ag__fields_clear(&ps->resp->trailers);
+        ps->trailers = false;
+        ps->in_value = false;
+    } else {
+        ps->done = true;
+    }
+    /* Stop here: what follows is either the final response (after a 1xx) or bytes nobody asked
+     * for, and the caller decides which. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+void ag__parse_init(ag__parse *ps, const ag_client *client, const ag_request *req,
+                    ag_response *resp, bool head, bool follow)
+{
+    memset(ps, 0, sizeof *ps);
+    http_parser_init(&ps->p, HTTP_RESPONSE);
+    ps->p.data = ps;
+    ps->client = client;
+    ps->req = req;
+    ps->resp = resp;
+    ps->head = head;
+    ps->follow = follow;
+    ps->sl_active = true;
+}
+
+static int parser_error(ag__parse *ps)
+{
+    if (ps->err)
+        return ps->err;
+    enum http_errno e = HTTP_PARSER_ERRNO(&ps->p);
+    if (e == HPE_INVALID_EOF_STATE)
+        return ps->resp->status ? AG_ETRUNCATED : AG_ECLOSED;
+    return AG_EPROTO;
+}
+
+int ag__parse_feed(ag__parse *ps, const char *data, size_t len)
+{
+    if (len == 0) {
+        /* End of stream: completes a body delimited by the close, or it is an error. */
+        if (!ps->got_bytes)
+            return AG_ECLOSED;
+        if (ps->crlf_left || ps->sl_active)
+            return ps->resp->status ? AG_ETRUNCATED : AG_ECLOSED;
+        http_parser_execute(&ps->p, &settings, NULL, 0);
+        if (ps->done)
+            return 1;
+        return HTTP_PARSER_ERRNO(&ps->p) == HPE_OK ? AG_ETRUNCATED : parser_error(ps);
+    }
+    ps->got_bytes = true;
+    size_t off = 0;
+    while (off < len) {
+        if (ps->crlf_left) {
+            size_t used;
+            int rc = check_chunk_crlf(ps, data + off, len - off, &used);
+            if (rc < 0)
+                return rc;
+            (void)used; /* the parser consumes those bytes itself */
+        }
+        if (ps->sl_active) {
+            int rc = status_line_scan(ps, data + off, len - off);
+            if (rc < 0)
+                return rc;
+        }
+        ps->buf_end = data + len;
+        size_t n = http_parser_execute(&ps->p, &settings, data + off, len - off);
+        off += n;
+        enum http_errno e = HTTP_PARSER_ERRNO(&ps->p);
+        if (e == HPE_PAUSED) {
+            if (ps->done) {
+                ps->extra = off < len;
+                return 1;
+            }
+            /* After a 1xx: the next message starts with a status line of its own. */
+            http_parser_pause(&ps->p, 0);
+            ps->sl_active = true;
+            ps->sl_len = 0;
+            ps->sl_after = 0;
+            ps->sl_prev = 0;
+            continue;
+        }
+        if (e != HPE_OK)
+            return parser_error(ps);
+        if (ps->p.upgrade)
+            return AG_EPROTO; /* no upgrade was asked for */
+        break;
+    }
+    return 0;
+}

@@ -1,0 +1,188 @@
+/* request.c: checking a request and writing it: the head and a small body leave in one write. */
+#include "http/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define SMALL_BODY (64 * 1024) /* a file body up to this size goes out with the head */
+
+int ag__request_check(const ag_request *req)
+{
+    const char *m = req->method ? req->method : "GET";
+    if (!ag__http_is_token(m, strlen(m)))
+        return AG_EHEADER;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const ag_header *h = &req->headers[i];
+        if (!h->name || !h->value || !ag__http_is_token(h->name, strlen(h->name)) ||
+            !ag__http_is_field_value(h->value, strlen(h->value)))
+            return AG_EHEADER;
+        /* asyncget frames the body itself; a caller's framing header would contradict it. */
+        if (strcasecmp(h->name, "Transfer-Encoding") == 0)
+            return AG_EHEADER;
+    }
+    if (req->body_len && !req->body && req->body_fd < 0)
+        return AG_EBODY;
+    return 0;
+}
+
+static bool user_has(const ag_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->headers[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static bool dropped(const ag_header *h, const ag__req_state *st)
+{
+    if (strcasecmp(h->name, "Content-Length") == 0)
+        return true; /* always asyncget's own */
+    if (st->drop_auth &&
+        (strcasecmp(h->name, "Authorization") == 0 || strcasecmp(h->name, "Cookie") == 0 ||
+         strcasecmp(h->name, "Proxy-Authorization") == 0))
+        return true;
+    if (st->drop_body && strncasecmp(h->name, "Content-", 8) == 0)
+        return true;
+    return false;
+}
+
+typedef struct head {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} head;
+
+static void put(head *h, const char *s, size_t n)
+{
+    if (h->len + n > h->cap) {
+        h->oom = true;
+        return;
+    }
+    memcpy(h->p + h->len, s, n);
+    h->len += n;
+}
+
+static void puts_(head *h, const char *s)
+{
+    put(h, s, strlen(s));
+}
+
+static void put_field(head *h, const char *name, const char *value, size_t vlen)
+{
+    puts_(h, name);
+    put(h, ": ", 2);
+    put(h, value, vlen);
+    put(h, "\r\n", 2);
+}
+
+/* Lay the head out in h; h->oom tells the buffer was too small (nothing else can fail). */
+static void build_head(head *h, ag_client *client, const ag__url *url, const ag_request *req,
+                       const ag__req_state *st, size_t body_len, bool has_body)
+{
+    puts_(h, st->method);
+    put(h, " ", 1);
+    puts_(h, url->target);
+    put(h, " HTTP/1.1\r\n", 11);
+    if (!user_has(req, "Host")) {
+        char authority[300];
+        int n = ag__url_host_header(url, authority, sizeof authority);
+        put_field(h, "Host", authority, n > 0 ? (size_t)n : 0);
+    }
+    if (!user_has(req, "User-Agent"))
+        put_field(h, "User-Agent", client->ua, strlen(client->ua));
+    if (!user_has(req, "Accept"))
+        put_field(h, "Accept", "*/*", 3);
+    if (has_body) {
+        char num[24];
+        int n = snprintf(num, sizeof num, "%zu", body_len);
+        put_field(h, "Content-Length", num, (size_t)n);
+    }
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const ag_header *f = &req->headers[i];
+        if (!dropped(f, st))
+            put_field(h, f->name, f->value, strlen(f->value));
+    }
+    put(h, "\r\n", 2);
+}
+
+static int send_file_body(ag__conn *conn, int fd, size_t len, int64_t deadline_ns)
+{
+    size_t cap = len < SMALL_BODY ? len : SMALL_BODY;
+    char *buf = malloc(cap ? cap : 1);
+    if (!buf)
+        return -ENOMEM;
+    int rc = 0;
+    for (size_t off = 0; off < len && rc == 0;) {
+        size_t want = len - off < cap ? len - off : cap;
+        ssize_t r = pread(fd, buf, want, (off_t)off);
+        if (r <= 0) {
+            rc = AG_EBODY; /* the file is shorter than body_len, or unreadable */
+            break;
+        }
+        struct iovec iov = {buf, (size_t)r};
+        rc = ag__conn_writev(conn, &iov, 1, deadline_ns);
+        off += (size_t)r;
+    }
+    free(buf);
+    return rc;
+}
+
+int ag__request_send(ag_client *client, ag__conn *conn, const ag__url *url, const ag_request *req,
+                     const ag__req_state *st, int64_t deadline_ns)
+{
+    bool has_body = !st->drop_body && (req->body_len > 0 || req->body || req->body_fd >= 0);
+    size_t body_len = has_body ? req->body_len : 0;
+    /* Methods that carry a body get Content-Length: 0 when empty, as curl and browsers do. */
+    if (!has_body && !st->drop_body &&
+        (strcmp(st->method, "POST") == 0 || strcmp(st->method, "PUT") == 0 ||
+         strcmp(st->method, "PATCH") == 0))
+        has_body = true;
+
+    char stackbuf[1024];
+    head h = {stackbuf, 0, sizeof stackbuf, false};
+    build_head(&h, client, url, req, st, body_len, has_body);
+    char *heap = NULL;
+    if (h.oom) {
+        size_t cap = 1024 + strlen(url->target) + strlen(client->ua) + 300;
+        for (size_t i = 0; i < req->nheaders; i++)
+            cap += strlen(req->headers[i].name) + strlen(req->headers[i].value) + 4;
+        heap = malloc(cap);
+        if (!heap)
+            return -ENOMEM;
+        h = (head){heap, 0, cap, false};
+        build_head(&h, client, url, req, st, body_len, has_body);
+    }
+
+    struct iovec iov[2] = {{h.p, h.len}, {NULL, 0}};
+    int rc;
+    char *small = NULL;
+    if (body_len && req->body) {
+        iov[1].iov_base = (void *)req->body;
+        iov[1].iov_len = body_len;
+        rc = ag__conn_writev(conn, iov, 2, deadline_ns);
+    } else if (body_len && body_len <= SMALL_BODY) {
+        small = malloc(body_len);
+        ssize_t r = small ? pread(req->body_fd, small, body_len, 0) : -1;
+        if (!small) {
+            rc = -ENOMEM;
+        } else if (r != (ssize_t)body_len) {
+            rc = AG_EBODY;
+        } else {
+            iov[1].iov_base = small;
+            iov[1].iov_len = body_len;
+            rc = ag__conn_writev(conn, iov, 2, deadline_ns);
+        }
+    } else {
+        rc = ag__conn_writev(conn, iov, 1, deadline_ns);
+        if (rc == 0 && body_len)
+            rc = send_file_body(conn, req->body_fd, body_len, deadline_ns);
+    }
+    free(small);
+    free(heap);
+    return rc;
+}

@@ -1,0 +1,195 @@
+/* conn.c: a TCP connection: non-blocking connect with a deadline, and reads and writes that try
+ * the system call first and wait on the reactor only after EAGAIN. */
+#include "net/net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static ssize_t tcp_read(ag__conn *c, void *buf, size_t len, unsigned *want)
+{
+    *want = AG_READ;
+    ssize_t n = read(c->io.fd, buf, len);
+    return n < 0 ? -errno : n;
+}
+
+static ssize_t tcp_writev(ag__conn *c, const struct iovec *iov, int iovcnt, unsigned *want)
+{
+    *want = AG_WRITE;
+    /* sendmsg rather than writev: MSG_NOSIGNAL turns a closed peer into EPIPE, not SIGPIPE. */
+    struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+    ssize_t n = sendmsg(c->io.fd, &msg, MSG_NOSIGNAL);
+    return n < 0 ? -errno : n;
+}
+
+static void tcp_close(ag__conn *c)
+{
+    ag__io_close(&c->io);
+}
+
+static const ag__transport tcp_transport = {tcp_read, tcp_writev, tcp_close};
+
+static void format_peer(ag__conn *c, const struct sockaddr_storage *ss)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &s->sin_addr, host, sizeof host);
+        snprintf(c->peer, sizeof c->peer, "%s:%u", host, ntohs(s->sin_port));
+    } else {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof host);
+        snprintf(c->peer, sizeof c->peer, "[%s]:%u", host, ntohs(s->sin6_port));
+    }
+}
+
+/* One attempt. Registers the socket before connect() so the completion edge is not missed. */
+static int connect_one(ag__conn *c, ag_loop *loop, const struct sockaddr_storage *addr,
+                       socklen_t len, int64_t deadline_ns)
+{
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int rc = ag__io_init(&c->io, loop, fd);
+    if (rc < 0) {
+        close(fd);
+        c->io.fd = -1;
+        return rc;
+    }
+    if (connect(fd, (const struct sockaddr *)addr, len) < 0) {
+        if (errno != EINPROGRESS) {
+            rc = -errno;
+            goto fail;
+        }
+        ag__io_clear(&c->io, AG_WRITE);
+        rc = ag__io_wait(&c->io, AG_WRITE, deadline_ns);
+        if (rc < 0)
+            goto fail;
+        int err = 0;
+        socklen_t elen = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+            err = errno;
+        if (err == 0) {
+            /* Some kqueue emulations read SO_ERROR themselves, which clears it: ask the socket
+             * whether it really has a peer. */
+            struct sockaddr_storage peer;
+            socklen_t plen = sizeof peer;
+            if (getpeername(fd, (struct sockaddr *)&peer, &plen) < 0) {
+                char b;
+                err = read(fd, &b, 1) < 0 && errno != EAGAIN ? errno : ECONNREFUSED;
+            }
+        }
+        if (err) {
+            rc = -err;
+            goto fail;
+        }
+    }
+    c->tp = &tcp_transport;
+    format_peer(c, addr);
+    return 0;
+fail:
+    ag__io_close(&c->io);
+    return rc;
+}
+
+int ag__conn_connect(ag__conn *c, ag_loop *loop, const ag__addrs *addrs, int64_t deadline_ns)
+{
+    int rc = -EADDRNOTAVAIL;
+    for (int i = 0; i < addrs->count; i++) {
+        rc = connect_one(c, loop, &addrs->addr[i], addrs->len[i], deadline_ns);
+        if (rc == 0 || rc == -ETIMEDOUT || rc == -ECANCELED)
+            break;
+    }
+    return rc;
+}
+
+void ag__conn_close(ag__conn *c)
+{
+    if (c->tp)
+        c->tp->close(c);
+    else
+        ag__io_close(&c->io);
+    c->tp = NULL;
+}
+
+ssize_t ag__conn_read(ag__conn *c, void *buf, size_t len, int64_t deadline_ns)
+{
+    for (;;) {
+        unsigned want = AG_READ;
+        if (c->io.ready & want) {
+            ssize_t n = c->tp->read(c, buf, len, &want);
+            if (n >= 0) {
+                /* A short read drained the socket: the next read would say EAGAIN, and new
+                 * data brings a new readiness report. */
+                if ((size_t)n < len && n > 0 && want == AG_READ)
+                    ag__io_clear(&c->io, AG_READ);
+                return n;
+            }
+            if (n == -EINTR)
+                continue;
+            if (n != -EAGAIN)
+                return n;
+            ag__io_clear(&c->io, want);
+        }
+        int rc = ag__io_wait(&c->io, want, deadline_ns);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, int64_t deadline_ns)
+{
+    while (iovcnt > 0) {
+        if (iov->iov_len == 0) {
+            iov++;
+            iovcnt--;
+            continue;
+        }
+        unsigned want = AG_WRITE;
+        if (c->io.ready & want) {
+            ssize_t n = c->tp->writev(c, iov, iovcnt, &want);
+            if (n >= 0) {
+                size_t left = (size_t)n;
+                while (iovcnt > 0 && left >= iov->iov_len) {
+                    left -= iov->iov_len;
+                    iov++;
+                    iovcnt--;
+                }
+                if (iovcnt > 0) {
+                    iov->iov_base = (char *)iov->iov_base + left;
+                    iov->iov_len -= left;
+                }
+                continue;
+            }
+            if (n == -EINTR)
+                continue;
+            if (n != -EAGAIN)
+                return (int)n;
+            ag__io_clear(&c->io, want);
+        }
+        int rc = ag__io_wait(&c->io, want, deadline_ns);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+bool ag__conn_idle_alive(ag__conn *c)
+{
+    if (!(c->io.ready & AG_READ))
+        return true;
+    char b;
+    ssize_t n = recv(c->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        ag__io_clear(&c->io, AG_READ); /* a stale report: the connection is fine */
+        return true;
+    }
+    return false; /* end of stream, an error, or bytes nobody asked for */
+}

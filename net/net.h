@@ -1,0 +1,83 @@
+/* net.h: connections (non-blocking connect, I/O with deadlines) and the keep-alive pool. */
+#ifndef AG_NET_NET_H
+#define AG_NET_NET_H
+
+#include "core/internal.h"
+#include "dns/resolve.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef struct ag__conn ag__conn;
+typedef struct ag__host ag__host;
+typedef struct ag__pool ag__pool;
+
+/* How a connection moves bytes: plain TCP now; TLS plugs in here with the same calls. */
+typedef struct ag__transport {
+    /* Like read(2)/write(2): bytes moved, 0 at end of stream, or a negative errno (-EAGAIN when
+     * the caller must wait for the direction in *want). */
+    ssize_t (*read)(ag__conn *c, void *buf, size_t len, unsigned *want);
+    ssize_t (*writev)(ag__conn *c, const struct iovec *iov, int iovcnt, unsigned *want);
+    void (*close)(ag__conn *c);
+} ag__transport;
+
+struct ag__conn {
+    ag__io io;
+    const ag__transport *tp;
+    ag__host *host;
+    uint64_t id;
+    unsigned served;                 /* responses completed on this connection */
+    int64_t idle_since;              /* when it went back to the pool */
+    ag__conn *host_prev, *host_next; /* idle list of its host, most recent first */
+    ag__conn *lru_prev, *lru_next;   /* idle list of the pool, oldest first */
+    char peer[64];                   /* "1.2.3.4:80" or "[::1]:80" */
+};
+
+/* ---- conn.c ---- */
+
+/* Connect to one of addrs (in order) before the deadline, on loop (NULL: blocking). On success
+ * *out is a connected, registered, TCP_NODELAY connection. Errors: negative errno of the last
+ * attempt, or -ETIMEDOUT. */
+int ag__conn_connect(ag__conn *c, ag_loop *loop, const ag__addrs *addrs, int64_t deadline_ns);
+/* Close the socket (and its transport state); the struct stays the caller's. */
+void ag__conn_close(ag__conn *c);
+/* Read at least one byte: bytes read, 0 at end of stream, -ETIMEDOUT at the deadline, or a
+ * negative errno. Clears the cached readiness after a short read, so the next call waits
+ * without a system call that would only say EAGAIN. */
+ssize_t ag__conn_read(ag__conn *c, void *buf, size_t len, int64_t deadline_ns);
+/* Write everything: 0, -ETIMEDOUT, or a negative errno. iov is consumed (modified). */
+int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, int64_t deadline_ns);
+/* An idle connection is dead if the reactor saw it readable: the server closed it or sent bytes
+ * nobody asked for. Costs a system call only in that case (a peek that tells a stale readiness
+ * report from a real one). */
+bool ag__conn_idle_alive(ag__conn *c);
+
+/* ---- pool.c ---- */
+
+typedef struct ag__pool_opts {
+    unsigned max_total, max_per_host, max_connecting;
+    int64_t idle_ns;
+    bool liveness_check;
+} ag__pool_opts;
+
+int ag__pool_new(ag__pool **out, ag_loop *loop, const ag__pool_opts *opts);
+/* Close idle connections and free; no connection may be out. */
+void ag__pool_free(ag__pool *pool);
+
+/* A claim on a host: either a live idle connection (*conn set, reused) or a free slot to open a
+ * new one (*conn NULL). Waits FIFO behind the limits until deadline: -ETIMEDOUT, -ECANCELED.
+ * fresh: do not take an idle connection (a retry after a stale one). */
+int ag__pool_acquire(ag__pool *pool, const char *key, bool fresh, int64_t deadline_ns,
+                     ag__host **host, ag__conn **conn);
+/* Give a connection back: kept idle for reuse when reusable, else closed and freed. */
+void ag__pool_release(ag__pool *pool, ag__conn *conn, bool reusable);
+/* Give back a slot whose connect failed (no connection was made). */
+void ag__pool_release_slot(ag__pool *pool, ag__host *host);
+/* Allocate a connection for a slot of host. */
+ag__conn *ag__pool_conn_new(ag__pool *pool, ag__host *host);
+/* Limit connects in progress: take before connecting, give back after. */
+int ag__pool_connect_begin(ag__pool *pool, int64_t deadline_ns);
+void ag__pool_connect_end(ag__pool *pool);
+
+#endif

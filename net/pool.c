@@ -1,0 +1,441 @@
+/* pool.c: the keep-alive pool: idle connections per scheme, host and port, limits in total and
+ * per host with FIFO waiters, a cap on connects in progress, and lazy idle expiry (no timer, so
+ * an idle pool never keeps the loop running). */
+#include "net/net.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct waiter {
+    ag_coro *co;
+    struct waiter *next;
+    ag__conn *conn; /* handed an idle connection */
+    bool slot;      /* handed a slot for a new connection */
+} waiter;
+
+typedef struct wait_queue {
+    waiter *head, *tail;
+} wait_queue;
+
+struct ag__host {
+    char *key;
+    ag__host *chain;
+    ag__conn *idle;  /* most recently used first */
+    unsigned nconns; /* slots in use: idle, busy and connecting */
+    wait_queue waiters;
+    ag__host *wq_next; /* pool's FIFO of hosts that have waiters */
+    bool queued;
+};
+
+struct ag__pool {
+    ag_loop *loop;
+    ag__pool_opts o;
+    ag__host **buckets;
+    size_t nbuckets, nhosts;
+    unsigned total;
+    ag__conn *lru_head, *lru_tail; /* every idle connection, oldest first */
+    ag__host *wq_head, *wq_tail;
+    unsigned connecting;
+    wait_queue connect_waiters;
+    uint64_t next_id;
+};
+
+static void wq_push(wait_queue *q, waiter *w)
+{
+    w->next = NULL;
+    if (q->tail)
+        q->tail->next = w;
+    else
+        q->head = w;
+    q->tail = w;
+}
+
+static waiter *wq_pop(wait_queue *q)
+{
+    waiter *w = q->head;
+    if (w) {
+        q->head = w->next;
+        if (!q->head)
+            q->tail = NULL;
+    }
+    return w;
+}
+
+static void wq_remove(wait_queue *q, waiter *w)
+{
+    waiter *prev = NULL;
+    for (waiter *x = q->head; x; prev = x, x = x->next) {
+        if (x != w)
+            continue;
+        if (prev)
+            prev->next = x->next;
+        else
+            q->head = x->next;
+        if (q->tail == x)
+            q->tail = prev;
+        return;
+    }
+}
+
+static uint64_t hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+    return h;
+}
+
+int ag__pool_new(ag__pool **out, ag_loop *loop, const ag__pool_opts *opts)
+{
+    ag__pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->nbuckets = 64;
+    p->buckets = calloc(p->nbuckets, sizeof *p->buckets);
+    if (!p->buckets) {
+        free(p);
+        return -ENOMEM;
+    }
+    p->loop = loop;
+    p->o = *opts;
+    *out = p;
+    return 0;
+}
+
+static int grow(ag__pool *p)
+{
+    size_t n = p->nbuckets * 2;
+    ag__host **b = calloc(n, sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    for (size_t i = 0; i < p->nbuckets; i++) {
+        for (ag__host *h = p->buckets[i], *next; h; h = next) {
+            next = h->chain;
+            size_t j = hash(h->key) & (n - 1);
+            h->chain = b[j];
+            b[j] = h;
+        }
+    }
+    free(p->buckets);
+    p->buckets = b;
+    p->nbuckets = n;
+    return 0;
+}
+
+static ag__host *host_get(ag__pool *p, const char *key)
+{
+    size_t i = hash(key) & (p->nbuckets - 1);
+    for (ag__host *h = p->buckets[i]; h; h = h->chain)
+        if (strcmp(h->key, key) == 0)
+            return h;
+    if (p->nhosts >= 2 * p->nbuckets && grow(p) == 0)
+        i = hash(key) & (p->nbuckets - 1);
+    ag__host *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->key = strdup(key);
+    if (!h->key) {
+        free(h);
+        return NULL;
+    }
+    h->chain = p->buckets[i];
+    p->buckets[i] = h;
+    p->nhosts++;
+    return h;
+}
+
+/* A host with nothing left is forgotten, so a crawl over many hosts does not grow the table. */
+static void host_maybe_free(ag__pool *p, ag__host *h)
+{
+    if (h->nconns || h->idle || h->waiters.head || h->queued)
+        return;
+    ag__host **pp = &p->buckets[hash(h->key) & (p->nbuckets - 1)];
+    while (*pp && *pp != h)
+        pp = &(*pp)->chain;
+    if (*pp)
+        *pp = h->chain;
+    p->nhosts--;
+    free(h->key);
+    free(h);
+}
+
+static void idle_unlink(ag__pool *p, ag__conn *c)
+{
+    ag__host *h = c->host;
+    if (c->host_prev)
+        c->host_prev->host_next = c->host_next;
+    else
+        h->idle = c->host_next;
+    if (c->host_next)
+        c->host_next->host_prev = c->host_prev;
+    if (c->lru_prev)
+        c->lru_prev->lru_next = c->lru_next;
+    else
+        p->lru_head = c->lru_next;
+    if (c->lru_next)
+        c->lru_next->lru_prev = c->lru_prev;
+    else
+        p->lru_tail = c->lru_prev;
+    c->host_prev = c->host_next = c->lru_prev = c->lru_next = NULL;
+}
+
+static void idle_push(ag__pool *p, ag__conn *c)
+{
+    ag__host *h = c->host;
+    c->host_prev = NULL;
+    c->host_next = h->idle;
+    if (h->idle)
+        h->idle->host_prev = c;
+    h->idle = c;
+    c->lru_next = NULL;
+    c->lru_prev = p->lru_tail;
+    if (p->lru_tail)
+        p->lru_tail->lru_next = c;
+    else
+        p->lru_head = c;
+    p->lru_tail = c;
+}
+
+static void grant_slots(ag__pool *p, ag__host *freed);
+
+/* Close a connection that is out of every list, and free its slot. The host is forgotten if
+ * nothing is left on it, unless it is `keep` (a host the caller still holds). */
+static void conn_destroy(ag__pool *p, ag__conn *c, bool grant, const ag__host *keep)
+{
+    ag__host *h = c->host;
+    ag__conn_close(c);
+    free(c);
+    h->nconns--;
+    p->total--;
+    if (grant)
+        grant_slots(p, h);
+    if (h != keep)
+        host_maybe_free(p, h);
+}
+
+static void expire_idle(ag__pool *p)
+{
+    if (!p->lru_head)
+        return;
+    int64_t now = ag_now_ns();
+    while (p->lru_head && now - p->lru_head->idle_since >= p->o.idle_ns) {
+        ag__conn *c = p->lru_head;
+        idle_unlink(p, c);
+        conn_destroy(p, c, true, NULL);
+    }
+}
+
+static void host_queue(ag__pool *p, ag__host *h)
+{
+    if (h->queued)
+        return;
+    h->queued = true;
+    h->wq_next = NULL;
+    if (p->wq_tail)
+        p->wq_tail->wq_next = h;
+    else
+        p->wq_head = h;
+    p->wq_tail = h;
+}
+
+static void host_unqueue(ag__pool *p, ag__host *h)
+{
+    ag__host *prev = NULL;
+    for (ag__host *x = p->wq_head; x; prev = x, x = x->wq_next) {
+        if (x != h)
+            continue;
+        if (prev)
+            prev->wq_next = x->wq_next;
+        else
+            p->wq_head = x->wq_next;
+        if (p->wq_tail == x)
+            p->wq_tail = prev;
+        break;
+    }
+    h->queued = false;
+}
+
+static bool grant_one(ag__pool *p, ag__host *h)
+{
+    if (!h->waiters.head || h->nconns >= p->o.max_per_host)
+        return false;
+    if (p->total >= p->o.max_total) {
+        if (!p->lru_head)
+            return false;
+        /* The total is full but someone's idle connection can make room. */
+        ag__conn *victim = p->lru_head;
+        idle_unlink(p, victim);
+        conn_destroy(p, victim, false, h);
+    }
+    waiter *w = wq_pop(&h->waiters);
+    if (!h->waiters.head)
+        host_unqueue(p, h);
+    w->slot = true;
+    h->nconns++;
+    p->total++;
+    ag__coro_wake(w->co, 0);
+    return true;
+}
+
+/* A slot was freed on host `freed`: its own waiters first, then other hosts in FIFO order. */
+static void grant_slots(ag__pool *p, ag__host *freed)
+{
+    if (freed && grant_one(p, freed))
+        return;
+    for (ag__host *h = p->wq_head, *next; h; h = next) {
+        next = h->wq_next;
+        if (grant_one(p, h))
+            return;
+    }
+}
+
+static bool take_slot(ag__pool *p, ag__host *h)
+{
+    if (h->nconns >= p->o.max_per_host)
+        return false;
+    if (p->total >= p->o.max_total) {
+        if (!p->lru_head)
+            return false;
+        ag__conn *victim = p->lru_head;
+        idle_unlink(p, victim);
+        conn_destroy(p, victim, false, h);
+    }
+    h->nconns++;
+    p->total++;
+    return true;
+}
+
+int ag__pool_acquire(ag__pool *p, const char *key, bool fresh, int64_t deadline_ns, ag__host **host,
+                     ag__conn **conn)
+{
+    expire_idle(p);
+    ag__host *h = host_get(p, key);
+    if (!h)
+        return -ENOMEM;
+    *host = h;
+    *conn = NULL;
+    if (!fresh && h->idle) {
+        ag__conn *c = h->idle;
+        idle_unlink(p, c);
+        if (!p->o.liveness_check || ag__conn_idle_alive(c)) {
+            *conn = c;
+            return 0;
+        }
+        /* Dead (closed by the server, or sent bytes nobody asked for): its slot is ours for a
+         * new connection. */
+        ag__conn_close(c);
+        free(c);
+        return 0;
+    }
+    /* Someone queued before us goes first. */
+    if (!h->waiters.head && take_slot(p, h))
+        return 0;
+    if (!ag__current || ag__current->loop != p->loop) {
+        host_maybe_free(p, h);
+        return -EAGAIN; /* blocking code has nobody to hand a slot back */
+    }
+    waiter w = {.co = ag__current};
+    wq_push(&h->waiters, &w);
+    host_queue(p, h);
+    int rc = ag__coro_park_until(deadline_ns);
+    if (w.conn) {
+        *conn = w.conn;
+        return 0;
+    }
+    if (w.slot)
+        return 0;
+    wq_remove(&h->waiters, &w);
+    if (!h->waiters.head)
+        host_unqueue(p, h);
+    host_maybe_free(p, h);
+    return rc < 0 ? rc : -EAGAIN;
+}
+
+ag__conn *ag__pool_conn_new(ag__pool *p, ag__host *host)
+{
+    ag__conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->io.fd = -1;
+    c->host = host;
+    c->id = ++p->next_id;
+    return c;
+}
+
+void ag__pool_release(ag__pool *p, ag__conn *c, bool reusable)
+{
+    ag__host *h = c->host;
+    if (!reusable || c->io.fd < 0) {
+        conn_destroy(p, c, true, NULL);
+        return;
+    }
+    waiter *w = wq_pop(&h->waiters);
+    if (w) {
+        /* Hand it straight to the longest waiter: no trip through the idle list. */
+        if (!h->waiters.head)
+            host_unqueue(p, h);
+        w->conn = c;
+        ag__coro_wake(w->co, 0);
+        return;
+    }
+    c->idle_since = ag_now_ns();
+    idle_push(p, c);
+    expire_idle(p);
+}
+
+void ag__pool_release_slot(ag__pool *p, ag__host *h)
+{
+    h->nconns--;
+    p->total--;
+    grant_slots(p, h);
+    host_maybe_free(p, h);
+}
+
+int ag__pool_connect_begin(ag__pool *p, int64_t deadline_ns)
+{
+    if (p->connecting < p->o.max_connecting && !p->connect_waiters.head) {
+        p->connecting++;
+        return 0;
+    }
+    if (!ag__current || ag__current->loop != p->loop)
+        return -EAGAIN;
+    waiter w = {.co = ag__current};
+    wq_push(&p->connect_waiters, &w);
+    int rc = ag__coro_park_until(deadline_ns);
+    if (w.slot)
+        return 0;
+    wq_remove(&p->connect_waiters, &w);
+    return rc < 0 ? rc : -EAGAIN;
+}
+
+void ag__pool_connect_end(ag__pool *p)
+{
+    waiter *w = wq_pop(&p->connect_waiters);
+    if (w) {
+        w->slot = true; /* the slot passes on: connecting stays the same */
+        ag__coro_wake(w->co, 0);
+        return;
+    }
+    p->connecting--;
+}
+
+void ag__pool_free(ag__pool *p)
+{
+    if (!p)
+        return;
+    while (p->lru_head) {
+        ag__conn *c = p->lru_head;
+        idle_unlink(p, c);
+        conn_destroy(p, c, false, NULL);
+    }
+    for (size_t i = 0; i < p->nbuckets; i++) {
+        for (ag__host *h = p->buckets[i], *next; h; h = next) {
+            next = h->chain;
+            free(h->key);
+            free(h);
+        }
+    }
+    free(p->buckets);
+    free(p);
+}
