@@ -1,0 +1,543 @@
+#!/usr/bin/python3
+"""hostile.py: a misbehaving HTTP/1.1 server for client tests (stdlib only).
+
+The request path (query string aside) selects a canned response, written as
+raw bytes, possibly followed by closing, stalling or resetting the
+connection. Unknown paths get 404. README.md lists the cases; the CASES
+table at the bottom of this file is the authority.
+
+Usage:
+  hostile.py --fd N                 serve on an inherited listening socket
+  hostile.py [--host H] [--port P]  bind H:P (default 127.0.0.1:0)
+  [--port-file F]                   write the chosen port to F
+It prints "hostile: listening on HOST:PORT" on stdout once it accepts.
+
+Each connection is served by its own thread. Requests on a connection are
+read one after another (pipelining works); request bodies are read via
+Content-Length or chunked framing; "Expect: 100-continue" gets a
+"100 Continue" before the body is read.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+
+MAX_HEAD = 1 << 20          # request head limit
+MAX_BODY = 1 << 30          # request body limit
+IDLE_TIMEOUT = 300.0        # keep-alive idle limit between requests
+STALL_LIMIT = 600.0         # longest a stall case holds a connection
+
+stats_lock = threading.Lock()
+stats = {"connections": 0, "active": 0, "requests": 0}
+
+
+def bump(key, delta=1):
+    with stats_lock:
+        stats[key] += delta
+
+
+class Closed(Exception):
+    """The peer closed, or the request could not be read."""
+
+
+class Request:
+    def __init__(self, method, target, version, headers, body):
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers          # list of (name, value) as str
+        self.body = body
+        path, _, query = target.partition("?")
+        self.path = path
+        self.query = urllib.parse.parse_qs(query)
+
+    def header(self, name):
+        name = name.lower()
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return None
+
+    def qint(self, name, default):
+        try:
+            return int(self.query[name][0])
+        except (KeyError, ValueError, IndexError):
+            return default
+
+    def wants_close(self):
+        conn = (self.header("connection") or "").lower()
+        tokens = [t.strip() for t in conn.split(",")]
+        if "close" in tokens:
+            return True
+        return self.version == "HTTP/1.0" and "keep-alive" not in tokens
+
+
+class Conn:
+    """One accepted connection with its read buffer."""
+
+    def __init__(self, sock, addr):
+        self.sock = sock
+        self.addr = addr
+        self.buf = b""
+        self.idle_timeout = IDLE_TIMEOUT
+        self.reuse_trap = False
+
+    def recv_more(self, timeout=None):
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            raise
+        except OSError:
+            raise Closed()
+        if not data:
+            raise Closed()
+        self.buf += data
+
+    def read_until(self, sep, limit):
+        while True:
+            i = self.buf.find(sep)
+            if i >= 0:
+                out, self.buf = self.buf[:i], self.buf[i + len(sep):]
+                return out
+            if len(self.buf) > limit:
+                raise Closed()
+            self.recv_more(self.idle_timeout)
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            self.recv_more(self.idle_timeout)
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def read_request(self):
+        # Tolerate empty lines before a request line (RFC 9112, 2.2).
+        while self.buf.startswith(b"\r\n"):
+            self.buf = self.buf[2:]
+        head = self.read_until(b"\r\n\r\n", MAX_HEAD)
+        lines = head.split(b"\r\n")
+        while lines and lines[0] == b"":
+            lines.pop(0)
+        if not lines:
+            raise Closed()
+        parts = lines[0].decode("latin-1").split(" ")
+        if len(parts) != 3:
+            self.send(simple(400, b"bad request line\n", close=True))
+            raise Closed()
+        method, target, version = parts
+        headers = []
+        for line in lines[1:]:
+            name, sep, value = line.decode("latin-1").partition(":")
+            if not sep:
+                self.send(simple(400, b"bad header line\n", close=True))
+                raise Closed()
+            headers.append((name, value.strip(" \t")))
+        req = Request(method, target, version, headers, b"")
+        if (req.header("expect") or "").lower() == "100-continue":
+            self.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        te = (req.header("transfer-encoding") or "").lower()
+        if "chunked" in te:
+            req.body = self.read_chunked_body()
+        else:
+            cl = req.header("content-length")
+            if cl is not None:
+                try:
+                    n = int(cl)
+                except ValueError:
+                    n = -1
+                if n < 0 or n > MAX_BODY:
+                    self.send(simple(400, b"bad content-length\n", close=True))
+                    raise Closed()
+                req.body = self.read_exact(n)
+        return req
+
+    def read_chunked_body(self):
+        body = []
+        total = 0
+        while True:
+            line = self.read_until(b"\r\n", 4096)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise Closed()
+            if size == 0:
+                break
+            total += size
+            if total > MAX_BODY:
+                raise Closed()
+            body.append(self.read_exact(size))
+            if self.read_exact(2) != b"\r\n":
+                raise Closed()
+        while self.read_until(b"\r\n", MAX_HEAD) != b"":
+            pass
+        return b"".join(body)
+
+    def stall(self, limit=STALL_LIMIT):
+        """Hold the connection, discarding input, until the peer closes,
+        the limit passes, or the server exits."""
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            try:
+                self.recv_more(1.0)
+                self.buf = b""
+            except socket.timeout:
+                continue
+            except Closed:
+                return
+
+    def linger_close(self):
+        """Send FIN, then read until the peer closes (at most 2 s) so that
+        unread input does not turn the close into a reset."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            end = time.monotonic() + 2.0
+            while time.monotonic() < end:
+                self.sock.settimeout(0.5)
+                if not self.sock.recv(65536):
+                    break
+        except OSError:
+            pass
+
+    def reset(self):
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                             (1).to_bytes(4, sys.byteorder) + (0).to_bytes(4, sys.byteorder))
+        self.sock.close()
+
+
+# ---------------------------------------------------------------- responses
+
+REASONS = {100: "Continue", 200: "OK", 204: "No Content", 304: "Not Modified",
+           400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
+
+
+def simple(status, body, close=False, ctype="text/plain", extra=b""):
+    head = "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n" % (
+        status, REASONS.get(status, "Unknown"), ctype, len(body))
+    if close:
+        head += "Connection: close\r\n"
+    return head.encode() + extra + b"\r\n" + body
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+# Results of a case: KEEP serves the next request, CLOSE closes (FIN).
+KEEP = "keep"
+CLOSE = "close"
+DONE = "done"   # the case already closed or reset the socket
+
+
+def raw(data, then=CLOSE):
+    """A case that writes fixed bytes, then keeps or closes the connection."""
+    def case(c, req):
+        c.send(data)
+        return then
+    return case
+
+
+def case_ok(c, req):
+    c.send(OK)
+    return KEEP
+
+
+def case_close_no_length(c, req):
+    n = req.qint("size", 0)
+    body = b"x" * n if n > 0 else b"body delimited by close\n"
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + body)
+    return CLOSE
+
+
+def case_head_ok(c, req):
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"
+    c.send(head if req.method == "HEAD" else head + b"hello")
+    return KEEP
+
+
+def case_many_1xx(c, req):
+    n = req.qint("n", 50)
+    c.send(b"HTTP/1.1 100 Continue\r\n\r\n" * n + OK)
+    return KEEP
+
+
+def case_huge_header(c, req):
+    n = req.qint("size", 1 << 20)
+    c.send(b"HTTP/1.1 200 OK\r\nX-Huge: " + b"a" * n + b"\r\nContent-Length: 2\r\n\r\nok")
+    return KEEP
+
+
+def case_many_headers(c, req):
+    n = req.qint("n", 10000)
+    hdrs = b"".join(b"X-H-%d: v%d\r\n" % (i, i) for i in range(n))
+    c.send(b"HTTP/1.1 200 OK\r\n" + hdrs + b"Content-Length: 2\r\n\r\nok")
+    return KEEP
+
+
+def case_stall(c, req):
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+    c.stall(req.qint("s", STALL_LIMIT))
+    return CLOSE
+
+
+def case_stall_headers(c, req):
+    c.stall(req.qint("s", STALL_LIMIT))
+    return CLOSE
+
+
+def case_stall_body(c, req):
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+    c.stall(req.qint("s", STALL_LIMIT))
+    return CLOSE
+
+
+def case_reset(c, req):
+    c.reset()
+    return DONE
+
+
+def case_reset_mid_body(c, req):
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"0123456789")
+    time.sleep(0.05)
+    c.reset()
+    return DONE
+
+
+def case_slow_body(c, req):
+    n = req.qint("n", 10)
+    ms = req.qint("ms", 100)
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % n)
+    for i in range(n):
+        time.sleep(ms / 1000.0)
+        c.send(b"0123456789"[i % 10:i % 10 + 1])
+    return KEEP
+
+
+def case_slow_headers(c, req):
+    data = b"HTTP/1.1 200 OK\r\nX-Slow: yes\r\nContent-Length: 2\r\n\r\nok"
+    ms = req.qint("ms", 100)
+    for i in range(0, len(data), 4):
+        c.send(data[i:i + 4])
+        time.sleep(ms / 1000.0)
+    return KEEP
+
+
+def case_http10_keepalive(c, req):
+    c.send(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+    c.reuse_trap = True
+    return KEEP
+
+
+def case_close_after_response(c, req):
+    c.send(OK)
+    c.idle_timeout = req.qint("ms", 50) / 1000.0
+    return KEEP
+
+
+def case_echo(c, req):
+    b = req.body
+    doc = {
+        "method": req.method,
+        "target": req.target,
+        "version": req.version,
+        "headers": [[k, v] for k, v in req.headers],
+        "body_len": len(b),
+        "body_sha256": hashlib.sha256(b).hexdigest(),
+        "body": b.decode("latin-1") if len(b) <= 65536 else None,
+    }
+    c.send(simple(200, json.dumps(doc).encode() + b"\n", ctype="application/json"))
+    return KEEP
+
+
+def case_stats(c, req):
+    with stats_lock:
+        body = json.dumps(stats).encode() + b"\n"
+    c.send(simple(200, body, ctype="application/json"))
+    return KEEP
+
+
+def case_pipeline_echo_path(c, req):
+    c.send(simple(200, req.target.encode()))
+    return KEEP
+
+
+# path -> case(conn, request) returning KEEP, CLOSE or DONE
+CASES = {
+    # valid, keep-alive
+    "/ok": case_ok,
+    "/head-ok": case_head_ok,
+    "/chunked-trailers": raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Trailer, X-Checksum\r\n\r\n"
+        b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: yes\r\nX-Checksum: abc\r\n\r\n", KEEP),
+    "/chunked": raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", KEEP),
+    "/many-1xx": case_many_1xx,
+    "/one-1xx": raw(
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" + OK, KEEP),
+    "/huge-header": case_huge_header,
+    "/many-headers": case_many_headers,
+    "/slow-body": case_slow_body,
+    "/slow-headers": case_slow_headers,
+    "/status-999": raw(b"HTTP/1.1 999 Weird\r\nContent-Length: 2\r\n\r\nok", KEEP),
+    "/http10-keepalive": case_http10_keepalive,
+    "/http10-explicit-keepalive": raw(
+        b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok", KEEP),
+    "/extra-bytes": raw(
+        OK + b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\ngarbage", KEEP),
+    "/obs-fold": raw(
+        b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 2\r\n\r\nok", KEEP),
+    "/double-length-same": raw(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok", KEEP),
+    "/close-after-response": case_close_after_response,
+    "/echo": case_echo,
+    "/stats": case_stats,
+    "/path": case_pipeline_echo_path,
+
+    # valid, then the server closes
+    "/close-no-length": case_close_no_length,
+    "/conn-close": raw(
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"),
+    "/204-with-body": raw(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello"),
+    "/304-with-body": raw(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\nhello"),
+
+    # broken framing or syntax; the server closes after writing
+    "/truncated": raw(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"),
+    "/truncated-chunked": raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n0123456789"),
+    "/truncated-headers": raw(b"HTTP/1.1 200 OK\r\nContent-Len"),
+    "/bad-status-5": raw(b"HTTP/1.1 5 OK\r\nContent-Length: 2\r\n\r\nok"),
+    "/http2-status": raw(b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    "/bare-cr-status": raw(b"HTTP/1.1 200 O\rK\r\nContent-Length: 2\r\n\r\nok"),
+    "/bare-lf": raw(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok"),
+    "/space-before-colon": raw(b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok"),
+    "/obs-fold-first": raw(
+        b"HTTP/1.1 200 OK\r\n X-Folded: a\r\nContent-Length: 2\r\n\r\nok"),
+    "/bad-header-name": raw(
+        b"HTTP/1.1 200 OK\r\nBad Header: x\r\nContent-Length: 2\r\n\r\nok"),
+    "/bad-header-ctl": raw(b"HTTP/1.1 200 OK\r\nX\x01: y\r\nContent-Length: 2\r\n\r\nok"),
+    "/no-colon": raw(b"HTTP/1.1 200 OK\r\nNoColonHere\r\nContent-Length: 2\r\n\r\nok"),
+    "/chunk-no-crlf": raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n"),
+    "/chunk-bad-size": raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"),
+    "/chunked-huge-size": raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nhello"),
+    "/chunked-overflow": raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000005\r\nhello"),
+    "/te-not-chunked-last": raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+    "/cl-and-te": raw(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n"),
+    "/negative-length": raw(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nok"),
+    "/double-length": raw(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\nok"),
+    "/length-list": raw(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 5\r\n\r\nok"),
+    "/length-overflow": raw(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\nok"),
+
+    # connection-level misbehaviour
+    "/stall": case_stall,
+    "/stall-headers": case_stall_headers,
+    "/stall-body": case_stall_body,
+    "/close-immediately": raw(b""),
+    "/reset": case_reset,
+    "/reset-mid-body": case_reset_mid_body,
+}
+
+
+# ---------------------------------------------------------------- serving
+
+REUSED = b"HTTP/1.1 500 Reused\r\nConnection: close\r\nContent-Length: 7\r\n\r\nreused\n"
+
+
+def serve(sock, addr):
+    bump("connections")
+    bump("active")
+    c = Conn(sock, addr)
+    try:
+        while True:
+            try:
+                req = c.read_request()
+            except socket.timeout:
+                return
+            bump("requests")
+            c.idle_timeout = IDLE_TIMEOUT
+            if c.reuse_trap:
+                c.send(REUSED)
+                return
+            case = CASES.get(req.path)
+            if case is None:
+                c.send(simple(404, b"no such case: " + req.path.encode("latin-1", "replace")
+                              + b"\n"))
+                result = KEEP
+            else:
+                result = case(c, req)
+            if result == DONE:
+                return
+            if result == CLOSE or req.wants_close():
+                c.linger_close()
+                return
+    except (Closed, OSError):
+        pass
+    except Exception as e:                      # never let a case kill the server
+        sys.stderr.write("hostile: %s: %r\n" % (addr, e))
+    finally:
+        bump("active", -1)
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
+def main():
+    ap = argparse.ArgumentParser(description="misbehaving HTTP/1.1 test server")
+    ap.add_argument("--fd", type=int, help="inherited listening socket")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file")
+    args = ap.parse_args()
+
+    signal.signal(signal.SIGTERM, lambda n, f: os._exit(0))
+    signal.signal(signal.SIGINT, lambda n, f: os._exit(0))
+
+    if args.fd is not None:
+        lsock = socket.socket(fileno=args.fd)
+    else:
+        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lsock.bind((args.host, args.port))
+    lsock.listen(1024)
+    lsock.settimeout(None)
+    host, port = lsock.getsockname()[:2]
+    if args.port_file:
+        tmp = args.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % port)
+        os.rename(tmp, args.port_file)
+    print("hostile: listening on %s:%d" % (host, port), flush=True)
+
+    while True:
+        try:
+            sock, addr = lsock.accept()
+        except InterruptedError:
+            continue
+        except OSError as e:
+            sys.stderr.write("hostile: accept: %s\n" % e)
+            time.sleep(0.05)
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        t = threading.Thread(target=serve, args=(sock, addr), daemon=True)
+        t.start()
+
+
+if __name__ == "__main__":
+    main()
