@@ -241,7 +241,7 @@ static void dispatch(ag_loop *loop, int n)
         }
         if (ev & AG__POLL_ERR)
             ev |= AG__POLL_IN | AG__POLL_OUT;
-        io->ready |= ev & (AG__POLL_IN | AG__POLL_OUT);
+        io->ready |= ev & (AG__POLL_IN | AG__POLL_OUT | AG__POLL_HUP);
         if ((ev & AG__POLL_IN) && io->waiter[0])
             ag__coro_wake(io->waiter[0], AG_READ);
         if ((ev & AG__POLL_OUT) && io->waiter[1])

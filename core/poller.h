@@ -17,6 +17,8 @@ enum {
     AG__POLL_IN = 1,  /* readable, or the peer closed its side */
     AG__POLL_OUT = 2, /* writable */
     AG__POLL_ERR = 4, /* error or hang-up: both directions should retry their I/O */
+    AG__POLL_HUP = 8, /* the peer closed its side: after the data, reads return 0, and no further
+                       * edge will say so */
 };
 
 typedef struct ag__poller ag__poller;

@@ -86,6 +86,8 @@ int ag__poller_wait(ag__poller *p, ag__poll_event *events, int max, int64_t time
             out |= AG__POLL_OUT;
         if (e & (EPOLLERR | EPOLLHUP))
             out |= AG__POLL_ERR;
+        if (e & (EPOLLRDHUP | EPOLLHUP))
+            out |= AG__POLL_HUP;
         events[i].fd = p->buf[i].data.fd;
         events[i].events = out;
     }

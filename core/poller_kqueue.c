@@ -163,6 +163,8 @@ static unsigned kev_bits(const struct kevent *kev)
      */
     if ((kev->flags & EV_EOF) && kev->fflags != 0)
         bits |= AG__POLL_ERR;
+    if ((kev->flags & EV_EOF) && kev->filter == EVFILT_READ)
+        bits |= AG__POLL_HUP;
     return bits;
 }
 

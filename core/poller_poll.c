@@ -214,7 +214,7 @@ int ag__poller_wait(ag__poller *p, ag__poll_event *events, int max, int64_t time
              * A failed or hung-up fd stays so: report it to every armed direction and disarm it
              * entirely, or each later poll() would return at once with the same news.
              */
-            bits = AG__POLL_ERR;
+            bits = AG__POLL_ERR | AG__POLL_HUP;
             if (armed & POLLIN)
                 bits |= AG__POLL_IN;
             if (armed & POLLOUT)

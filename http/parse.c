@@ -290,7 +290,7 @@ static int parser_error(ag__parse *ps)
         return ps->err;
     enum http_errno e = HTTP_PARSER_ERRNO(&ps->p);
     if (e == HPE_INVALID_EOF_STATE)
-        return ps->resp->status ? AG_ETRUNCATED : AG_ECLOSED;
+        return AG_ETRUNCATED; /* the response began but did not end */
     return AG_EPROTO;
 }
 
@@ -301,7 +301,7 @@ int ag__parse_feed(ag__parse *ps, const char *data, size_t len)
         if (!ps->got_bytes)
             return AG_ECLOSED;
         if (ps->crlf_left || ps->sl_active)
-            return ps->resp->status ? AG_ETRUNCATED : AG_ECLOSED;
+            return AG_ETRUNCATED;
         http_parser_execute(&ps->p, &settings, NULL, 0);
         if (ps->done)
             return 1;

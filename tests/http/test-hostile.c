@@ -1,0 +1,212 @@
+/* test-hostile.c: the client against a misbehaving server: every broken response gets its own
+ * clear error, the connection it came on is never reused, and the next request still works. */
+#include "tests/http/util.h"
+
+#include <errno.h>
+
+static int port;
+static ag_loop *loop;
+
+typedef struct hcase {
+    const char *path;
+    const char *method;
+    int want_rc;
+    int want_status;
+    const char *want_body;
+    int closes; /* the connection must not serve the next request */
+} hcase;
+
+static const hcase cases[] = {
+    /* Valid and kept alive. */
+    {"/ok", NULL, 0, 200, "ok", 0},
+    {"/head-ok", "HEAD", 0, 200, "", 0},
+    {"/chunked", NULL, 0, 200, "hello world", 0},
+    {"/chunked-trailers", NULL, 0, 200, "hello world", 0},
+    {"/one-1xx", NULL, 0, 200, "ok", 0},
+    {"/many-1xx?n=10", NULL, 0, 200, "ok", 0},
+    {"/slow-body?n=5&ms=30", NULL, 0, 200, "01234", 0},
+    {"/slow-headers?ms=5", NULL, 0, 200, "ok", 0},
+    {"/http10-explicit-keepalive", NULL, 0, 200, "ok", 0},
+    /* An obs-fold after the first field line becomes one space (RFC 9112 section 5.2). */
+    {"/obs-fold", NULL, 0, 200, "ok", 0},
+    /* Valid, but the connection ends with the response. */
+    {"/http10-keepalive", NULL, 0, 200, "ok", 1},
+    {"/conn-close", NULL, 0, 200, "ok", 1},
+    {"/close-no-length", NULL, 0, 200, "body delimited by close\n", 1},
+    {"/extra-bytes", NULL, 0, 200, "ok", 1},
+    {"/204-with-body", NULL, 0, 204, "", 1},
+    {"/304-with-body", NULL, 0, 304, "", 1},
+    /* Broken: a protocol error each, and the connection is dropped. */
+    {"/many-1xx?n=50", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/huge-header", NULL, AG_ETOO_LARGE, 0, NULL, 1},
+    {"/many-headers", NULL, AG_ETOO_LARGE, 0, NULL, 1},
+    {"/status-999", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/bad-status-5", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/http2-status", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/bare-cr-status", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/bare-lf", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/space-before-colon", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/obs-fold-first", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/bad-header-name", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/bad-header-ctl", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/no-colon", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/chunk-no-crlf", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/chunk-bad-size", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/chunked-huge-size", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/chunked-overflow", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/cl-and-te", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/negative-length", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/double-length", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/double-length-same", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/length-list", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/length-overflow", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/truncated", NULL, AG_ETRUNCATED, 0, NULL, 1},
+    {"/truncated-chunked", NULL, AG_ETRUNCATED, 0, NULL, 1},
+    {"/truncated-headers", NULL, AG_ETRUNCATED, 0, NULL, 1},
+    {"/close-immediately", NULL, AG_ECLOSED, 0, NULL, 1},
+    {"/reset", NULL, -ECONNRESET, 0, NULL, 1},
+    {"/reset-mid-body", NULL, -ECONNRESET, 0, NULL, 1},
+    {"/stall?s=5", NULL, AG_EIDLE_TIMEOUT, 0, NULL, 1},
+    {"/stall-headers?s=5", NULL, AG_EIDLE_TIMEOUT, 0, NULL, 1},
+    {"/stall-body?s=5", NULL, AG_EIDLE_TIMEOUT, 0, NULL, 1},
+};
+
+static ag_client *new_client(int idle_ms, int no_liveness, int no_retry)
+{
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.loop = loop;
+    o.idle_timeout_ms = idle_ms;
+    o.no_liveness_check = no_liveness;
+    o.no_retry = no_retry;
+    ag_client *c;
+    ag_client_new(&c, &o);
+    return c;
+}
+
+static void run_cases(void *arg)
+{
+    (void)arg;
+    ag_client *c = new_client(300, 0, 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const hcase *k = &cases[i];
+        ag_request req;
+        ag_request_init(&req);
+        req.url = url_of(port, k->path);
+        req.method = k->method;
+        ag_response *r;
+        int rc = ag_fetch(c, &req, &r);
+        uint64_t id = ag_response_conn_id(r);
+        int ok = rc == k->want_rc;
+        if (ok && rc == 0)
+            ok = ag_response_status(r) == k->want_status &&
+                 strcmp(ag_response_body(r, NULL), k->want_body) == 0;
+        ag_response_free(r);
+        /* The next request: works, and is on the same connection exactly when it may be. */
+        int rc2;
+        ag_response *n = get(c, url_of(port, "/ok"), &rc2);
+        int same = ag_response_conn_id(n) == id;
+        tap_ok(ok && rc2 == 0 && ag_response_status(n) == 200 && same == !k->closes,
+               "hostile %s: %s (want %s), next request %s", k->path, ag_err_name(rc),
+               ag_err_name(k->want_rc), same ? "on the same connection" : "on a new connection");
+        ag_response_free(n);
+    }
+    ag_client_free(c);
+}
+
+/* A keep-alive connection the server closes while idle: the liveness check drops it before
+ * use; without the check, the request fails before any byte and is retried once; without the
+ * retry either, the failure reaches the caller. */
+static void stale(void *arg)
+{
+    (void)arg;
+    static const struct {
+        int no_liveness, no_retry, want_ok;
+        const char *name;
+    } modes[] = {
+        {0, 0, 1, "liveness check drops it"},
+        {1, 0, 1, "retried on a new connection"},
+        {1, 1, 0, "fails without check and retry"},
+    };
+    for (int m = 0; m < 3; m++) {
+        ag_client *c = new_client(2000, modes[m].no_liveness, modes[m].no_retry);
+        int rc1, rc2;
+        ag_response *a = get(c, url_of(port, "/close-after-response?ms=20"), &rc1);
+        ag_sleep_ms(200);
+        ag_response *b = get(c, url_of(port, "/ok"), &rc2);
+        int ok = modes[m].want_ok ? rc2 == 0 && ag_response_status(b) == 200 &&
+                                        ag_response_conn_id(b) != ag_response_conn_id(a)
+                                  : (rc2 == AG_ECLOSED || rc2 == -ECONNRESET || rc2 == -EPIPE);
+        tap_ok(rc1 == 0 && ok, "hostile_stale_keepalive: %s (%s)", modes[m].name, ag_err_name(rc2));
+        ag_response_free(a);
+        ag_response_free(b);
+        ag_client_free(c);
+    }
+}
+
+/* A POST is not replayed: a non-idempotent request that meets a stale connection fails. */
+static void stale_post(void *arg)
+{
+    (void)arg;
+    ag_client *c = new_client(2000, 1, 0);
+    int rc1;
+    ag_response *a = get(c, url_of(port, "/close-after-response?ms=20"), &rc1);
+    ag_sleep_ms(200);
+    ag_request req;
+    ag_request_init(&req);
+    req.method = "POST";
+    req.url = url_of(port, "/echo");
+    req.body = "x";
+    req.body_len = 1;
+    ag_response *b;
+    int rc2 = ag_fetch(c, &req, &b);
+    tap_ok(rc1 == 0 && rc2 < 0, "hostile_stale_post: a POST is not replayed (%s)",
+           ag_err_name(rc2));
+    ag_response_free(a);
+    ag_response_free(b);
+    ag_client_free(c);
+}
+
+/* Many broken requests at once: each gets its error, the good ones in between succeed. */
+static int mixed_ok, mixed_err;
+
+static void mixed_one(void *arg)
+{
+    ag_client *c = arg;
+    static int n;
+    int i = n++;
+    int rc;
+    ag_response *r = get(c, url_of(port, i % 2 ? "/ok" : "/truncated"), &rc);
+    if (i % 2 ? rc == 0 && ag_response_status(r) == 200 : rc == AG_ETRUNCATED)
+        mixed_ok++;
+    else
+        mixed_err++;
+    ag_response_free(r);
+}
+
+static void mixed(void)
+{
+    ag_client *c = new_client(2000, 0, 0);
+    for (int i = 0; i < 200; i++)
+        ag_coro_spawn(loop, mixed_one, c, NULL);
+    ag_loop_run(loop);
+    tap_ok(mixed_ok == 200 && mixed_err == 0,
+           "hostile_mixed: 100 truncated and 100 good responses at once, each as expected (%d)",
+           mixed_ok);
+    ag_client_free(c);
+}
+
+int main(void)
+{
+    port = env_port("AG_HOSTILE_PORT");
+    ag_loop_new(&loop, NULL);
+    ag_coro_spawn(loop, run_cases, NULL, NULL);
+    ag_loop_run(loop);
+    ag_coro_spawn(loop, stale, NULL, NULL);
+    ag_loop_run(loop);
+    ag_coro_spawn(loop, stale_post, NULL, NULL);
+    ag_loop_run(loop);
+    mixed();
+    ag_loop_free(loop);
+    return tap_done();
+}
