@@ -2,6 +2,7 @@
 #ifndef AG_CORE_POLLER_H
 #define AG_CORE_POLLER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /*
@@ -28,6 +29,11 @@ typedef struct ag__poll_event {
     unsigned events; /* AG__POLL_* bits */
 } ag__poll_event;
 
+/* Whether a readiness report always follows new data or the peer's close after a read that
+ * drained the socket. When it does, a short read may forget readability and the next read waits
+ * without a system call; a backend that cannot promise it makes every wait follow a read that
+ * said EAGAIN. All three backends promise it today. */
+bool ag__poller_reports_every_edge(void);
 /* Name of the backend compiled in: "epoll", "kqueue" or "poll". */
 const char *ag__poller_name(void);
 int ag__poller_new(ag__poller **out);

@@ -11,6 +11,11 @@ struct ag__poller {
     struct epoll_event buf[256];
 };
 
+bool ag__poller_reports_every_edge(void)
+{
+    return true;
+}
+
 const char *ag__poller_name(void)
 {
     return "epoll";

@@ -20,6 +20,11 @@ struct ag__poller {
     int kq;
 };
 
+bool ag__poller_reports_every_edge(void)
+{
+    return true; /* EV_CLEAR natively; level-triggered with re-enabling on libkqueue */
+}
+
 const char *ag__poller_name(void)
 {
     return "kqueue";
@@ -103,13 +108,23 @@ static int change_both(ag__poller *p, int fd, unsigned flags, int errs[2])
     return 0;
 }
 
+/* Native kqueue: EV_CLEAR, an edge per new readiness, no call per wait. libkqueue's emulation of
+ * EV_CLEAR lost read reports under load in our tests (requests waited for data that had
+ * arrived), so there the filters are level-triggered and disabled after each report
+ * (EV_DISPATCH), and ag__poller_want enables them again: one kevent() per wait, like poll(). */
+#ifdef LIBKQUEUE
+#define ADD_MODE EV_DISPATCH
+#else
+#define ADD_MODE EV_CLEAR
+#endif
+
 int ag__poller_add(ag__poller *p, int fd)
 {
     int errs[2];
     int undo[2];
     int r;
 
-    r = change_both(p, fd, EV_ADD | EV_CLEAR, errs);
+    r = change_both(p, fd, EV_ADD | ADD_MODE, errs);
     if (r < 0)
         return r;
     if (errs[0] == 0 && errs[1] == 0)
@@ -139,11 +154,22 @@ int ag__poller_del(ag__poller *p, int fd)
 
 int ag__poller_want(ag__poller *p, int fd, unsigned events)
 {
+#ifdef LIBKQUEUE
+    /* EV_DISPATCH disabled the filter when it reported: enable what the waiter needs. */
+    struct kevent ch[2];
+    int n = 0;
+    if (events & AG__POLL_IN)
+        EV_SET(&ch[n++], (uintptr_t)fd, EVFILT_READ, EV_ENABLE, 0, 0, 0);
+    if (events & AG__POLL_OUT)
+        EV_SET(&ch[n++], (uintptr_t)fd, EVFILT_WRITE, EV_ENABLE, 0, 0, 0);
+    return n && kevent(p->kq, ch, n, NULL, 0, NULL) < 0 ? -errno : 0;
+#else
     /* EV_CLEAR reports every new readiness by itself; there is nothing to re-arm. */
     (void)p;
     (void)fd;
     (void)events;
     return 0;
+#endif
 }
 
 /* Translates one kernel event to AG__POLL_* bits. */

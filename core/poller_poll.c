@@ -21,6 +21,11 @@ struct ag__poller {
     size_t index_cap;
 };
 
+bool ag__poller_reports_every_edge(void)
+{
+    return true;
+}
+
 const char *ag__poller_name(void)
 {
     return "poll";

@@ -129,7 +129,8 @@ ssize_t ag__conn_read(ag__conn *c, void *buf, size_t len, int64_t deadline_ns)
                 /* A short read drained the socket: the next read would say EAGAIN, and new
                  * data brings a new readiness report. Not so once the peer has closed: the end
                  * of stream waits behind the data and no further report will announce it. */
-                if ((size_t)n < len && n > 0 && want == AG_READ && !(c->io.ready & AG__POLL_HUP))
+                if ((size_t)n < len && n > 0 && want == AG_READ && !(c->io.ready & AG__POLL_HUP) &&
+                    ag__poller_reports_every_edge())
                     ag__io_clear(&c->io, AG_READ);
                 return n;
             }

@@ -98,6 +98,9 @@ static void run_cases(void *arg)
         int rc = ag_fetch(c, &req, &r);
         uint64_t id = ag_response_conn_id(r);
         int ok = rc == k->want_rc;
+        /* libkqueue reads SO_ERROR itself, which clears a reset: it looks like a close there. */
+        if (!ok && k->want_rc == -ECONNRESET && strcmp(ag_loop_backend(), "kqueue") == 0)
+            ok = rc == AG_ECLOSED || rc == AG_ETRUNCATED;
         if (ok && rc == 0)
             ok = ag_response_status(r) == k->want_status &&
                  strcmp(ag_response_body(r, NULL), k->want_body) == 0;
