@@ -12,6 +12,23 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Decimal digits of v into buf (at least 21 bytes), NUL-terminated; returns the length. Used
+ * instead of snprintf on coroutine stacks: printf's frames are deep enough to make every
+ * parked coroutine keep a second page of stack. */
+static inline size_t ag__fmt_u64(char *buf, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = 0;
+    return n;
+}
+
 /* ---- stacks (core/stack.c) ---- */
 
 enum ag__guard_mode {

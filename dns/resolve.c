@@ -34,11 +34,11 @@ int ag__resolve(const char *host, uint16_t port, ag__addrs *out, int64_t deadlin
     struct in_addr a4;
     struct in6_addr a6;
     out->count = 0;
-    if (inet_pton(AF_INET, host, &a4) == 1) {
+    if (ag__ipv4_parse(host, (uint8_t *)&a4.s_addr)) {
         add4(out, &a4, port);
         return 0;
     }
-    if (inet_pton(AF_INET6, host, &a6) == 1) {
+    if (ag__ipv6_parse(host, a6.s6_addr)) {
         add6(out, &a6, port);
         return 0;
     }

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,12 +227,37 @@ fail:
     return rc;
 }
 
+/* "scheme://host:port", the pool's key for a URL; the caller frees it. */
+static char *pool_key(const ag__url *u)
+{
+    size_t ls = strlen(u->scheme), lh = strlen(u->host);
+    char *k = malloc(ls + 3 + lh + 1 + 21);
+    if (!k)
+        return NULL;
+    memcpy(k, u->scheme, ls);
+    memcpy(k + ls, "://", 3);
+    memcpy(k + ls + 3, u->host, lh);
+    k[ls + 3 + lh] = ':';
+    ag__fmt_u64(k + ls + 3 + lh + 1, u->port);
+    return k;
+}
+
+static int exchange_on(fetch *f, const char *key);
+
 static int exchange(fetch *f)
+{
+    char *key = pool_key(&f->url);
+    if (!key)
+        return -ENOMEM;
+    int rc = exchange_on(f, key);
+    free(key);
+    return rc;
+}
+
+static int exchange_on(fetch *f, const char *key)
 {
     ag_client *c = f->client;
     ag_response *r = f->resp;
-    char key[300];
-    snprintf(key, sizeof key, "%s://%s:%u", f->url.scheme, f->url.host, f->url.port);
     bool retry_ok = !c->o.no_retry && idempotent(f->st.method);
     for (int attempt = 0;; attempt++) {
         ag__host *host;
@@ -291,13 +315,26 @@ static int exchange(fetch *f)
 
 static char *url_text(const ag__url *u)
 {
-    char authority[300];
-    if (ag__url_host_header(u, authority, sizeof authority) < 0)
+    size_t ls = strlen(u->scheme), lh = strlen(u->host), lt = strlen(u->target);
+    char *s = malloc(ls + 3 + lh + 2 + 1 + 21 + lt + 1);
+    if (!s)
         return NULL;
-    size_t n = strlen(u->scheme) + 3 + strlen(authority) + strlen(u->target) + 1;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s://%s%s", u->scheme, authority, u->target);
+    char *p = s;
+    memcpy(p, u->scheme, ls);
+    p += ls;
+    memcpy(p, "://", 3);
+    p += 3;
+    if (u->ipv6)
+        *p++ = '[';
+    memcpy(p, u->host, lh);
+    p += lh;
+    if (u->ipv6)
+        *p++ = ']';
+    if (u->port != (strcmp(u->scheme, "https") == 0 ? 443 : 80)) {
+        *p++ = ':';
+        p += ag__fmt_u64(p, u->port);
+    }
+    memcpy(p, u->target, lt + 1);
     return s;
 }
 

@@ -2,7 +2,6 @@
 #include "http/internal.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -51,19 +50,18 @@ static bool dropped(const ag_header *h, const ag__req_state *st)
     return false;
 }
 
+/* The head is laid out twice: once to count its bytes (p NULL), once into a buffer of exactly
+ * that size. Nothing here may use deep library calls such as printf: it runs on coroutine
+ * stacks, where every page touched stays resident while the request waits. */
 typedef struct head {
     char *p;
-    size_t len, cap;
-    bool oom;
+    size_t len;
 } head;
 
 static void put(head *h, const char *s, size_t n)
 {
-    if (h->len + n > h->cap) {
-        h->oom = true;
-        return;
-    }
-    memcpy(h->p + h->len, s, n);
+    if (h->p)
+        memcpy(h->p + h->len, s, n);
     h->len += n;
 }
 
@@ -72,15 +70,36 @@ static void puts_(head *h, const char *s)
     put(h, s, strlen(s));
 }
 
-static void put_field(head *h, const char *name, const char *value, size_t vlen)
+static void put_u64(head *h, uint64_t v)
+{
+    char num[24];
+    put(h, num, ag__fmt_u64(num, v));
+}
+
+static void put_field(head *h, const char *name, const char *value)
 {
     puts_(h, name);
     put(h, ": ", 2);
-    put(h, value, vlen);
+    puts_(h, value);
     put(h, "\r\n", 2);
 }
 
-/* Lay the head out in h; h->oom tells the buffer was too small (nothing else can fail). */
+static void put_host(head *h, const ag__url *url)
+{
+    puts_(h, "Host: ");
+    if (url->ipv6)
+        put(h, "[", 1);
+    puts_(h, url->host);
+    if (url->ipv6)
+        put(h, "]", 1);
+    uint16_t dflt = strcmp(url->scheme, "https") == 0 ? 443 : 80;
+    if (url->port != dflt) {
+        put(h, ":", 1);
+        put_u64(h, url->port);
+    }
+    put(h, "\r\n", 2);
+}
+
 static void build_head(head *h, ag_client *client, const ag__url *url, const ag_request *req,
                        const ag__req_state *st, size_t body_len, bool has_body)
 {
@@ -88,24 +107,21 @@ static void build_head(head *h, ag_client *client, const ag__url *url, const ag_
     put(h, " ", 1);
     puts_(h, url->target);
     put(h, " HTTP/1.1\r\n", 11);
-    if (!user_has(req, "Host")) {
-        char authority[300];
-        int n = ag__url_host_header(url, authority, sizeof authority);
-        put_field(h, "Host", authority, n > 0 ? (size_t)n : 0);
-    }
+    if (!user_has(req, "Host"))
+        put_host(h, url);
     if (!user_has(req, "User-Agent"))
-        put_field(h, "User-Agent", client->ua, strlen(client->ua));
+        put_field(h, "User-Agent", client->ua);
     if (!user_has(req, "Accept"))
-        put_field(h, "Accept", "*/*", 3);
+        put_field(h, "Accept", "*/*");
     if (has_body) {
-        char num[24];
-        int n = snprintf(num, sizeof num, "%zu", body_len);
-        put_field(h, "Content-Length", num, (size_t)n);
+        puts_(h, "Content-Length: ");
+        put_u64(h, body_len);
+        put(h, "\r\n", 2);
     }
     for (size_t i = 0; i < req->nheaders; i++) {
         const ag_header *f = &req->headers[i];
         if (!dropped(f, st))
-            put_field(h, f->name, f->value, strlen(f->value));
+            put_field(h, f->name, f->value);
     }
     put(h, "\r\n", 2);
 }
@@ -143,20 +159,13 @@ int ag__request_send(ag_client *client, ag__conn *conn, const ag__url *url, cons
          strcmp(st->method, "PATCH") == 0))
         has_body = true;
 
-    char stackbuf[1024];
-    head h = {stackbuf, 0, sizeof stackbuf, false};
+    head h = {NULL, 0};
     build_head(&h, client, url, req, st, body_len, has_body);
-    char *heap = NULL;
-    if (h.oom) {
-        size_t cap = 1024 + strlen(url->target) + strlen(client->ua) + 300;
-        for (size_t i = 0; i < req->nheaders; i++)
-            cap += strlen(req->headers[i].name) + strlen(req->headers[i].value) + 4;
-        heap = malloc(cap);
-        if (!heap)
-            return -ENOMEM;
-        h = (head){heap, 0, cap, false};
-        build_head(&h, client, url, req, st, body_len, has_body);
-    }
+    char *heap = malloc(h.len);
+    if (!heap)
+        return -ENOMEM;
+    h = (head){heap, 0};
+    build_head(&h, client, url, req, st, body_len, has_body);
 
     struct iovec iov[2] = {{h.p, h.len}, {NULL, 0}};
     int rc;

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -36,16 +35,21 @@ static const ag__transport tcp_transport = {tcp_read, tcp_writev, tcp_close};
 
 static void format_peer(ag__conn *c, const struct sockaddr_storage *ss)
 {
-    char host[INET6_ADDRSTRLEN] = "?";
+    char *p = c->peer;
+    unsigned port;
     if (ss->ss_family == AF_INET) {
         const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &s->sin_addr, host, sizeof host);
-        snprintf(c->peer, sizeof c->peer, "%s:%u", host, ntohs(s->sin_port));
+        p = ag__ipv4_format(p, (const uint8_t *)&s->sin_addr.s_addr);
+        port = ntohs(s->sin_port);
     } else {
         const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof host);
-        snprintf(c->peer, sizeof c->peer, "[%s]:%u", host, ntohs(s->sin6_port));
+        *p++ = '[';
+        p = ag__ipv6_format(p, s->sin6_addr.s6_addr);
+        port = ntohs(s->sin6_port);
+        *p++ = ']';
     }
+    *p++ = ':';
+    ag__fmt_u64(p, port);
 }
 
 /* One attempt. Registers the socket before connect() so the completion edge is not missed. */
