@@ -10,22 +10,20 @@
 
 static void add4(ag__addrs *out, const struct in_addr *a, uint16_t port)
 {
-    struct sockaddr_in *sin = (struct sockaddr_in *)&out->addr[out->count];
+    struct sockaddr_in *sin = &out->addr[out->count++].in;
     memset(sin, 0, sizeof *sin);
     sin->sin_family = AF_INET;
     sin->sin_port = htons(port);
     sin->sin_addr = *a;
-    out->len[out->count++] = sizeof *sin;
 }
 
 static void add6(ag__addrs *out, const struct in6_addr *a, uint16_t port)
 {
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->addr[out->count];
+    struct sockaddr_in6 *sin6 = &out->addr[out->count++].in6;
     memset(sin6, 0, sizeof *sin6);
     sin6->sin6_family = AF_INET6;
     sin6->sin6_port = htons(port);
     sin6->sin6_addr = *a;
-    out->len[out->count++] = sizeof *sin6;
 }
 
 int ag__resolve(const char *host, uint16_t port, ag__addrs *out, int64_t deadline_ns)

@@ -175,7 +175,12 @@ static int read_response(fetch *f, ag__conn *conn, ag__parse *ps)
         char *buf = rbuf_take(c, &cap);
         if (!buf)
             return -ENOMEM;
-        ssize_t n = ag__conn_read(conn, buf, cap, deadline);
+        /* Never wait while holding the buffer: give it back, wait, take it again. */
+        ssize_t n = ag__conn_read(conn, buf, cap, AG__NO_WAIT);
+        if (n == -EAGAIN) {
+            rbuf_give(c, buf);
+            continue;
+        }
         if (n > 0 && !f->resp->t.first_byte)
             f->resp->t.first_byte = ag_now_ns();
         int rc =
@@ -191,10 +196,9 @@ static int open_conn(fetch *f, ag__host *host, ag__conn **out)
 {
     ag_client *c = f->client;
     ag__conn *conn = ag__pool_conn_new(c->pool, host);
-    ag__addrs *addrs = malloc(sizeof *addrs); /* off the coroutine stack: 1 KiB once touched
-                                               * stays resident */
+    ag__addrs addrs_buf, *addrs = &addrs_buf; /* 232 bytes */
     int rc = -ENOMEM;
-    if (!conn || !addrs)
+    if (!conn)
         goto fail;
     int64_t deadline = earlier(f->total_deadline, after_ms(c->o.connect_timeout_ms));
     rc = ag__resolve(f->url.host, f->url.port, addrs, deadline);
@@ -217,22 +221,23 @@ static int open_conn(fetch *f, ag__host *host, ag__conn **out)
         goto fail;
     }
     f->resp->t.connected = ag_now_ns();
-    free(addrs);
     *out = conn;
     return 0;
 fail:
-    free(addrs);
     free(conn);
     ag__pool_release_slot(c->pool, host);
     return rc;
 }
 
-/* "scheme://host:port", the pool's key for a URL; the caller frees it. */
-static char *pool_key(const ag__url *u)
+/* "scheme://host:port", the pool's key for a URL, in buf when it fits (the usual case: no
+ * allocation), else in memory the caller frees (*heap). */
+static char *pool_key(const ag__url *u, char *buf, size_t size, char **heap)
 {
     size_t ls = strlen(u->scheme), lh = strlen(u->host);
-    char *k = malloc(ls + 3 + lh + 1 + 21);
-    if (!k)
+    size_t need = ls + 3 + lh + 1 + 21;
+    char *k = buf;
+    *heap = NULL;
+    if (need > size && !(k = *heap = malloc(need)))
         return NULL;
     memcpy(k, u->scheme, ls);
     memcpy(k + ls, "://", 3);
@@ -246,11 +251,12 @@ static int exchange_on(fetch *f, const char *key);
 
 static int exchange(fetch *f)
 {
-    char *key = pool_key(&f->url);
+    char buf[128], *heap;
+    char *key = pool_key(&f->url, buf, sizeof buf, &heap);
     if (!key)
         return -ENOMEM;
     int rc = exchange_on(f, key);
-    free(key);
+    free(heap);
     return rc;
 }
 

@@ -33,16 +33,16 @@ static void tcp_close(ag__conn *c)
 
 static const ag__transport tcp_transport = {tcp_read, tcp_writev, tcp_close};
 
-static void format_peer(ag__conn *c, const struct sockaddr_storage *ss)
+static void format_peer(ag__conn *c, const ag__sockaddr *ss)
 {
     char *p = c->peer;
     unsigned port;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+    if (ss->sa.sa_family == AF_INET) {
+        const struct sockaddr_in *s = &ss->in;
         p = ag__ipv4_format(p, (const uint8_t *)&s->sin_addr.s_addr);
         port = ntohs(s->sin_port);
     } else {
-        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
+        const struct sockaddr_in6 *s = &ss->in6;
         *p++ = '[';
         p = ag__ipv6_format(p, s->sin6_addr.s6_addr);
         port = ntohs(s->sin6_port);
@@ -53,10 +53,9 @@ static void format_peer(ag__conn *c, const struct sockaddr_storage *ss)
 }
 
 /* One attempt. Registers the socket before connect() so the completion edge is not missed. */
-static int connect_one(ag__conn *c, ag_loop *loop, const struct sockaddr_storage *addr,
-                       socklen_t len, int64_t deadline_ns)
+static int connect_one(ag__conn *c, ag_loop *loop, const ag__sockaddr *addr, int64_t deadline_ns)
 {
-    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    int fd = socket(addr->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (fd < 0)
         return -errno;
     int one = 1;
@@ -67,7 +66,7 @@ static int connect_one(ag__conn *c, ag_loop *loop, const struct sockaddr_storage
         c->io.fd = -1;
         return rc;
     }
-    if (connect(fd, (const struct sockaddr *)addr, len) < 0) {
+    if (connect(fd, &addr->sa, ag__sockaddr_len(addr)) < 0) {
         if (errno != EINPROGRESS) {
             rc = -errno;
             goto fail;
@@ -83,9 +82,9 @@ static int connect_one(ag__conn *c, ag_loop *loop, const struct sockaddr_storage
         if (err == 0) {
             /* Some kqueue emulations read SO_ERROR themselves, which clears it: ask the socket
              * whether it really has a peer. */
-            struct sockaddr_storage peer;
+            ag__sockaddr peer;
             socklen_t plen = sizeof peer;
-            if (getpeername(fd, (struct sockaddr *)&peer, &plen) < 0) {
+            if (getpeername(fd, &peer.sa, &plen) < 0) {
                 char b;
                 err = read(fd, &b, 1) < 0 && errno != EAGAIN ? errno : ECONNREFUSED;
             }
@@ -107,7 +106,7 @@ int ag__conn_connect(ag__conn *c, ag_loop *loop, const ag__addrs *addrs, int64_t
 {
     int rc = -EADDRNOTAVAIL;
     for (int i = 0; i < addrs->count; i++) {
-        rc = connect_one(c, loop, &addrs->addr[i], addrs->len[i], deadline_ns);
+        rc = connect_one(c, loop, &addrs->addr[i], deadline_ns);
         if (rc == 0 || rc == -ETIMEDOUT || rc == -ECANCELED)
             break;
     }
@@ -144,6 +143,8 @@ ssize_t ag__conn_read(ag__conn *c, void *buf, size_t len, int64_t deadline_ns)
                 return n;
             ag__io_clear(&c->io, want);
         }
+        if (deadline_ns == AG__NO_WAIT)
+            return -EAGAIN;
         int rc = ag__io_wait(&c->io, want, deadline_ns);
         if (rc < 0)
             return rc;

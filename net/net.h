@@ -43,8 +43,10 @@ int ag__conn_connect(ag__conn *c, ag_loop *loop, const ag__addrs *addrs, int64_t
 /* Close the socket (and its transport state); the struct stays the caller's. */
 void ag__conn_close(ag__conn *c);
 /* Read at least one byte: bytes read, 0 at end of stream, -ETIMEDOUT at the deadline, or a
- * negative errno. Clears the cached readiness after a short read, so the next call waits
- * without a system call that would only say EAGAIN. */
+ * negative errno. With the deadline AG__NO_WAIT it never waits: -EAGAIN instead. Clears the cached
+ * readiness after a short read, so the next call waits without a system call that would only say
+ * EAGAIN. */
+#define AG__NO_WAIT (-2)
 ssize_t ag__conn_read(ag__conn *c, void *buf, size_t len, int64_t deadline_ns);
 /* Write everything: 0, -ETIMEDOUT, or a negative errno. iov is consumed (modified). */
 int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, int64_t deadline_ns);
