@@ -1,0 +1,117 @@
+/* bench.h: declarations shared by the files of asyncget-bench (server, modes, report, system). */
+#ifndef AG_BENCH_H
+#define AG_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+/* ---- the loopback server (server.c) ---- */
+
+typedef struct server_opts {
+    int port;     /* 0: the kernel picks one */
+    int port_fd;  /* >= 0: write the bound port there as text, then close it */
+    int delay_ms; /* default delay of /uuid; a "delay=MS" query overrides it */
+    bool pin;     /* run on the last CPU */
+} server_opts;
+
+/* Serve until killed. Returns an exit status when setting up fails. */
+int server_main(const server_opts *opts);
+
+/* ---- request heads (request.c) ---- */
+
+/* One parsed request head. */
+typedef struct request {
+    size_t head_len;    /* bytes up to and including the blank line */
+    const char *target; /* path and query, not NUL-terminated */
+    size_t target_len;
+    uint64_t content_length;
+    bool head; /* HEAD: answer without a body */
+    bool http10;
+    bool keep_alive;
+    bool chunked; /* a chunked request body, which this server refuses */
+} request;
+
+/* Parse one request head at the start of buf. Returns 1 with *r filled, 0 when the head is not
+ * complete yet, -1 when it is malformed. Lines end in CRLF or a bare LF. */
+int request_parse(const char *buf, size_t len, request *r);
+/* Decimal digits, all of s[0..n), as a number; false if any is not a digit or too many. */
+bool request_parse_u64(const char *s, size_t n, uint64_t *out);
+
+/* ---- what one mode measured (modes.c, report.c) ---- */
+
+typedef struct mode_result {
+    char mode[16];
+    long requests;
+    long ok;
+    int concurrency;
+    int delay_ms;
+    double wall_s;
+    double rps;
+    double p50_ms;
+    double p99_ms;
+    double cpu_s;
+    long peak_rss_kb;
+    int first_error; /* first failure: a negative asyncget code, or an HTTP status */
+    bool failed;     /* the mode could not run at all (child crashed, setup failed) */
+} mode_result;
+
+typedef struct run_cfg {
+    const char *url; /* what every request fetches */
+    long requests;
+    int concurrency; /* async: coroutines in flight */
+    int workers;     /* fork: processes */
+    int threads;     /* thread: threads */
+    int delay_ms;    /* reported only; the server applies it */
+} run_cfg;
+
+/* The modes in their canonical order, and whether a name is one of them. */
+extern const char *const mode_names[4];
+bool mode_known(const char *name);
+/* Requests in flight at once for a mode under cfg. */
+int mode_concurrency(const char *name, const run_cfg *cfg);
+/* Rough wall time of a mode in seconds, from the delay alone, to skip runs of minutes. */
+double mode_estimate_s(const char *name, const run_cfg *cfg);
+/* Run one mode in a forked child, so that its CPU time and peak RSS are its own. */
+int mode_run(const char *name, const run_cfg *cfg, mode_result *out);
+/* Peak RSS (KiB) of the async mode with one request in flight: the base that memory per
+ * in-flight request is measured from. */
+long mode_baseline_rss_kb(const run_cfg *cfg);
+
+/* ---- output (report.c) ---- */
+
+/* Latency percentile p (0..100) of n values, sorting v in place; 0 when n is 0. */
+double report_percentile(double *v, size_t n, double p);
+/* Fill the derived fields (rps, percentiles) of r from its latencies in ms. */
+void report_finish(mode_result *r, double *lat_ms, size_t n);
+void report_table(FILE *f, const mode_result *rs, size_t n);
+void report_bars(FILE *f, const mode_result *rs, size_t n);
+void report_csv_header(FILE *f);
+void report_csv(FILE *f, const mode_result *r);
+void report_json(FILE *f, const mode_result *r);
+
+/* ---- processes, CPUs and limits (sys.c) ---- */
+
+/* CPUs this process may run on. */
+int sys_ncpus(void);
+/* Pin the calling process to its first (last = false) or last allowed CPU. Writes what was done
+ * into note. Returns 0, or -1 when there is only one CPU (then nothing is pinned). */
+int sys_pin(bool last, char *note, size_t len);
+/* Raise RLIMIT_NOFILE to the hard limit, or higher as root. Returns the new soft limit. */
+long sys_raise_nofile(void);
+/* User plus system seconds of a rusage. */
+double sys_cpu_s(const struct rusage *ru);
+/* Start this program as the server on a kernel-picked port, pinned to the last CPU if pin;
+ * *port gets the port. The server dies with its parent. Returns its pid or -1. */
+pid_t sys_spawn_server(int delay_ms, bool pin, int *port);
+/* Stop a server started by sys_spawn_server. */
+void sys_stop_server(pid_t pid);
+/* Read exactly len bytes, or fewer at end of file. Returns the count or -1. */
+ssize_t sys_read_full(int fd, void *buf, size_t len);
+/* Write all len bytes. Returns 0 or -1. */
+int sys_write_full(int fd, const void *buf, size_t len);
+
+#endif

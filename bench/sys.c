@@ -1,0 +1,161 @@
+/* sys.c: the bench's dealings with the system: CPU pinning, the descriptor limit, CPU time, and
+ * starting this program again as the loopback server on a port the kernel picks. */
+#include "asyncget.h"
+#include "bench.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define ROOT_NOFILE 200000 /* what root asks for beyond the hard limit */
+
+int sys_ncpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+int sys_pin(bool last, char *note, size_t len)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) < 0 || CPU_COUNT(&set) < 2) {
+        snprintf(note, len, "one CPU: not pinned");
+        return -1;
+    }
+    int cpu = -1;
+    for (int i = 0; i < CPU_SETSIZE; i++) {
+        if (CPU_ISSET(i, &set)) {
+            cpu = i;
+            if (!last)
+                break;
+        }
+    }
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof one, &one) < 0) {
+        snprintf(note, len, "not pinned (%s)", strerror(errno));
+        return -1;
+    }
+    snprintf(note, len, "CPU %d", cpu);
+    return 0;
+}
+
+long sys_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return -1;
+    /* Root may lift the hard limit itself, up to fs.nr_open; fall back to the hard limit. */
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < ROOT_NOFILE) {
+        struct rlimit want = {ROOT_NOFILE, ROOT_NOFILE};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            return ROOT_NOFILE;
+    }
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+    return rl.rlim_cur == RLIM_INFINITY ? -1 : (long)rl.rlim_cur;
+}
+
+double sys_cpu_s(const struct rusage *ru)
+{
+    return (double)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) +
+           (double)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1e6;
+}
+
+ssize_t sys_read_full(int fd, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, (char *)buf + got, len - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+int sys_write_full(int fd, const void *buf, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = write(fd, (const char *)buf + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+pid_t sys_spawn_server(int delay_ms, bool pin, int *port)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -1;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        /* The server must not outlive the bench, even when the bench is killed. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(1);
+        close(p[0]);
+        int wfd = dup(p[1]); /* dup clears close-on-exec */
+        char fdarg[16], delayarg[16];
+        snprintf(fdarg, sizeof fdarg, "%d", wfd);
+        snprintf(delayarg, sizeof delayarg, "%d", delay_ms);
+        char *argv[] = {
+            "asyncget-bench",        "--serve", "0", "--port-fd", fdarg, "--delay", delayarg,
+            pin ? NULL : "--no-pin", NULL};
+        execv("/proc/self/exe", argv);
+        fprintf(stderr, "asyncget-bench: cannot exec the server: %s\n", strerror(errno));
+        _exit(127);
+    }
+    close(p[1]);
+    /* The server writes its port once it listens; give it a few seconds. */
+    char line[16] = "";
+    struct pollfd pfd = {p[0], POLLIN, 0};
+    ssize_t n = -1;
+    if (poll(&pfd, 1, 10000) > 0)
+        n = sys_read_full(p[0], line, sizeof line - 1);
+    close(p[0]);
+    if (n > 0) {
+        line[n] = '\0';
+        *port = (int)strtol(line, NULL, 10);
+    }
+    if (n <= 0 || *port <= 0) {
+        sys_stop_server(pid);
+        return -1;
+    }
+    return pid;
+}
+
+void sys_stop_server(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
