@@ -199,6 +199,35 @@ static void mixed(void)
     ag_client_free(c);
 }
 
+/* Cancelling a coroutine in the middle of a request: its wait returns -ECANCELED, the request
+ * unwinds and frees what it owns, and the client goes on serving others. */
+static int cancel_rc = 1;
+
+static void cancelled_fetch(void *arg)
+{
+    int rc;
+    ag_response *r = get(arg, url_of(port, "/stall-headers?s=5"), &rc);
+    cancel_rc = rc;
+    ag_response_free(r);
+}
+
+static void canceller(void *arg)
+{
+    ag_client *c = arg;
+    ag_coro *victim;
+    ag_coro_spawn(loop, cancelled_fetch, c, &victim);
+    ag_sleep_ms(100);
+    ag_coro_cancel(victim);
+    ag_coro_join(victim);
+    ag_coro_unref(victim);
+    int rc;
+    ag_response *r = get(c, url_of(port, "/ok"), &rc);
+    tap_ok(cancel_rc == -ECANCELED && rc == 0 && ag_response_status(r) == 200,
+           "hostile_cancel: a cancelled request returns %s, the next one works",
+           ag_err_name(cancel_rc));
+    ag_response_free(r);
+}
+
 int main(void)
 {
     port = env_port("AG_HOSTILE_PORT");
@@ -210,6 +239,10 @@ int main(void)
     ag_coro_spawn(loop, stale_post, NULL, NULL);
     ag_loop_run(loop);
     mixed();
+    ag_client *c = new_client(2000, 0, 0);
+    ag_coro_spawn(loop, canceller, c, NULL);
+    ag_loop_run(loop);
+    ag_client_free(c);
     ag_loop_free(loop);
     return tap_done();
 }

@@ -4,6 +4,7 @@
 #include "tests/http/util.h"
 
 #include <errno.h>
+#include <sys/resource.h>
 
 static int port;
 static const char *root;
@@ -287,6 +288,51 @@ static void nginx_10k_over_100(void)
     ag_client_free(m.c);
 }
 
+/* ---- a full fd table: the requests that get no socket fail with EMFILE, the others complete ----
+ */
+
+typedef struct fd_run {
+    ag_client *c;
+    int ok, emfile, other;
+} fd_run;
+
+static void fd_worker(void *arg)
+{
+    fd_run *f = arg;
+    int rc;
+    ag_response *r = get(f->c, url_of(port, "/1k"), &rc);
+    if (rc == 0 && ag_response_body_bytes(r) == 1024)
+        f->ok++;
+    else if (rc == -EMFILE)
+        f->emfile++;
+    else
+        f->other++;
+    ag_response_free(r);
+}
+
+static void nginx_fd_table_full(void)
+{
+    struct rlimit saved, low;
+    getrlimit(RLIMIT_NOFILE, &saved);
+    int probe = dup(0); /* the lowest free fd: everything below it is in use */
+    close(probe);
+    low = saved;
+    low.rlim_cur = (rlim_t)probe + 10;
+    fd_run f = {.c = new_client(loop, 100)};
+    setrlimit(RLIMIT_NOFILE, &low);
+    for (int i = 0; i < 50; i++)
+        ag_coro_spawn(loop, fd_worker, &f, NULL);
+    ag_loop_run(loop);
+    setrlimit(RLIMIT_NOFILE, &saved);
+    int rc;
+    ag_response *r = get(f.c, url_of(port, "/hello"), &rc);
+    tap_ok(f.ok >= 1 && f.emfile >= 1 && f.other == 0 && f.ok + f.emfile == 50 && rc == 0,
+           "nginx_fd_table_full: %d completed, %d got EMFILE, none else; then all is well", f.ok,
+           f.emfile);
+    ag_response_free(r);
+    ag_client_free(f.c);
+}
+
 /* ---- the same client code in plain blocking code, and through a callback ---- */
 
 static void nginx_blocking(void)
@@ -353,6 +399,7 @@ int main(void)
     ag_loop_run(loop);
     ag_client_free(c);
     nginx_10k_over_100();
+    nginx_fd_table_full();
     nginx_blocking();
     nginx_callback_style();
     ag_loop_free(loop);
