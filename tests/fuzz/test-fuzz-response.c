@@ -1,0 +1,115 @@
+/* test-fuzz-response.c: a deterministic mutation run over the response parser: valid responses
+ * are corrupted (bytes flipped, inserted, deleted, duplicated; CR, LF, digits and chunk sizes
+ * injected) and fed in random read sizes. The entry point aborts on any broken promise, and the
+ * sanitizer build catches memory errors. */
+#include "tests/tap.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+extern long ag_fuzz_complete, ag_fuzz_errors, ag_fuzz_pending;
+
+static const char *seeds[] = {
+    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX: y\r\n\r\nhello",
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n0\r\nT: v\r\n\r\n",
+    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+    "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close",
+    "HTTP/1.1 301 Moved\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n",
+    "HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n",
+};
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint32_t next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)rng;
+}
+
+static size_t mutate(uint8_t *buf, size_t len, size_t cap)
+{
+    static const char *inserts[] = {"\r",
+                                    "\n",
+                                    "\r\n",
+                                    " ",
+                                    "0",
+                                    "9",
+                                    ":",
+                                    "ffffffff",
+                                    "\x00",
+                                    "HTTP/1.1 ",
+                                    "Content-Length: 3\r\n",
+                                    "chunked",
+                                    "\t",
+                                    ";"};
+    int rounds = 1 + next() % 4;
+    for (int k = 0; k < rounds; k++) {
+        size_t at = len ? next() % len : 0;
+        switch (next() % 5) {
+        case 0: /* flip a bit */
+            if (len)
+                buf[at] ^= (uint8_t)(1u << (next() % 8));
+            break;
+        case 1: /* delete a run */
+            if (len) {
+                size_t n = 1 + next() % 8;
+                if (n > len - at)
+                    n = len - at;
+                memmove(buf + at, buf + at + n, len - at - n);
+                len -= n;
+            }
+            break;
+        case 2: { /* insert a token */
+            const char *s = inserts[next() % (sizeof inserts / sizeof *inserts)];
+            size_t n = strlen(s) ? strlen(s) : 1;
+            if (len + n <= cap) {
+                memmove(buf + at + n, buf + at, len - at);
+                memcpy(buf + at, s, n);
+                len += n;
+            }
+            break;
+        }
+        case 3: /* duplicate a run */
+            if (len) {
+                size_t n = 1 + next() % 32;
+                if (n > len - at)
+                    n = len - at;
+                if (len + n <= cap) {
+                    memmove(buf + at + n, buf + at, len - at);
+                    len += n;
+                }
+            }
+            break;
+        default: /* random byte */
+            if (len)
+                buf[at] = (uint8_t)next();
+            break;
+        }
+    }
+    return len;
+}
+
+int main(int argc, char **argv)
+{
+    long iterations = argc > 1 ? atol(argv[1]) : 200000;
+    static uint8_t buf[4096];
+    for (long i = 0; i < iterations; i++) {
+        const char *seed = seeds[next() % (sizeof seeds / sizeof *seeds)];
+        size_t len = strlen(seed);
+        buf[0] = (uint8_t)next();
+        buf[1] = (uint8_t)next();
+        memcpy(buf + 2, seed, len);
+        len = 2 + mutate(buf + 2, len, sizeof buf - 2);
+        LLVMFuzzerTestOneInput(buf, len);
+    }
+    tap_diag("%ld complete, %ld refused with an error, %ld still waiting for bytes",
+             ag_fuzz_complete, ag_fuzz_errors, ag_fuzz_pending);
+    /* Reaching here means no input crashed or broke a promise: each would have aborted. */
+    tap_ok(ag_fuzz_complete > iterations / 20 && ag_fuzz_errors > iterations / 20,
+           "fuzz_response: %ld mutated responses parsed, every promise kept", iterations);
+    return tap_done();
+}
