@@ -6,13 +6,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define AG_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define AG_ASAN 1
-#endif
-#endif
 #ifdef AG_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif

@@ -6,6 +6,15 @@
 #include "core/ctx.h"
 #include "core/poller.h"
 
+/* AG_ASAN: built with AddressSanitizer (gcc or clang), which must be told about our stacks. */
+#if defined(__SANITIZE_ADDRESS__)
+#define AG_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AG_ASAN 1
+#endif
+#endif
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>

@@ -26,13 +26,6 @@
 #include <valgrind/valgrind.h>
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define AG_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define AG_ASAN 1
-#endif
-#endif
 #ifdef AG_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
@@ -61,6 +54,7 @@ struct ag__stack_pool {
     size_t next_slab;
     void **free; /* LIFO of free stacks (their lowest usable byte) */
     size_t nfree, cap;
+    size_t total; /* stacks in all slabs: the free list has room for all of them */
 };
 
 static size_t page_size;
@@ -117,20 +111,6 @@ size_t ag__stack_size(const ag__stack_pool *pool)
     return pool->size;
 }
 
-static int push_free(ag__stack_pool *pool, void *lo)
-{
-    if (pool->nfree == pool->cap) {
-        size_t cap = pool->cap ? pool->cap * 2 : 64;
-        void **v = realloc(pool->free, cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        pool->free = v;
-        pool->cap = cap;
-    }
-    pool->free[pool->nfree++] = lo;
-    return 0;
-}
-
 static void slab_unmap(slab *s)
 {
 #ifdef AG_HAVE_VALGRIND
@@ -153,7 +133,7 @@ static int add_slab(ag__stack_pool *pool)
     if (!s)
         return -ENOMEM;
     /* Make sure the free list can take the whole slab before mapping anything. */
-    while (pool->cap < pool->nfree + count) {
+    while (pool->cap < pool->total + count) {
         size_t cap = pool->cap ? pool->cap * 2 : 64;
         void **v = realloc(pool->free, cap * sizeof *v);
         if (!v) {
@@ -199,6 +179,7 @@ static int add_slab(ag__stack_pool *pool)
         pool->free[pool->nfree++] = (char *)s->base + i * stride + ps;
     s->next = pool->slabs;
     pool->slabs = s;
+    pool->total += count;
     if (pool->next_slab < SLAB_MAX)
         pool->next_slab *= 2;
     return 0;
@@ -221,12 +202,12 @@ int ag__stack_get(ag__stack_pool *pool, void **lo)
 
 void ag__stack_put(ag__stack_pool *pool, void *lo)
 {
-    /* The free list always has room: it was sized for every stack of every slab. */
     if (pool->nfree >= pool->cache) {
         /* Too many idle stacks: give the pages back but keep the address range. */
         madvise(lo, pool->size, MADV_DONTNEED);
     }
-    (void)push_free(pool, lo);
+    /* The free list always has room: add_slab sized it for every stack of every slab. */
+    pool->free[pool->nfree++] = lo;
 }
 
 void ag__stack_pool_free(ag__stack_pool *pool)
