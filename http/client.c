@@ -285,11 +285,12 @@ static int exchange_on(fetch *f, const char *key)
         r->conn_id = conn->id;
         memcpy(r->peer, conn->peer, sizeof r->peer);
 
-        int64_t io_deadline = earlier(f->total_deadline, after_ms(c->o.idle_timeout_ms));
-        rc = ag__request_send(c, conn, &f->url, f->req, &f->st, io_deadline);
+        ag__deadline d = {f->total_deadline, c->o.idle_timeout_ms * 1000000};
+        rc = ag__request_send(c, conn, &f->url, f->req, &f->st, &d);
         ag__parse ps;
         ag__parse_init(&ps, c, f->req, r, strcmp(f->st.method, "HEAD") == 0,
-                       f->req->follow_redirects);
+                       f->req->follow_redirects && c->o.max_redirects != AG_NO_REDIRECTS);
+        ps.deadline = f->total_deadline;
         if (rc == 0) {
             r->t.sent = ag_now_ns();
             rc = read_response(f, conn, &ps);
@@ -298,11 +299,12 @@ static int exchange_on(fetch *f, const char *key)
         }
         if (rc == 0) {
             conn->served++;
-            bool keep = http_should_keep_alive(&ps.p) && !ps.extra;
+            bool keep = http_should_keep_alive(&ps.p) && !ps.extra && !f->st.close;
             ag__pool_release(c->pool, conn, keep);
             r->t.done = ag_now_ns();
             return 0;
         }
+        ag__parse_abandon(&ps);
         ag__pool_release(c->pool, conn, false);
         /* A reused connection that failed before any response byte was most likely closed by
          * the server while idle: once, on a new connection. */
@@ -385,6 +387,7 @@ int ag_fetch(ag_client *c, const ag_request *req, ag_response **out)
     r->t.start = start;
     fetch f = {.client = c, .req = req, .resp = r};
     f.st.method = req->method ? req->method : "GET";
+    f.st.close = ag__request_closes(req);
     int64_t total_ms = req->timeout_ms ? req->timeout_ms : c->o.total_timeout_ms;
     f.total_deadline = total_ms > 0 ? start + total_ms * 1000000 : -1;
     int rc = ag__request_check(req);
@@ -474,13 +477,16 @@ int ag_fetch_start(ag_client *c, const ag_request *req, ag_fetch_cb cb, void *ar
 {
     if (!c->loop || !cb)
         return -EINVAL;
+    int rc = ag__request_check(req); /* before copying: no NULL field may be followed */
+    if (rc < 0)
+        return rc;
     job *j = job_copy(req);
     if (!j)
         return -ENOMEM;
     j->client = c;
     j->cb = cb;
     j->arg = arg;
-    int rc = ag_coro_spawn(c->loop, job_main, j, NULL);
+    rc = ag_coro_spawn(c->loop, job_main, j, NULL);
     if (rc < 0)
         free(j);
     return rc;

@@ -73,13 +73,19 @@ typedef struct ag__parse {
     /* status line check, run over the raw bytes at the start of each message */
     bool sl_active;
     unsigned sl_len;
-    char sl[16];       /* the first bytes of the status line */
-    char sl_prev;      /* the last byte seen */
-    uint8_t sl_after;  /* 1: status line ended, the next byte must not be white space */
-    uint8_t crlf_left; /* bytes of a chunk's trailing CRLF not yet checked */
-    const char *buf_end;
-    bool got_bytes; /* any byte of a response arrived */
-    bool extra;     /* bytes followed the complete response */
+    char sl[16];      /* the first bytes of the status line */
+    char sl_prev;     /* the last byte seen */
+    uint8_t sl_after; /* 1: status line ended, the next byte must not be white space */
+    /* framing check over the raw bytes the parser consumed: line ends in the head, and the
+     * chunked framing, which the non-strict parser reads loosely */
+    uint8_t fr_state;
+    char fr_prev;      /* the previous head byte */
+    uint8_t fr_digits; /* hex digits of the chunk size */
+    uint16_t fr_ext;   /* bytes of chunk extension */
+    uint64_t fr_left;  /* chunk data bytes still to skip */
+    int64_t deadline;  /* for a body sink that has to wait (total deadline, -1 none) */
+    bool got_bytes;    /* any byte of a response arrived */
+    bool extra;        /* bytes followed the complete response */
 } ag__parse;
 
 void ag__parse_init(ag__parse *ps, const ag_client *client, const ag_request *req,
@@ -87,17 +93,23 @@ void ag__parse_init(ag__parse *ps, const ag_client *client, const ag_request *re
 /* Feed bytes (len 0: end of stream). Returns 0 to go on, 1 when the response is complete,
  * or a negative code. */
 int ag__parse_feed(ag__parse *ps, const char *data, size_t len);
+/* The response will not complete (an error, a timeout): drop a field record left half-written,
+ * so that the response handed to the caller holds only whole fields. */
+void ag__parse_abandon(ag__parse *ps);
 
 /* ---- request.c ---- */
 typedef struct ag__req_state {
     const char *method;
+    bool close;     /* the caller sent "Connection: close": the connection ends with this request */
     bool drop_auth; /* scheme, host or port changed on a redirect */
     bool drop_body; /* a redirect turned the method into GET */
 } ag__req_state;
 /* Check the method and headers of a request before anything is sent: AG_EHEADER. */
 int ag__request_check(const ag_request *req);
+/* The caller's headers ask to close the connection after this request. */
+bool ag__request_closes(const ag_request *req);
 /* Write the request head (and body) to the connection. */
 int ag__request_send(ag_client *client, ag__conn *conn, const ag__url *url, const ag_request *req,
-                     const ag__req_state *st, int64_t deadline_ns);
+                     const ag__req_state *st, const ag__deadline *d);
 
 #endif

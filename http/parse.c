@@ -174,38 +174,25 @@ static int on_headers_complete(http_parser *p)
     return 0;
 }
 
-static int write_all_fd(int fd, const char *p, size_t n)
+static int write_all_fd(int fd, const char *p, size_t n, int64_t deadline)
 {
     while (n > 0) {
         ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && errno == EAGAIN) {
-            int rc = ag_wait_fd(fd, AG_WRITE, -1);
+            int rc = ag_wait_fd(fd, AG_WRITE, deadline);
+            if (rc == -ETIMEDOUT)
+                return AG_ETOTAL_TIMEOUT;
             if (rc < 0)
-                return rc;
+                return rc == -ECANCELED ? rc : AG_ESINK;
             continue;
         }
         if (w < 0)
-            return -errno;
+            return AG_ESINK;
         p += w;
         n -= (size_t)w;
     }
-    return 0;
-}
-
-static int check_chunk_crlf(ag__parse *ps, const char *p, size_t avail, size_t *used)
-{
-    size_t k = 0;
-    while (ps->crlf_left && k < avail) {
-        char want = ps->crlf_left == 2 ? '\r' : '\n';
-        if (p[k] != want)
-            return AG_EPROTO;
-        ps->crlf_left--;
-        k++;
-    }
-    if (used)
-        *used = k;
     return 0;
 }
 
@@ -213,13 +200,6 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     ag__parse *ps = state(p);
     ag_response *r = ps->resp;
-    if ((p->flags & F_CHUNKED) && p->content_length == 0) {
-        /* This chunk's data ends here: the next two bytes must be CRLF. */
-        ps->crlf_left = 2;
-        int rc = check_chunk_crlf(ps, at + len, (size_t)(ps->buf_end - (at + len)), NULL);
-        if (rc < 0)
-            return fail(ps, rc);
-    }
     r->body_bytes += len;
     if (ps->discard)
         return 0;
@@ -229,7 +209,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
         rc = ag__body_append(r, at, len, ps->client->o.max_body_bytes);
         break;
     case AG_SINK_FD:
-        rc = write_all_fd(ps->req->sink_fd, at, len) < 0 ? AG_ESINK : 0;
+        rc = write_all_fd(ps->req->sink_fd, at, len, ps->deadline);
         break;
     case AG_SINK_CALLBACK:
         rc = ps->req->on_body(ps->req->on_body_arg, at, len) < 0 ? AG_ESINK : 0;
@@ -262,6 +242,150 @@ static int on_message_complete(http_parser *p)
     return 0;
 }
 
+/* ---- framing: what the non-strict parser reads loosely, checked on the raw bytes ---- */
+
+enum {
+    FR_HEAD,       /* status line and fields: every CR followed by LF, every LF preceded by CR */
+    FR_BODY,       /* a body framed by length or by the close: nothing to check */
+    FR_SIZE,       /* chunk size digits */
+    FR_EXT,        /* chunk extension up to CR */
+    FR_SIZE_LF,    /* LF after the size line's CR */
+    FR_DATA,       /* chunk data */
+    FR_DATA_CR,    /* CR after chunk data */
+    FR_DATA_LF,    /* LF after chunk data */
+    FR_TRAILER0,   /* start of a trailer line (or of the final empty line) */
+    FR_TRAILER,    /* inside a trailer line */
+    FR_TRAILER_LF, /* LF after a trailer line's CR */
+    FR_END_LF,     /* LF of the final empty line */
+    FR_DONE,
+};
+
+#define MAX_CHUNK_EXT 4096
+
+static int hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static void framing_reset(ag__parse *ps)
+{
+    ps->fr_state = FR_HEAD;
+    ps->fr_prev = 0;
+    ps->fr_ext = 0;
+}
+
+/* Check bytes the parser has just consumed. The parser decided the framing; this only refuses
+ * what a strict reading would refuse: a bare CR or LF in the head (including the empty line that
+ * ends it), a chunk size line not ending in CRLF or with a control byte or an endless extension,
+ * chunk data not followed by CRLF, and trailer lines not ending in CRLF. */
+static int framing_check(ag__parse *ps, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        switch (ps->fr_state) {
+        case FR_HEAD:
+            /* A CR is always followed by LF, an LF always preceded by CR. */
+            if ((ps->fr_prev == '\r') != (c == '\n'))
+                return AG_EPROTO;
+            ps->fr_prev = c;
+            if (c == '\r')
+                break;
+            if (c != '\n') {
+                ps->fr_ext = 1; /* the current line is not empty */
+                break;
+            }
+            if (ps->fr_ext) {
+                ps->fr_ext = 0; /* a line ended; the next starts empty */
+                break;
+            }
+            /* The empty line: the head ends here, and the parser has seen the framing. */
+            ps->fr_state =
+                (ps->p.flags & F_CHUNKED) && !(ps->p.flags & F_SKIPBODY) ? FR_SIZE : FR_BODY;
+            ps->fr_digits = 0;
+            ps->fr_left = 0;
+            break;
+        case FR_BODY:
+        case FR_DONE:
+            return 0;
+        case FR_SIZE: {
+            int v = hex(c);
+            if (v >= 0 && ps->fr_digits < 16) {
+                ps->fr_left = ps->fr_left * 16 + (uint64_t)v;
+                ps->fr_digits++;
+            } else if (ps->fr_digits && c == '\r') {
+                ps->fr_state = FR_SIZE_LF;
+            } else if (ps->fr_digits && (c == ';' || c == ' ' || c == '\t')) {
+                ps->fr_state = FR_EXT;
+            } else {
+                return AG_EPROTO;
+            }
+            break;
+        }
+        case FR_EXT:
+            if (c == '\r') {
+                ps->fr_state = FR_SIZE_LF;
+            } else if (((unsigned char)c < 0x20 && c != '\t') || c == 0x7f ||
+                       ++ps->fr_ext > MAX_CHUNK_EXT) {
+                return AG_EPROTO;
+            }
+            break;
+        case FR_SIZE_LF:
+            if (c != '\n')
+                return AG_EPROTO;
+            ps->fr_state = ps->fr_left ? FR_DATA : FR_TRAILER0;
+            break;
+        case FR_DATA: {
+            size_t skip = n - i < ps->fr_left ? n - i : (size_t)ps->fr_left;
+            ps->fr_left -= skip;
+            i += skip - 1;
+            if (ps->fr_left == 0)
+                ps->fr_state = FR_DATA_CR;
+            break;
+        }
+        case FR_DATA_CR:
+            if (c != '\r')
+                return AG_EPROTO;
+            ps->fr_state = FR_DATA_LF;
+            break;
+        case FR_DATA_LF:
+            if (c != '\n')
+                return AG_EPROTO;
+            ps->fr_state = FR_SIZE;
+            ps->fr_digits = 0;
+            ps->fr_ext = 0;
+            break;
+        case FR_TRAILER0:
+            ps->fr_state = c == '\r' ? FR_END_LF : FR_TRAILER;
+            if (c == '\n')
+                return AG_EPROTO;
+            break;
+        case FR_TRAILER:
+            if (c == '\n')
+                return AG_EPROTO;
+            if (c == '\r')
+                ps->fr_state = FR_TRAILER_LF;
+            break;
+        case FR_TRAILER_LF:
+            if (c != '\n')
+                return AG_EPROTO;
+            ps->fr_state = FR_TRAILER0;
+            break;
+        case FR_END_LF:
+            if (c != '\n')
+                return AG_EPROTO;
+            ps->fr_state = FR_DONE;
+            break;
+        }
+    }
+    return 0;
+}
+
 static const http_parser_settings settings = {
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
@@ -282,6 +406,18 @@ void ag__parse_init(ag__parse *ps, const ag_client *client, const ag_request *re
     ps->head = head;
     ps->follow = follow;
     ps->sl_active = true;
+    ps->deadline = -1;
+    framing_reset(ps);
+}
+
+void ag__parse_abandon(ag__parse *ps)
+{
+    if (!ps->field_open)
+        return;
+    ag__fields *f = fields(ps);
+    f->n--;
+    f->len = f->idx[f->n];
+    ps->field_open = false;
 }
 
 static int parser_error(ag__parse *ps)
@@ -300,7 +436,7 @@ int ag__parse_feed(ag__parse *ps, const char *data, size_t len)
         /* End of stream: completes a body delimited by the close, or it is an error. */
         if (!ps->got_bytes)
             return AG_ECLOSED;
-        if (ps->crlf_left || ps->sl_active)
+        if (ps->sl_active)
             return AG_ETRUNCATED;
         http_parser_execute(&ps->p, &settings, NULL, 0);
         if (ps->done)
@@ -310,22 +446,19 @@ int ag__parse_feed(ag__parse *ps, const char *data, size_t len)
     ps->got_bytes = true;
     size_t off = 0;
     while (off < len) {
-        if (ps->crlf_left) {
-            size_t used;
-            int rc = check_chunk_crlf(ps, data + off, len - off, &used);
-            if (rc < 0)
-                return rc;
-            (void)used; /* the parser consumes those bytes itself */
-        }
         if (ps->sl_active) {
             int rc = status_line_scan(ps, data + off, len - off);
             if (rc < 0)
                 return rc;
         }
-        ps->buf_end = data + len;
         size_t n = http_parser_execute(&ps->p, &settings, data + off, len - off);
-        off += n;
         enum http_errno e = HTTP_PARSER_ERRNO(&ps->p);
+        if (e == HPE_OK || e == HPE_PAUSED) {
+            int rc = framing_check(ps, data + off, n);
+            if (rc < 0)
+                return rc;
+        }
+        off += n;
         if (e == HPE_PAUSED) {
             if (ps->done) {
                 ps->extra = off < len;
@@ -337,6 +470,7 @@ int ag__parse_feed(ag__parse *ps, const char *data, size_t len)
             ps->sl_len = 0;
             ps->sl_after = 0;
             ps->sl_prev = 0;
+            framing_reset(ps);
             continue;
         }
         if (e != HPE_OK)

@@ -10,10 +10,34 @@
 
 #define SMALL_BODY (64 * 1024) /* a file body up to this size goes out with the head */
 
+/* Whether a Connection header value lists the "close" option. */
+static bool lists_close(const char *v)
+{
+    for (const char *p = v; *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *start = p;
+        while (*p && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
+        if (p - start == 5 && strncasecmp(start, "close", 5) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool ag__request_closes(const ag_request *req)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->headers[i].name, "Connection") == 0 &&
+            lists_close(req->headers[i].value))
+            return true;
+    return false;
+}
+
 int ag__request_check(const ag_request *req)
 {
     const char *m = req->method ? req->method : "GET";
-    if (!ag__http_is_token(m, strlen(m)))
+    if (!ag__http_is_token(m, strlen(m)) || (req->nheaders && !req->headers))
         return AG_EHEADER;
     for (size_t i = 0; i < req->nheaders; i++) {
         const ag_header *h = &req->headers[i];
@@ -41,9 +65,10 @@ static bool dropped(const ag_header *h, const ag__req_state *st)
 {
     if (strcasecmp(h->name, "Content-Length") == 0)
         return true; /* always asyncget's own */
+    /* A redirect to another origin gets no credentials, and the Host of the new origin. */
     if (st->drop_auth &&
         (strcasecmp(h->name, "Authorization") == 0 || strcasecmp(h->name, "Cookie") == 0 ||
-         strcasecmp(h->name, "Proxy-Authorization") == 0))
+         strcasecmp(h->name, "Proxy-Authorization") == 0 || strcasecmp(h->name, "Host") == 0))
         return true;
     if (st->drop_body && strncasecmp(h->name, "Content-", 8) == 0)
         return true;
@@ -107,7 +132,7 @@ static void build_head(head *h, ag_client *client, const ag__url *url, const ag_
     put(h, " ", 1);
     puts_(h, url->target);
     put(h, " HTTP/1.1\r\n", 11);
-    if (!user_has(req, "Host"))
+    if (!user_has(req, "Host") || st->drop_auth)
         put_host(h, url);
     if (!user_has(req, "User-Agent"))
         put_field(h, "User-Agent", client->ua);
@@ -126,7 +151,7 @@ static void build_head(head *h, ag_client *client, const ag__url *url, const ag_
     put(h, "\r\n", 2);
 }
 
-static int send_file_body(ag__conn *conn, int fd, size_t len, int64_t deadline_ns)
+static int send_file_body(ag__conn *conn, int fd, size_t len, const ag__deadline *d)
 {
     size_t cap = len < SMALL_BODY ? len : SMALL_BODY;
     char *buf = malloc(cap ? cap : 1);
@@ -141,7 +166,7 @@ static int send_file_body(ag__conn *conn, int fd, size_t len, int64_t deadline_n
             break;
         }
         struct iovec iov = {buf, (size_t)r};
-        rc = ag__conn_writev(conn, &iov, 1, deadline_ns);
+        rc = ag__conn_writev(conn, &iov, 1, d);
         off += (size_t)r;
     }
     free(buf);
@@ -149,7 +174,7 @@ static int send_file_body(ag__conn *conn, int fd, size_t len, int64_t deadline_n
 }
 
 int ag__request_send(ag_client *client, ag__conn *conn, const ag__url *url, const ag_request *req,
-                     const ag__req_state *st, int64_t deadline_ns)
+                     const ag__req_state *st, const ag__deadline *d)
 {
     bool has_body = !st->drop_body && (req->body_len > 0 || req->body || req->body_fd >= 0);
     size_t body_len = has_body ? req->body_len : 0;
@@ -176,7 +201,7 @@ int ag__request_send(ag_client *client, ag__conn *conn, const ag__url *url, cons
     if (body_len && req->body) {
         iov[1].iov_base = (void *)req->body;
         iov[1].iov_len = body_len;
-        rc = ag__conn_writev(conn, iov, 2, deadline_ns);
+        rc = ag__conn_writev(conn, iov, 2, d);
     } else if (body_len && body_len <= SMALL_BODY) {
         small = malloc(body_len);
         ssize_t r = small ? pread(req->body_fd, small, body_len, 0) : -1;
@@ -187,12 +212,12 @@ int ag__request_send(ag_client *client, ag__conn *conn, const ag__url *url, cons
         } else {
             iov[1].iov_base = small;
             iov[1].iov_len = body_len;
-            rc = ag__conn_writev(conn, iov, 2, deadline_ns);
+            rc = ag__conn_writev(conn, iov, 2, d);
         }
     } else {
-        rc = ag__conn_writev(conn, iov, 1, deadline_ns);
+        rc = ag__conn_writev(conn, iov, 1, d);
         if (rc == 0 && body_len)
-            rc = send_file_body(conn, req->body_fd, body_len, deadline_ns);
+            rc = send_file_body(conn, req->body_fd, body_len, d);
     }
     free(small);
     free(heap);

@@ -151,7 +151,7 @@ ssize_t ag__conn_read(ag__conn *c, void *buf, size_t len, int64_t deadline_ns)
     }
 }
 
-int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, int64_t deadline_ns)
+int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, const ag__deadline *d)
 {
     while (iovcnt > 0) {
         if (iov->iov_len == 0) {
@@ -181,7 +181,7 @@ int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, int64_t deadline
                 return (int)n;
             ag__io_clear(&c->io, want);
         }
-        int rc = ag__io_wait(&c->io, want, deadline_ns);
+        int rc = ag__io_wait(&c->io, want, ag__deadline_next(d));
         if (rc < 0)
             return rc;
     }
@@ -190,7 +190,9 @@ int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, int64_t deadline
 
 bool ag__conn_idle_alive(ag__conn *c)
 {
-    if (!(c->io.ready & AG_READ))
+    /* With a reactor, an idle connection that was never reported readable is alive. Blocking
+     * code has no reactor watching: it always asks. */
+    if (c->io.loop && !(c->io.ready & AG_READ))
         return true;
     char b;
     ssize_t n = recv(c->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);

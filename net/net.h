@@ -34,6 +34,22 @@ struct ag__conn {
     char peer[64];                   /* "1.2.3.4:80" or "[::1]:80" */
 };
 
+/* When a wait gives up: `total` (an absolute deadline, -1 none), or `idle_ns` after the wait
+ * begins (0: never), whichever comes first. Waits begin right after the last progress, so the
+ * idle part limits the time between two bytes, not the whole transfer. */
+typedef struct ag__deadline {
+    int64_t total;
+    int64_t idle_ns;
+} ag__deadline;
+
+static inline int64_t ag__deadline_next(const ag__deadline *d)
+{
+    if (d->idle_ns <= 0)
+        return d->total;
+    int64_t idle = ag_now_ns() + d->idle_ns;
+    return d->total >= 0 && d->total < idle ? d->total : idle;
+}
+
 /* ---- conn.c ---- */
 
 /* Connect to one of addrs (in order) before the deadline, on loop (NULL: blocking). On success
@@ -49,7 +65,7 @@ void ag__conn_close(ag__conn *c);
 #define AG__NO_WAIT (-2)
 ssize_t ag__conn_read(ag__conn *c, void *buf, size_t len, int64_t deadline_ns);
 /* Write everything: 0, -ETIMEDOUT, or a negative errno. iov is consumed (modified). */
-int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, int64_t deadline_ns);
+int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, const ag__deadline *d);
 /* An idle connection is dead if the reactor saw it readable: the server closed it or sent bytes
  * nobody asked for. Costs a system call only in that case (a peek that tells a stale readiness
  * report from a real one). */

@@ -382,6 +382,10 @@ void ag__pool_release(ag__pool *p, ag__conn *c, bool reusable)
     c->idle_since = ag_now_ns();
     idle_push(p, c);
     expire_idle(p);
+    /* Waiters of other hosts may be held back by the total limit: an idle connection is room
+     * for one of them (grant_one closes the oldest idle connection to make it). */
+    if (p->wq_head)
+        grant_slots(p, NULL);
 }
 
 void ag__pool_release_slot(ag__pool *p, ag__host *h)

@@ -70,6 +70,28 @@ static void redirects(void)
 
 /* Method and body across 301/302/303/307/308, checked by where the chain lands: httpbin's
  * /anything echoes the method and the body it received (compact JSON). */
+/* With redirects switched off in the client, a redirect is the final response, body kept. */
+static void redirects_off_in_client(void)
+{
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.loop = loop;
+    o.max_redirects = AG_NO_REDIRECTS;
+    ag_client *c;
+    ag_client_new(&c, &o);
+    ag_request req;
+    ag_request_init(&req);
+    req.url = url_of(port, "/redirect/1");
+    ag_response *r;
+    int rc = ag_fetch(c, &req, &r);
+    size_t len;
+    ag_response_body(r, &len);
+    tap_ok(rc == 0 && ag_response_status(r) == 302 && len > 0 && len == ag_response_body_bytes(r),
+           "httpbin_no_redirects_client: 302 returned with its %zu-byte body", len);
+    ag_response_free(r);
+    ag_client_free(c);
+}
+
 static void redirect_methods(void)
 {
     static const struct {
@@ -120,6 +142,12 @@ static void redirect_credentials(void)
     r = fetch(NULL, url_of(port, "/redirect-to?url=/headers"), h, 3, NULL, &rc);
     tap_ok(rc == 0 && body_has(r, "secret-token") && body_has(r, "a=b"),
            "httpbin_redirect_same_host: credentials kept");
+    ag_response_free(r);
+    /* A caller's Host header belongs to the first origin: another origin gets its own. */
+    ag_header host[] = {{"Host", "orig.example"}};
+    r = fetch(NULL, url_of(port, path), host, 1, NULL, &rc);
+    tap_ok(rc == 0 && !body_has(r, "orig.example") && body_has(r, "\"Host\":\"localhost:"),
+           "httpbin_redirect_host: a custom Host is not sent to another origin");
     ag_response_free(r);
     r = fetch(NULL, url_of(port, "/redirect-to?url=ftp://127.0.0.1/x"), NULL, 0, NULL, &rc);
     tap_ok(rc == AG_EREDIRECT || rc == AG_ESCHEME, "httpbin_redirect_ftp: refused (%s)",
@@ -268,6 +296,7 @@ static void run(void *arg)
 {
     (void)arg;
     redirects();
+    redirects_off_in_client();
     redirect_methods();
     redirect_credentials();
     statuses_and_bodies();

@@ -359,6 +359,42 @@ static void on_done(ag_client *c, ag_response *r, int status, void *arg)
     ag_response_free(r);
 }
 
+/* One connection in total, two hosts (127.0.0.1 and localhost are two keys): the request for
+ * the second host waits for the first to finish, then its idle connection makes room. */
+static int cross_rc[2];
+
+static void cross_host(void *arg)
+{
+    void **a = arg;
+    int rc;
+    ag_response *r = get(a[0], a[1], &rc);
+    cross_rc[a[2] != NULL] = rc == 0 ? ag_response_status(r) : rc;
+    ag_response_free(r);
+}
+
+static void nginx_total_limit_across_hosts(void)
+{
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.loop = loop;
+    o.max_conns = 1;
+    o.pool_timeout_ms = 5000;
+    ag_client *c;
+    ag_client_new(&c, &o);
+    char second[128];
+    snprintf(second, sizeof second, "http://localhost:%d/hello", port);
+    void *a[3] = {c, (void *)url_of(port, "/1m"), NULL};
+    void *b[3] = {c, second, c};
+    ag_coro_spawn(loop, cross_host, a, NULL);
+    ag_coro_spawn(loop, cross_host, b, NULL);
+    ag_loop_run(loop);
+    tap_ok(cross_rc[0] == 200 && cross_rc[1] == 200,
+           "nginx_total_limit_across_hosts: with one connection in all, both hosts are served (%d, "
+           "%d)",
+           cross_rc[0], cross_rc[1]);
+    ag_client_free(c);
+}
+
 static void nginx_callback_style(void)
 {
     ag_client *c = new_client(loop, 0);
@@ -372,6 +408,13 @@ static void nginx_callback_style(void)
     ag_loop_run(loop);
     tap_ok(rc == 0 && cb_calls == 1 && cb_status == 200,
            "nginx_callback_style: the callback runs once with the response");
+    ag_header bad = {"X-Null", NULL};
+    req.headers = &bad;
+    req.nheaders = 1;
+    rc = ag_fetch_start(c, &req, on_done, NULL);
+    tap_ok(rc == AG_EHEADER && cb_calls == 1,
+           "nginx_callback_bad_header: refused at once (%s), the callback never runs",
+           ag_err_name(rc));
     ag_client_free(c);
 }
 
@@ -402,6 +445,7 @@ int main(void)
     nginx_fd_table_full();
     nginx_blocking();
     nginx_callback_style();
+    nginx_total_limit_across_hosts();
     ag_loop_free(loop);
     return tap_done();
 }

@@ -112,6 +112,31 @@ static const fixture fixtures[] = {
     {"chunk_size_overflow",
      "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: chunked" CRLF CRLF "10000000000000005" CRLF "hello",
      0, 0, AG_EPROTO, 0, NULL, 0},
+    /* Line ends the non-strict parser reads loosely: the empty line ending the head, */
+    {"head_end_bare_cr", "HTTP/1.1 200 OK" CRLF "Content-Length: 1" CRLF "\rXY", 0, 0, AG_EPROTO, 0,
+     NULL, 0},
+    /* a bare LF between fields, */
+    {"bare_lf_in_head", "HTTP/1.1 200 OK" CRLF "A: b\nContent-Length: 2" CRLF CRLF "ok", 0, 0,
+     AG_EPROTO, 0, NULL, 0},
+    /* a chunk size line ended by CR and another byte, */
+    {"chunk_size_bare_cr",
+     "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: chunked" CRLF CRLF "5\rXhello" CRLF "0" CRLF CRLF,
+     0, 0, AG_EPROTO, 0, NULL, 0},
+    /* a bare LF inside a chunk extension, */
+    {"chunk_ext_bare_lf",
+     "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: chunked" CRLF CRLF "5;a\nb" CRLF "hello" CRLF
+     "0" CRLF CRLF,
+     0, 0, AG_EPROTO, 0, NULL, 0},
+    /* a trailer line ended by CR and another byte, */
+    {"trailer_bare_cr",
+     "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: chunked" CRLF CRLF "2" CRLF "ok" CRLF "0" CRLF
+     "X: y\rZ" CRLF CRLF,
+     0, 0, AG_EPROTO, 0, NULL, 0},
+    /* and the final empty line of a chunked body. */
+    {"chunked_end_bare_cr",
+     "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: chunked" CRLF CRLF "2" CRLF "ok" CRLF "0" CRLF
+     "\rX",
+     0, 0, AG_EPROTO, 0, NULL, 0},
     /* Conflicting framing. */
     {"double_length",
      "HTTP/1.1 200 OK" CRLF "Content-Length: 2" CRLF "Content-Length: 5" CRLF CRLF "ok", 0, 0,
@@ -179,6 +204,20 @@ int main(void)
                    f->want_rc == 1 ? "complete" : ag_err_name(f->want_rc));
             ag_response_free(r);
         }
+    }
+    /* A chunk extension is capped: 5,000 bytes of it are refused. */
+    {
+        static char longext[6000];
+        strcpy(longext, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;");
+        size_t at = strlen(longext);
+        memset(longext + at, 'a', 5000);
+        strcpy(longext + at + 5000, "\r\nok\r\n0\r\n\r\n");
+        fixture f = {"chunk_ext_long", longext, 0, 0, AG_EPROTO, 0, NULL, 0};
+        ag_response *r = calloc(1, sizeof *r);
+        int extra;
+        int rc = run(c, &f, 1000, r, &extra);
+        tap_ok(rc == AG_EPROTO, "parse_chunk_ext_long: %s", ag_err_name(rc));
+        ag_response_free(r);
     }
     /* Trailers and repeated headers are kept in order. */
     ag_response *r = calloc(1, sizeof *r);
