@@ -10,6 +10,7 @@
 typedef struct waiter {
     ag_coro *co;
     struct waiter *next;
+    uint64_t seq;   /* arrival order across all hosts */
     ag__conn *conn; /* handed an idle connection */
     bool slot;      /* handed a slot for a new connection */
 } waiter;
@@ -39,6 +40,7 @@ struct ag__pool {
     unsigned connecting;
     wait_queue connect_waiters;
     uint64_t next_id;
+    uint64_t next_seq;
 };
 
 static void wq_push(wait_queue *q, waiter *w)
@@ -197,7 +199,7 @@ static void idle_push(ag__pool *p, ag__conn *c)
     p->lru_tail = c;
 }
 
-static void grant_slots(ag__pool *p, ag__host *freed);
+static void grant_slots(ag__pool *p);
 
 /* Close a connection that is out of every list, and free its slot. The host is forgotten if
  * nothing is left on it, unless it is `keep` (a host the caller still holds). */
@@ -209,7 +211,7 @@ static void conn_destroy(ag__pool *p, ag__conn *c, bool grant, const ag__host *k
     h->nconns--;
     p->total--;
     if (grant)
-        grant_slots(p, h);
+        grant_slots(p);
     if (h != keep)
         host_maybe_free(p, h);
 }
@@ -256,37 +258,49 @@ static void host_unqueue(ag__pool *p, ag__host *h)
     h->queued = false;
 }
 
-static bool grant_one(ag__pool *p, ag__host *h)
+/* Whether the first waiter of h could be served now: by one of h's idle connections, or by a
+ * new connection within the per-host limit and within the total (or by closing someone's idle
+ * connection to make room in it). */
+static bool servable(const ag__pool *p, const ag__host *h)
 {
-    if (!h->waiters.head || h->nconns >= p->o.max_per_host)
-        return false;
-    if (p->total >= p->o.max_total) {
-        if (!p->lru_head)
-            return false;
-        /* The total is full but someone's idle connection can make room. */
-        ag__conn *victim = p->lru_head;
-        idle_unlink(p, victim);
-        conn_destroy(p, victim, false, h);
-    }
-    waiter *w = wq_pop(&h->waiters);
     if (!h->waiters.head)
-        host_unqueue(p, h);
-    w->slot = true;
-    h->nconns++;
-    p->total++;
-    ag__coro_wake(w->co, 0);
-    return true;
+        return false;
+    if (h->idle)
+        return true;
+    return h->nconns < p->o.max_per_host && (p->total < p->o.max_total || p->lru_head);
 }
 
-/* A slot was freed on host `freed`: its own waiters first, then other hosts in FIFO order. */
-static void grant_slots(ag__pool *p, ag__host *freed)
+/* Serve waiters in arrival order across hosts, as long as the oldest servable one can be
+ * served: an idle connection of its host if there is one, else a slot for a new one. */
+static void grant_slots(ag__pool *p)
 {
-    if (freed && grant_one(p, freed))
-        return;
-    for (ag__host *h = p->wq_head, *next; h; h = next) {
-        next = h->wq_next;
-        if (grant_one(p, h))
+    for (;;) {
+        ag__host *best = NULL;
+        for (ag__host *h = p->wq_head; h; h = h->wq_next)
+            if (servable(p, h) && (!best || h->waiters.head->seq < best->waiters.head->seq))
+                best = h;
+        if (!best)
             return;
+        waiter *w = wq_pop(&best->waiters);
+        if (!best->waiters.head)
+            host_unqueue(p, best);
+        if (best->idle) {
+            ag__conn *c = best->idle;
+            idle_unlink(p, c);
+            w->conn = c;
+        } else {
+            if (p->total >= p->o.max_total) {
+                /* The total is full: the oldest idle connection, of some other host, makes
+                 * room. */
+                ag__conn *victim = p->lru_head;
+                idle_unlink(p, victim);
+                conn_destroy(p, victim, false, best);
+            }
+            w->slot = true;
+            best->nconns++;
+            p->total++;
+        }
+        ag__coro_wake(w->co, 0);
     }
 }
 
@@ -328,14 +342,15 @@ int ag__pool_acquire(ag__pool *p, const char *key, bool fresh, int64_t deadline_
         free(c);
         return 0;
     }
-    /* Someone queued before us goes first. */
+    /* Whoever queued before us goes first; then what is left may be ours. */
+    grant_slots(p);
     if (!h->waiters.head && take_slot(p, h))
         return 0;
     if (!ag__current || ag__current->loop != p->loop) {
         host_maybe_free(p, h);
         return -EAGAIN; /* blocking code has nobody to hand a slot back */
     }
-    waiter w = {.co = ag__current};
+    waiter w = {.co = ag__current, .seq = ++p->next_seq};
     wq_push(&h->waiters, &w);
     host_queue(p, h);
     int rc = ag__coro_park_until(deadline_ns);
@@ -365,34 +380,24 @@ ag__conn *ag__pool_conn_new(ag__pool *p, ag__host *host)
 
 void ag__pool_release(ag__pool *p, ag__conn *c, bool reusable)
 {
-    ag__host *h = c->host;
     if (!reusable || c->io.fd < 0) {
         conn_destroy(p, c, true, NULL);
-        return;
-    }
-    waiter *w = wq_pop(&h->waiters);
-    if (w) {
-        /* Hand it straight to the longest waiter: no trip through the idle list. */
-        if (!h->waiters.head)
-            host_unqueue(p, h);
-        w->conn = c;
-        ag__coro_wake(w->co, 0);
         return;
     }
     c->idle_since = ag_now_ns();
     idle_push(p, c);
     expire_idle(p);
-    /* Waiters of other hosts may be held back by the total limit: an idle connection is room
-     * for one of them (grant_one closes the oldest idle connection to make it). */
+    /* The oldest waiter gets it: one of this host's, or one of another host held back by the
+     * total limit, for whom this idle connection is room. */
     if (p->wq_head)
-        grant_slots(p, NULL);
+        grant_slots(p);
 }
 
 void ag__pool_release_slot(ag__pool *p, ag__host *h)
 {
     h->nconns--;
     p->total--;
-    grant_slots(p, h);
+    grant_slots(p);
     host_maybe_free(p, h);
 }
 

@@ -372,6 +372,45 @@ static void cross_host(void *arg)
     ag_response_free(r);
 }
 
+static char order[8];
+static int norder;
+
+static void ordered(void *arg)
+{
+    void **a = arg;
+    int rc;
+    ag_response *r = get(a[0], a[1], &rc);
+    if (rc == 0)
+        order[norder++] = *(const char *)a[2];
+    ag_response_free(r);
+}
+
+/* Waiters are served in arrival order across hosts: B (another host) queued before C (the same
+ * host as A), so B gets the only connection slot when A is done, though A's idle connection
+ * would have suited C. */
+static void nginx_fifo_across_hosts(void)
+{
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.loop = loop;
+    o.max_conns = 1;
+    ag_client *c;
+    ag_client_new(&c, &o);
+    char other[128];
+    snprintf(other, sizeof other, "http://localhost:%d/hello", port);
+    void *a[3] = {c, (void *)url_of(port, "/1m"), "A"};
+    void *b[3] = {c, other, "B"};
+    void *d[3] = {c, (void *)url_of(port, "/hello"), "C"};
+    ag_coro_spawn(loop, ordered, a, NULL);
+    ag_coro_spawn(loop, ordered, b, NULL);
+    ag_coro_spawn(loop, ordered, d, NULL);
+    ag_loop_run(loop);
+    order[norder] = 0;
+    tap_ok(strcmp(order, "ABC") == 0, "nginx_fifo_across_hosts: served in arrival order (%s)",
+           order);
+    ag_client_free(c);
+}
+
 static void nginx_total_limit_across_hosts(void)
 {
     ag_client_opts o;
@@ -446,6 +485,7 @@ int main(void)
     nginx_blocking();
     nginx_callback_style();
     nginx_total_limit_across_hosts();
+    nginx_fifo_across_hosts();
     ag_loop_free(loop);
     return tap_done();
 }
