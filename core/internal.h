@@ -38,6 +38,18 @@ static inline size_t ag__fmt_u64(char *buf, uint64_t v)
     return n;
 }
 
+/* The value of a hexadecimal digit, or -1. */
+static inline int ag__hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* ---- stacks (core/stack.c) ---- */
 
 enum ag__guard_mode {

@@ -2,20 +2,10 @@
  * inet_ntop use over 3 KiB of stack, and these run on coroutine stacks, where every page touched
  * stays resident while the request waits: at 10,000 requests in flight that is 40 MB. */
 #include "dns/resolve.h"
+#include "core/internal.h"
 
 #include <stdbool.h>
 #include <string.h>
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Dotted quad, four decimal parts of at most 255, no leading zeros (so no octal ambiguity). */
 static bool parse4(const char *s, const char *end, uint8_t out[4])
@@ -71,9 +61,9 @@ bool ag__ipv6_parse(const char *s, uint8_t out[16])
         }
         int digits = 0;
         unsigned v = 0;
-        while (digits < 4 && hexval(*p) >= 0)
-            v = v * 16 + (unsigned)hexval(*p++), digits++;
-        if (digits == 0 || n > 14 || hexval(*p) >= 0)
+        while (digits < 4 && ag__hex_value(*p) >= 0)
+            v = v * 16 + (unsigned)ag__hex_value(*p++), digits++;
+        if (digits == 0 || n > 14 || ag__hex_value(*p) >= 0)
             return false;
         b[n++] = (uint8_t)(v >> 8);
         b[n++] = (uint8_t)v;

@@ -262,17 +262,6 @@ enum {
 
 #define MAX_CHUNK_EXT 4096
 
-static int hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void framing_reset(ag__parse *ps)
 {
     ps->fr_state = FR_HEAD;
@@ -314,7 +303,7 @@ static int framing_check(ag__parse *ps, const char *p, size_t n)
         case FR_DONE:
             return 0;
         case FR_SIZE: {
-            int v = hex(c);
+            int v = ag__hex_value(c);
             if (v >= 0 && ps->fr_digits < 16) {
                 ps->fr_left = ps->fr_left * 16 + (uint64_t)v;
                 ps->fr_digits++;
