@@ -457,6 +457,25 @@ static void nginx_callback_style(void)
     ag_client_free(c);
 }
 
+/* IPv6: a bracketed literal in the URL, the Host header and peer text in brackets. */
+static void nginx_ipv6(ag_client *c)
+{
+    const char *v6 = getenv("AG_NGINX_IPV6");
+    if (!v6 || strcmp(v6, "1") != 0) {
+        tap_skip("nginx_ipv6: this machine has no IPv6 loopback");
+        return;
+    }
+    char url[128], peer[64];
+    snprintf(url, sizeof url, "http://[::1]:%d/hello", port);
+    snprintf(peer, sizeof peer, "[::1]:%d", port);
+    int rc;
+    ag_response *r = get(c, url, &rc);
+    tap_ok(rc == 0 && ag_response_status(r) == 200 && strcmp(ag_response_peer(r), peer) == 0 &&
+               strcmp(ag_response_url(r), url) == 0,
+           "nginx_ipv6: %s from %s (%s)", url, ag_response_peer(r), ag_err_name(rc));
+    ag_response_free(r);
+}
+
 static void run_in_coroutine(void *arg)
 {
     ag_client *c = arg;
@@ -469,6 +488,7 @@ static void run_in_coroutine(void *arg)
     nginx_connection_close(c);
     nginx_body_cap();
     nginx_refused(c);
+    nginx_ipv6(c);
 }
 
 int main(void)
