@@ -165,8 +165,8 @@ static int read_response(fetch *f, ag__conn *conn, ag__parse *ps)
 {
     ag_client *c = f->client;
     for (;;) {
-        int64_t deadline = earlier(f->total_deadline, after_ms(c->o.idle_timeout_ms));
         if (!(conn->io.ready & AG_READ)) {
+            int64_t deadline = earlier(f->total_deadline, after_ms(c->o.idle_timeout_ms));
             int rc = ag__io_wait(&conn->io, AG_READ, deadline);
             if (rc < 0)
                 return timeout_error(f, rc, AG_EIDLE_TIMEOUT);
@@ -183,8 +183,7 @@ static int read_response(fetch *f, ag__conn *conn, ag__parse *ps)
         }
         if (n > 0 && !f->resp->t.first_byte)
             f->resp->t.first_byte = ag_now_ns();
-        int rc =
-            n < 0 ? timeout_error(f, (int)n, AG_EIDLE_TIMEOUT) : ag__parse_feed(ps, buf, (size_t)n);
+        int rc = n < 0 ? (int)n : ag__parse_feed(ps, buf, (size_t)n);
         rbuf_give(c, buf);
         if (rc != 0)
             return rc < 0 ? rc : 0;

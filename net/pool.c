@@ -216,11 +216,8 @@ static void conn_destroy(ag__pool *p, ag__conn *c, bool grant, const ag__host *k
         host_maybe_free(p, h);
 }
 
-static void expire_idle(ag__pool *p)
+static void expire_idle(ag__pool *p, int64_t now)
 {
-    if (!p->lru_head)
-        return;
-    int64_t now = ag_now_ns();
     while (p->lru_head && now - p->lru_head->idle_since >= p->o.idle_ns) {
         ag__conn *c = p->lru_head;
         idle_unlink(p, c);
@@ -323,7 +320,8 @@ static bool take_slot(ag__pool *p, ag__host *h)
 int ag__pool_acquire(ag__pool *p, const char *key, bool fresh, int64_t deadline_ns, ag__host **host,
                      ag__conn **conn)
 {
-    expire_idle(p);
+    if (p->lru_head)
+        expire_idle(p, ag_now_ns());
     ag__host *h = host_get(p, key);
     if (!h)
         return -ENOMEM;
@@ -386,7 +384,7 @@ void ag__pool_release(ag__pool *p, ag__conn *c, bool reusable)
     }
     c->idle_since = ag_now_ns();
     idle_push(p, c);
-    expire_idle(p);
+    expire_idle(p, c->idle_since);
     /* The oldest waiter gets it: one of this host's, or one of another host held back by the
      * total limit, for whom this idle connection is room. */
     if (p->wq_head)
