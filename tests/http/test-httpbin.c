@@ -259,6 +259,41 @@ static void timeouts(void)
     ag_client_free(c);
 }
 
+/* A request queued behind the per-host limit is not charged connect time for the wait: with one
+ * connection per host and a 300 ms connect timeout, a request queued behind a 1 s one succeeds. */
+static int queued_rc[2];
+
+static void queued_user(void *arg)
+{
+    void **a = arg;
+    ag_request req;
+    ag_request_init(&req);
+    req.url = a[1];
+    ag_response *r;
+    queued_rc[a[2] != NULL] = ag_fetch(a[0], &req, &r);
+    ag_response_free(r);
+}
+
+static void queue_not_charged(void)
+{
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.loop = loop;
+    o.max_conns_per_host = 1;
+    o.connect_timeout_ms = 300;
+    ag_client *c;
+    ag_client_new(&c, &o);
+    void *a[3] = {c, (void *)url_of(port, "/delay/1"), NULL};
+    void *b[3] = {c, (void *)url_of(port, "/get"), c};
+    ag_coro_spawn(loop, queued_user, a, NULL);
+    ag_coro_spawn(loop, queued_user, b, NULL);
+    ag_loop_run(loop);
+    tap_ok(queued_rc[0] == 0 && queued_rc[1] == 0,
+           "httpbin_queue_not_charged_connect_time: both succeed (%s, %s)",
+           ag_err_name(queued_rc[0]), ag_err_name(queued_rc[1]));
+    ag_client_free(c);
+}
+
 static int pool_rc[2];
 
 static void pool_user(void *arg)
@@ -315,6 +350,7 @@ int main(void)
     ag_coro_spawn(loop, run, NULL, NULL);
     ag_loop_run(loop);
     pool_timeout();
+    queue_not_charged();
     ag_client_free(client);
     ag_loop_free(loop);
     return tap_done();
