@@ -179,7 +179,8 @@ typedef struct ag_client_opts {
 
 AG_EXPORT void ag_client_opts_init(ag_client_opts *opts);
 AG_EXPORT int ag_client_new(ag_client **out, const ag_client_opts *opts);
-/* Close every idle connection and free the client; no request may be in flight. */
+/* Close every idle connection and free the client; no request may be in flight, and its loop
+ * must still exist. NULL is accepted. */
 AG_EXPORT void ag_client_free(ag_client *client);
 
 typedef struct ag_header {
