@@ -94,6 +94,12 @@ void ag__pool_release(ag__pool *pool, ag__conn *conn, bool reusable);
 void ag__pool_release_slot(ag__pool *pool, ag__host *host);
 /* Allocate a connection for a slot of host. */
 ag__conn *ag__pool_conn_new(ag__pool *pool, ag__host *host);
+/* Counts for tests: connection slots in use, idle connections, connects in progress, waiters
+ * queued for a slot and for a connect. */
+typedef struct ag__pool_counts {
+    unsigned total, idle, connecting, waiting, connect_waiting;
+} ag__pool_counts;
+void ag__pool_counts_get(const ag__pool *pool, ag__pool_counts *out);
 /* Limit connects in progress: take before connecting, give back after. */
 int ag__pool_connect_begin(ag__pool *pool, int64_t deadline_ns);
 void ag__pool_connect_end(ag__pool *pool);

@@ -446,3 +446,17 @@ void ag__pool_free(ag__pool *p)
     free(p->buckets);
     free(p);
 }
+
+void ag__pool_counts_get(const ag__pool *p, ag__pool_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    out->total = p->total;
+    out->connecting = p->connecting;
+    for (const ag__conn *c = p->lru_head; c; c = c->lru_next)
+        out->idle++;
+    for (const ag__host *h = p->wq_head; h; h = h->wq_next)
+        for (const waiter *w = h->waiters.head; w; w = w->next)
+            out->waiting++;
+    for (const waiter *w = p->connect_waiters.head; w; w = w->next)
+        out->connect_waiting++;
+}
