@@ -158,6 +158,8 @@ void ag_coro_cancel(ag_coro *co)
     if (!co || co->state == AG__CO_DONE)
         return;
     co->cancelled = true;
+    if (co->state == AG__CO_READY && co->loop->running != co)
+        co->result = -ECANCELED; /* woken but not yet run: its wait returns the cancel too */
     ag__coro_wake(co, -ECANCELED);
 }
 
@@ -320,13 +322,15 @@ int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
     }
     co->wait_io = io;
     int rc = ag__coro_park();
+    if (deadline_ns >= 0)
+        ag_timer_stop(co->loop, &co->timer);
+    if (co->wait_io != io)
+        return -EBADF; /* unregistered while we waited: io is gone, touch nothing of it */
     co->wait_io = NULL;
     if (io->waiter[0] == co)
         io->waiter[0] = NULL;
     if (io->waiter[1] == co)
         io->waiter[1] = NULL;
-    if (deadline_ns >= 0)
-        ag_timer_stop(co->loop, &co->timer);
     if (rc < 0)
         return rc;
     unsigned got = io->ready & events;

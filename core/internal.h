@@ -95,6 +95,7 @@ typedef struct ag__io {
     ag_loop *loop;      /* NULL: plain blocking fd */
     ag_coro *waiter[2]; /* parked reader and writer */
     bool heap;          /* allocated by ag_fd_register, freed by ag_fd_unregister */
+    bool temp;          /* registered for one ag_wait_fd, on the waiting coroutine's stack */
 } ag__io;
 
 /* Register fd with loop (NULL for blocking use). The fd must be non-blocking. */
@@ -146,6 +147,7 @@ struct ag_loop {
     size_t live; /* coroutines not yet finished */
     bool stop;
     bool in_run;
+    bool in_iteration; /* run_once is running: callbacks may not drive the loop again */
     ag__io wake_io;
     int wake_wfd; /* write end when the wake-up is a pipe, else the eventfd itself */
     atomic_int wake_pending;

@@ -87,6 +87,8 @@ int ag_wait_fd(int fd, int events, int64_t deadline_ns)
         return -EINVAL;
     if (loop && (size_t)fd < loop->nfds && loop->fds[fd]) {
         ag__io *io = loop->fds[fd];
+        if (io->temp)
+            return -EBUSY; /* another coroutine's one-off wait: it lives on that stack */
         ag__io_clear(io, (unsigned)events); /* the caller asks because it saw EAGAIN */
         return ag__io_wait(io, (unsigned)events, deadline_ns);
     }
@@ -97,6 +99,7 @@ int ag_wait_fd(int fd, int events, int64_t deadline_ns)
     if (rc < 0)
         return rc;
     tmp.ready = 0; /* a one-off wait trusts no assumed readiness */
+    tmp.temp = true;
     rc = ag__io_wait(&tmp, (unsigned)events, deadline_ns);
     io_forget(&tmp);
     return rc;
@@ -121,6 +124,14 @@ void ag_fd_unregister(ag_loop *loop, int fd)
     if (fd < 0 || (size_t)fd >= loop->nfds || !loop->fds[fd] || !loop->fds[fd]->heap)
         return;
     ag__io *io = loop->fds[fd];
+    /* Coroutines parked on it learn that it is gone, and never touch it again. */
+    for (int i = 0; i < 2; i++) {
+        ag_coro *w = io->waiter[i];
+        if (w && w->wait_io == io) {
+            w->wait_io = NULL;
+            ag__coro_wake(w, -EBADF);
+        }
+    }
     io_forget(io);
     free(io);
 }
@@ -220,8 +231,9 @@ static void wake_drain(ag_loop *loop)
     while (read(loop->wake_io.fd, buf, sizeof buf) > 0) {
     }
     /* Cleared after draining: a wake that found the flag still set was folded into this one,
-     * and its work is visible to the callback below. */
-    atomic_store(&loop->wake_pending, 0);
+     * and its work is visible to the callback below. A read-modify-write with acquire and
+     * release order synchronizes with that waker even on weakly ordered CPUs. */
+    atomic_exchange_explicit(&loop->wake_pending, 0, memory_order_acq_rel);
     ag__poller_want(loop->poller, loop->wake_io.fd, AG__POLL_IN);
     if (loop->wake_cb)
         loop->wake_cb(loop, loop->wake_arg);
@@ -253,7 +265,10 @@ static void expire_timers(ag_loop *loop)
 {
     int64_t now = ag_now_ns();
     ag_timer *t;
-    while ((t = ag__timer_heap_top(&loop->timers)) && t->deadline_ns <= now) {
+    /* At most as many fires as there were timers: a callback that re-arms its timer at a
+     * deadline already past is served again in the next iteration, not in an endless loop. */
+    size_t budget = loop->timers.len;
+    while (budget-- > 0 && (t = ag__timer_heap_top(&loop->timers)) && t->deadline_ns <= now) {
         ag__timer_heap_remove(&loop->timers, t);
         t->cb(t, t->arg);
     }
@@ -288,6 +303,7 @@ static int run_once(ag_loop *loop, int64_t timeout_ns)
 {
     ag_loop *outer = ag__current_loop;
     ag__current_loop = loop;
+    loop->in_iteration = true;
     ag__loop_run_ready(loop);
     int64_t t = next_timeout_ns(loop);
     if (timeout_ns >= 0 && (t < 0 || t > timeout_ns))
@@ -299,14 +315,15 @@ static int run_once(ag_loop *loop, int64_t timeout_ns)
         dispatch(loop, n);
     expire_timers(loop);
     ag__loop_run_ready(loop);
+    loop->in_iteration = false;
     ag__current_loop = outer;
     return n < 0 ? n : 0;
 }
 
 int ag_loop_run_once(ag_loop *loop, int timeout_ms)
 {
-    if (ag__current)
-        return -EDEADLK; /* a coroutine cannot drive a loop */
+    if (ag__current || loop->in_iteration)
+        return -EDEADLK; /* a coroutine or a callback of this loop cannot drive it */
     int rc = run_once(loop, timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000);
     loop->stop = false; /* a stop asked for during one iteration ends only that iteration */
     if (rc < 0)
@@ -316,7 +333,7 @@ int ag_loop_run_once(ag_loop *loop, int timeout_ms)
 
 int ag_loop_run(ag_loop *loop)
 {
-    if (ag__current || loop->in_run)
+    if (ag__current || loop->in_run || loop->in_iteration)
         return -EDEADLK;
     loop->in_run = true;
     int rc = 0;

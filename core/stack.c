@@ -155,8 +155,9 @@ static int add_slab(ag__stack_pool *pool)
     enum ag__guard_mode mode = ag__stack_guard_mode();
     for (size_t i = 0; i < count; i++) {
         char *guard = (char *)s->base + i * stride;
-        int rc = mode == AG__GUARD_MADVISE ? madvise(guard, ps, MADV_GUARD_INSTALL)
-                                           : mprotect(guard, ps, PROT_NONE);
+        int rc = mode == AG__GUARD_MADVISE ? madvise(guard, ps, MADV_GUARD_INSTALL) : -1;
+        if (rc != 0) /* not probed, or refused for this mapping (locked memory, say) */
+            rc = mprotect(guard, ps, PROT_NONE);
         if (rc != 0) {
             /* Out of mappings (vm.max_map_count) shows up here as ENOMEM. */
             int err = -errno;

@@ -4,6 +4,7 @@
 #include "tests/tap.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,8 +208,37 @@ static void coro_stack_recycled(void)
     ag_loop_free(loop);
 }
 
+/* ---- cancelling a coroutine that was woken but has not run yet ---- */
+
+static int ready_rc[2] = {1, 1};
+static ag_coro *ready_co[2];
+
+static void ready_sleeper(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    ready_rc[i] = ag_sleep_until(wake_at);
+    if (i == 0)
+        ag_coro_cancel(ready_co[1]); /* both timers fired in one pass: 1 is ready, not parked */
+}
+
+static void coro_cancel_ready(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    wake_at = ag_now_ns() + 10 * 1000000;
+    ag_coro_spawn(loop, ready_sleeper, (void *)0, &ready_co[0]);
+    ag_coro_spawn(loop, ready_sleeper, (void *)1, &ready_co[1]);
+    ag_loop_run(loop);
+    tap_ok(ready_rc[0] == 0 && ready_rc[1] == -ECANCELED,
+           "coro_cancel_ready: the woken coroutine's sleep returns %s", ag_err_name(ready_rc[1]));
+    ag_coro_unref(ready_co[0]);
+    ag_coro_unref(ready_co[1]);
+    ag_loop_free(loop);
+}
+
 int main(void)
 {
+    coro_cancel_ready();
     coro_ping_pong();
     coro_deep_calls();
     coro_cancel_join();

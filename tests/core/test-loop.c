@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -260,9 +261,99 @@ static void loop_embedding(void)
     ag_loop_free(loop);
 }
 
+/* ---- an fd unregistered while a coroutine waits on it: the wait ends with EBADF ---- */
+
+static int unreg_rc = 1;
+static int unreg_fd;
+
+static void unreg_waiter(void *arg)
+{
+    (void)arg;
+    unreg_rc = ag_wait_fd(unreg_fd, AG_READ, -1);
+}
+
+static void unreg_closer(void *arg)
+{
+    ag_loop *loop = arg;
+    ag_yield();
+    ag_fd_unregister(loop, unreg_fd);
+}
+
+static void loop_unregister_waited_fd(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    int p[2];
+    nonblocking_pipe(p);
+    unreg_fd = p[0];
+    ag_fd_register(loop, p[0]);
+    ag_coro_spawn(loop, unreg_waiter, NULL, NULL);
+    ag_coro_spawn(loop, unreg_closer, loop, NULL);
+    ag_loop_run(loop); /* returns: nothing is left waiting */
+    tap_ok(unreg_rc == -EBADF, "loop_unregister_waited_fd: the wait returns %s",
+           ag_err_name(unreg_rc));
+    close(p[0]);
+    close(p[1]);
+    ag_loop_free(loop);
+}
+
+/* ---- two one-off waits on one unregistered fd: the second is refused, not aliased ---- */
+
+static int temp_rc[2];
+static int temp_fd;
+
+static void temp_waiter(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    temp_rc[i] = ag_wait_fd(temp_fd, AG_READ, ag_now_ns() + 20 * 1000000);
+}
+
+static void loop_one_off_waits_share_no_fd(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    int p[2];
+    nonblocking_pipe(p);
+    temp_fd = p[0];
+    ag_coro_spawn(loop, temp_waiter, (void *)0, NULL);
+    ag_coro_spawn(loop, temp_waiter, (void *)1, NULL);
+    ag_loop_run(loop);
+    tap_ok(temp_rc[0] == -ETIMEDOUT && temp_rc[1] == -EBUSY,
+           "loop_one_off_waits_share_no_fd: first %s, second %s", ag_err_name(temp_rc[0]),
+           ag_err_name(temp_rc[1]));
+    close(p[0]);
+    close(p[1]);
+    ag_loop_free(loop);
+}
+
+/* ---- a callback cannot drive its own loop ---- */
+
+static int nested_rc = 1;
+
+static void nested_wake(ag_loop *loop, void *arg)
+{
+    (void)arg;
+    nested_rc = ag_loop_run_once(loop, 0);
+}
+
+static void loop_no_reentry(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    ag_loop_on_wake(loop, nested_wake, NULL);
+    ag_loop_wake(loop);
+    ag_loop_run_once(loop, 1000);
+    tap_ok(nested_rc == -EDEADLK, "loop_no_reentry: run_once from a callback gives %s",
+           ag_err_name(nested_rc));
+    ag_loop_free(loop);
+}
+
 int main(void)
 {
     tap_diag("backend: %s", ag_loop_backend());
+    loop_unregister_waited_fd();
+    loop_one_off_waits_share_no_fd();
+    loop_no_reentry();
     loop_pipe_readiness();
     loop_deadlines();
     loop_cancel_waiter();

@@ -117,8 +117,35 @@ static void timer_sleeps_until_deadline(void)
     ag_loop_free(loop);
 }
 
+/* A callback that re-arms its timer in the past is served once per iteration, not forever. */
+static int past_fires;
+
+static void rearm_past(ag_timer *t, void *arg)
+{
+    ag_loop *loop = arg;
+    if (++past_fires < 1000)
+        ag_timer_start(loop, t, t->deadline_ns);
+}
+
+static void timer_rearm_in_the_past(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    ag_timer t;
+    ag_timer_init(&t, rearm_past, loop);
+    ag_timer_start(loop, &t, ag_now_ns() - 1000);
+    ag_loop_run_once(loop, 0);
+    int after_one = past_fires;
+    ag_loop_run(loop);
+    tap_ok(after_one == 1 && past_fires == 1000,
+           "timer_rearm_in_the_past: one fire per iteration (%d), all of them in the end (%d)",
+           after_one, past_fires);
+    ag_loop_free(loop);
+}
+
 int main(void)
 {
+    timer_rearm_in_the_past();
     timer_ordering(1000, "timer_ordering");
     timer_ordering(100000, "timer_100k");
     timer_cancel();
