@@ -322,26 +322,19 @@ static int exchange_on(fetch *f, const char *key)
 
 static char *url_text(const ag__url *u)
 {
-    size_t ls = strlen(u->scheme), lh = strlen(u->host), lt = strlen(u->target);
-    char *s = malloc(ls + 3 + lh + 2 + 1 + 21 + lt + 1);
+    size_t ls = strlen(u->scheme), lt = strlen(u->target);
+    size_t size = ls + 3 + strlen(u->host) + 2 + 1 + 5 + lt + 1;
+    char *s = malloc(size);
     if (!s)
         return NULL;
-    char *p = s;
-    memcpy(p, u->scheme, ls);
-    p += ls;
-    memcpy(p, "://", 3);
-    p += 3;
-    if (u->ipv6)
-        *p++ = '[';
-    memcpy(p, u->host, lh);
-    p += lh;
-    if (u->ipv6)
-        *p++ = ']';
-    if (u->port != (strcmp(u->scheme, "https") == 0 ? 443 : 80)) {
-        *p++ = ':';
-        p += ag__fmt_u64(p, u->port);
+    memcpy(s, u->scheme, ls);
+    memcpy(s + ls, "://", 3);
+    int n = ag__url_host_header(u, s + ls + 3, size - ls - 3);
+    if (n < 0) {
+        free(s);
+        return NULL;
     }
-    memcpy(p, u->target, lt + 1);
+    memcpy(s + ls + 3 + n, u->target, lt + 1);
     return s;
 }
 

@@ -255,6 +255,24 @@ static void host_unqueue(ag__pool *p, ag__host *h)
     h->queued = false;
 }
 
+/* A slot on h for a new connection, within both limits. */
+static bool take_slot(ag__pool *p, ag__host *h)
+{
+    if (h->nconns >= p->o.max_per_host)
+        return false;
+    if (p->total >= p->o.max_total) {
+        /* The total is full: the oldest idle connection, of some other host, makes room. */
+        if (!p->lru_head)
+            return false;
+        ag__conn *victim = p->lru_head;
+        idle_unlink(p, victim);
+        conn_destroy(p, victim, false, h);
+    }
+    h->nconns++;
+    p->total++;
+    return true;
+}
+
 /* Whether the first waiter of h could be served now: by one of h's idle connections, or by a
  * new connection within the per-host limit and within the total (or by closing someone's idle
  * connection to make room in it). */
@@ -286,35 +304,10 @@ static void grant_slots(ag__pool *p)
             idle_unlink(p, c);
             w->conn = c;
         } else {
-            if (p->total >= p->o.max_total) {
-                /* The total is full: the oldest idle connection, of some other host, makes
-                 * room. */
-                ag__conn *victim = p->lru_head;
-                idle_unlink(p, victim);
-                conn_destroy(p, victim, false, best);
-            }
-            w->slot = true;
-            best->nconns++;
-            p->total++;
+            w->slot = take_slot(p, best); /* servable: it succeeds */
         }
         ag__coro_wake(w->co, 0);
     }
-}
-
-static bool take_slot(ag__pool *p, ag__host *h)
-{
-    if (h->nconns >= p->o.max_per_host)
-        return false;
-    if (p->total >= p->o.max_total) {
-        if (!p->lru_head)
-            return false;
-        ag__conn *victim = p->lru_head;
-        idle_unlink(p, victim);
-        conn_destroy(p, victim, false, h);
-    }
-    h->nconns++;
-    p->total++;
-    return true;
 }
 
 int ag__pool_acquire(ag__pool *p, const char *key, bool fresh, int64_t deadline_ns, ag__host **host,
