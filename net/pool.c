@@ -375,6 +375,12 @@ void ag__pool_release(ag__pool *p, ag__conn *c, bool reusable)
         conn_destroy(p, c, true, NULL);
         return;
     }
+    /* The liveness check trusts the reactor to have seen the server close an idle connection.
+     * An idle connection has no waiter to arm read interest, and backends that report only armed
+     * directions (poll, libkqueue) would never see it: arm it now, for the whole idle time. A
+     * failure only blinds the check, which the retry covers, so it is not an error. */
+    if (c->io.loop)
+        (void)ag__poller_want(c->io.loop->poller, c->io.fd, AG__POLL_IN);
     c->idle_since = ag_now_ns();
     idle_push(p, c);
     expire_idle(p, c->idle_since);

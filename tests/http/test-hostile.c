@@ -156,6 +156,40 @@ static void stale(void *arg)
     }
 }
 
+/* The liveness check alone, with the retry off: the reactor must notice that the server closed
+ * an idle connection, on every backend, so neither a GET nor a POST is sent on it. Poll (and
+ * libkqueue) report a direction only while it is armed, and an idle connection has no waiter to
+ * arm it: the pool keeps read interest armed while the connection is idle. */
+static void liveness(void *arg)
+{
+    (void)arg;
+    static const char *const methods[] = {"GET", "POST"};
+    for (int m = 0; m < 2; m++) {
+        ag_client *c = new_client(2000, 0, 1);
+        int rc1;
+        ag_response *a = get(c, url_of(port, "/close-after-response?ms=20"), &rc1);
+        ag_sleep_ms(200);
+        ag_request req;
+        ag_request_init(&req);
+        req.method = methods[m];
+        req.url = url_of(port, m ? "/echo" : "/ok");
+        if (m) {
+            req.body = "x";
+            req.body_len = 1;
+        }
+        ag_response *b;
+        int rc2 = ag_fetch(c, &req, &b);
+        tap_ok(rc1 == 0 && rc2 == 0 && ag_response_status(b) == 200 && !ag_response_reused(b) &&
+                   ag_response_conn_id(b) != ag_response_conn_id(a),
+               "hostile_liveness_no_retry: a %s after the server closed the idle connection "
+               "goes on a new one (%s, %s)",
+               methods[m], ag_err_name(rc2), ag_loop_backend());
+        ag_response_free(a);
+        ag_response_free(b);
+        ag_client_free(c);
+    }
+}
+
 /* A POST is not replayed: a non-idempotent request that meets a stale connection fails. */
 static void stale_post(void *arg)
 {
@@ -295,6 +329,8 @@ int main(void)
     ag_coro_spawn(loop, stale, NULL, NULL);
     ag_loop_run(loop);
     ag_coro_spawn(loop, stale_post, NULL, NULL);
+    ag_loop_run(loop);
+    ag_coro_spawn(loop, liveness, NULL, NULL);
     ag_loop_run(loop);
     mixed();
     ag_coro_spawn(loop, request_close, NULL, NULL);
