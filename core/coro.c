@@ -134,6 +134,7 @@ int ag__coro_park(void)
 {
     ag_coro *co = ag__current;
     co->state = AG__CO_PARKED;
+    co->streak = 0;
     switch_to_sched(co->loop, co);
     return co->result;
 }
@@ -204,6 +205,48 @@ int ag_yield(void)
     return co->cancelled ? -ECANCELED : 0;
 }
 
+void ag__loop_resume_later(ag_loop *loop)
+{
+    if (!loop->later_head)
+        return;
+    if (loop->ready_tail)
+        loop->ready_tail->next = loop->later_head;
+    else
+        loop->ready_head = loop->later_head;
+    loop->ready_tail = loop->later_tail;
+    loop->later_head = loop->later_tail = NULL;
+}
+
+/* Yield until the loop has polled its backend and run its timers: a plain ag_yield() would run
+ * this coroutine again in the next round of ready coroutines, before any I/O or timer. */
+static void yield_to_loop(ag_coro *co)
+{
+    ag_loop *loop = co->loop;
+    co->state = AG__CO_READY;
+    co->next = NULL;
+    if (loop->later_tail)
+        loop->later_tail->next = co;
+    else
+        loop->later_head = co;
+    loop->later_tail = co;
+    co->streak = 0;
+    switch_to_sched(loop, co);
+}
+
+int ag__coro_checkpoint(int64_t deadline_ns)
+{
+    ag_coro *co = ag__current;
+    if (co) {
+        if (++co->streak >= AG__CHECKPOINT_BUDGET)
+            yield_to_loop(co);
+        if (co->cancelled)
+            return -ECANCELED;
+    }
+    if (deadline_ns >= 0 && ag_now_ns() >= deadline_ns)
+        return -ETIMEDOUT;
+    return 0;
+}
+
 static void timer_wake(ag_timer *timer, void *arg)
 {
     (void)timer;
@@ -251,8 +294,15 @@ int ag_sleep_ms(int64_t ms)
 int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
 {
     ag_coro *co = ag__current;
-    if (io->ready & events)
-        return (int)(io->ready & events);
+    if (io->ready & events) {
+        /* No wait: a caller that never sees EAGAIN would otherwise never let anything else run
+         * and never notice its cancel or deadline. */
+        int rc = ag__coro_checkpoint(deadline_ns);
+        if (rc < 0)
+            return rc;
+        if (io->ready & events)
+            return (int)(io->ready & events);
+    }
     if (!co || co->loop != io->loop) {
         /* Plain blocking code: the same wait, in poll(). */
         struct pollfd pfd = {io->fd, 0, 0};

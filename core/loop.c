@@ -276,7 +276,7 @@ static void expire_timers(ag_loop *loop)
 
 static int64_t next_timeout_ns(const ag_loop *loop)
 {
-    if (loop->ready_head || loop->stop)
+    if (loop->ready_head || loop->later_head || loop->stop)
         return 0;
     const ag_timer *t = ag__timer_heap_top(&loop->timers);
     if (!t)
@@ -311,9 +311,13 @@ static int run_once(ag_loop *loop, int64_t timeout_ns)
     if (t < 0 && loop->live == 0)
         t = 0; /* nothing could ever end an endless wait: just collect what is pending */
     int n = ag__poller_wait(loop->poller, loop->events, loop->max_events, t);
+    /* Timers before I/O: a wait whose deadline and readiness arrive together ends with its
+     * deadline (the readiness stays cached for the next call), so a stream that never runs dry
+     * cannot outlast its deadline. */
+    expire_timers(loop);
     if (n > 0)
         dispatch(loop, n);
-    expire_timers(loop);
+    ag__loop_resume_later(loop); /* after the poll and the timers, as they were promised */
     ag__loop_run_ready(loop);
     loop->in_iteration = false;
     ag__current_loop = outer;

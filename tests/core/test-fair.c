@@ -1,0 +1,240 @@
+/* test-fair.c: a coroutine whose fd never runs dry still lets timers, siblings, cancels and
+ * deadlines act: the reactor side of fairness. */
+#include "asyncget.h"
+#include "core/internal.h"
+#include "tests/tap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A bound on the reads of a test that would otherwise spin forever on the old code: it ends the
+ * test with failed assertions instead of a hang. Reaching it is a failure, never a time limit. */
+#define MAX_READS 500000L
+
+#define TICKS 5
+
+static void nonblocking_pipe(int p[2])
+{
+    if (pipe(p) != 0)
+        abort();
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    fcntl(p[1], F_SETFL, O_NONBLOCK);
+}
+
+/* A reader whose pipe is always full: it puts back every byte it takes, so no read ever says
+ * EAGAIN and the cached readiness never clears. Only the checkpoint in ag__io_wait lets others
+ * run. */
+typedef struct flood {
+    int p[2];
+    int64_t deadline;
+    long reads;
+    long eagains;
+    int rc;
+    int64_t returned_at;
+    long ticks_at[TICKS]; /* reads done when each tick ran */
+    int ticks;
+    long reads_at_cancel;
+    ag_coro *reader;
+} flood;
+
+static void flood_reader(void *arg)
+{
+    flood *f = arg;
+    ag__io io;
+    ag__io_init(&io, ag_loop_current(), f->p[0]);
+    f->rc = 99;
+    while (f->reads < MAX_READS) {
+        int rc = ag__io_wait(&io, AG_READ, f->deadline);
+        if (rc < 0) {
+            f->rc = rc;
+            break;
+        }
+        char b;
+        if (read(f->p[0], &b, 1) != 1) {
+            f->eagains++;
+            ag__io_clear(&io, AG_READ);
+            continue;
+        }
+        f->reads++;
+        if (write(f->p[1], &b, 1) != 1)
+            abort();
+    }
+    f->returned_at = ag_now_ns();
+    ag__io_close(&io); /* closes p[0] */
+}
+
+static void flood_fill(flood *f)
+{
+    nonblocking_pipe(f->p);
+    char buf[512];
+    memset(buf, 'f', sizeof buf);
+    if (write(f->p[1], buf, sizeof buf) != (ssize_t)sizeof buf)
+        abort();
+}
+
+/* A periodic timer in a sibling coroutine: it records how far the reader got at each tick. */
+static void flood_ticker(void *arg)
+{
+    flood *f = arg;
+    while (f->ticks < TICKS) {
+        if (ag_sleep_ms(1) < 0)
+            return;
+        f->ticks_at[f->ticks++] = f->reads;
+    }
+}
+
+/* A third coroutine cancels the reader once the ticker is done. */
+static void flood_canceller(void *arg)
+{
+    flood *f = arg;
+    while (f->ticks < TICKS)
+        if (ag_sleep_ms(1) < 0)
+            return;
+    f->reads_at_cancel = f->reads;
+    ag_coro_cancel(f->reader);
+}
+
+static void fair_flood_ticks_and_cancel(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    flood f = {.deadline = -1};
+    flood_fill(&f);
+    ag_coro_spawn(loop, flood_reader, &f, &f.reader);
+    ag_coro_spawn(loop, flood_ticker, &f, NULL);
+    ag_coro_spawn(loop, flood_canceller, &f, NULL);
+    ag_loop_run(loop);
+    /* Interleaved: the reader was under way at the first tick, made progress between every two
+     * ticks, and was still reading when it was cancelled. */
+    int interleaved = f.ticks == TICKS && f.ticks_at[0] > 0;
+    for (int i = 1; interleaved && i < TICKS; i++)
+        interleaved = f.ticks_at[i] > f.ticks_at[i - 1];
+    tap_ok(interleaved && f.eagains == 0,
+           "fair_flood_ticks_interleave: %d ticks at reads %ld..%ld, the reader never saw EAGAIN "
+           "(%ld)",
+           f.ticks, f.ticks_at[0], f.ticks_at[TICKS - 1], f.eagains);
+    tap_ok(f.rc == -ECANCELED && f.reads_at_cancel >= f.ticks_at[TICKS - 1] && f.reads < MAX_READS,
+           "fair_flood_cancel: a sibling's cancel ends the flooded wait with %s after %ld reads",
+           f.rc == 99 ? "nothing" : ag_err_name(f.rc), f.reads);
+    ag_coro_unref(f.reader);
+    close(f.p[1]);
+    ag_loop_free(loop);
+}
+
+/* The deadline of a wait whose readiness is always cached still takes effect. */
+static void fair_flood_deadline(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    flood f = {.deadline = ag_now_ns() + 20 * 1000000};
+    flood_fill(&f);
+    ag_coro_spawn(loop, flood_reader, &f, &f.reader);
+    ag_loop_run(loop);
+    tap_ok(f.rc == -ETIMEDOUT && f.returned_at >= f.deadline && f.reads > 0 && f.eagains == 0,
+           "fair_flood_deadline: the flooded wait returns %s after %ld reads, not before its "
+           "deadline",
+           f.rc == 99 ? "nothing" : ag_err_name(f.rc), f.reads);
+    ag_coro_unref(f.reader);
+    close(f.p[1]);
+    ag_loop_free(loop);
+}
+
+/* The same without a loop: blocking code only checks the deadline. */
+static void fair_blocking_deadline(void)
+{
+    flood f = {.deadline = ag_now_ns() + 20 * 1000000};
+    flood_fill(&f);
+    flood_reader(&f);
+    tap_ok(f.rc == -ETIMEDOUT && f.returned_at >= f.deadline && f.reads > 0,
+           "fair_blocking_deadline: outside a coroutine the flooded wait returns %s after %ld "
+           "reads",
+           f.rc == 99 ? "nothing" : ag_err_name(f.rc), f.reads);
+    close(f.p[1]);
+}
+
+/* ---- a due timer is not lost to a readiness report of the same iteration ---- */
+
+static int due_rc = 99;
+
+static void due_waiter(void *arg)
+{
+    int *p = arg;
+    due_rc = ag_wait_fd(p[0], AG_READ, ag_now_ns() + 10 * 1000000);
+}
+
+static void fair_due_timer_beats_readiness(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    int p[2];
+    nonblocking_pipe(p);
+    ag_coro_spawn(loop, due_waiter, p, NULL);
+    ag_loop_run_once(loop, 0); /* it parks with a 10 ms deadline */
+    ag_sleep_ms(20);           /* outside the loop: the deadline passes */
+    if (write(p[1], "x", 1) != 1)
+        abort();
+    ag_loop_run(loop); /* the timer and the readiness are seen in one iteration */
+    tap_ok(due_rc == -ETIMEDOUT, "fair_due_timer_beats_readiness: the wait returns %d", due_rc);
+    close(p[0]);
+    close(p[1]);
+    ag_loop_free(loop);
+}
+
+/* ---- the checkpoint itself ---- */
+
+typedef struct cp_case {
+    int rcs[3];
+    int sibling_runs_seen;
+} cp_case;
+
+static int sibling_runs;
+
+static void cp_sibling(void *arg)
+{
+    (void)arg;
+    sibling_runs++;
+}
+
+static void cp_body(void *arg)
+{
+    cp_case *c = arg;
+    /* A checkpoint with a past deadline says so at once. */
+    c->rcs[0] = ag__coro_checkpoint(ag_now_ns() - 1);
+    /* Enough consecutive checkpoints yield: the sibling spawned after this coroutine runs. */
+    for (int i = 0; i < 4 * AG__CHECKPOINT_BUDGET && !sibling_runs; i++)
+        c->rcs[1] = ag__coro_checkpoint(-1);
+    c->sibling_runs_seen = sibling_runs;
+    ag_coro_cancel(ag_coro_self());
+    c->rcs[2] = ag__coro_checkpoint(-1);
+}
+
+static void fair_checkpoint(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    cp_case c = {{1, 1, 1}, 0};
+    ag_coro_spawn(loop, cp_body, &c, NULL);
+    ag_coro_spawn(loop, cp_sibling, NULL, NULL);
+    ag_loop_run(loop);
+    int outside = ag__coro_checkpoint(-1);
+    int outside_late = ag__coro_checkpoint(ag_now_ns() - 1);
+    tap_ok(c.rcs[0] == -ETIMEDOUT && c.rcs[1] == 0 && c.sibling_runs_seen == 1 &&
+               c.rcs[2] == -ECANCELED && outside == 0 && outside_late == -ETIMEDOUT,
+           "fair_checkpoint: deadline %d, yields to a sibling %d, cancel %d, outside %d/%d",
+           c.rcs[0], c.sibling_runs_seen, c.rcs[2], outside, outside_late);
+    ag_loop_free(loop);
+}
+
+int main(void)
+{
+    tap_diag("backend: %s", ag_loop_backend());
+    fair_checkpoint();
+    fair_due_timer_beats_readiness();
+    fair_flood_ticks_and_cancel();
+    fair_flood_deadline();
+    fair_blocking_deadline();
+    return tap_done();
+}
