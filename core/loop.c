@@ -37,7 +37,8 @@ static int set_fd_table(ag_loop *loop, int fd, ag__io *io)
     return 0;
 }
 
-int ag__io_init(ag__io *io, ag_loop *loop, int fd)
+/* Register io for fd with loop's backend for events (AG__POLL_*). */
+static int io_register(ag__io *io, ag_loop *loop, int fd, unsigned events)
 {
     memset(io, 0, sizeof *io);
     io->fd = fd;
@@ -53,10 +54,15 @@ int ag__io_init(ag__io *io, ag_loop *loop, int fd)
     int rc = set_fd_table(loop, fd, io);
     if (rc < 0)
         return rc;
-    rc = ag__poller_add(loop->poller, fd);
+    rc = ag__poller_add(loop->poller, fd, events);
     if (rc < 0)
         loop->fds[fd] = NULL;
     return rc;
+}
+
+int ag__io_init(ag__io *io, ag_loop *loop, int fd)
+{
+    return io_register(io, loop, fd, AG__POLL_IN | AG__POLL_OUT);
 }
 
 static void io_forget(ag__io *io)
@@ -155,7 +161,9 @@ static int wake_setup(ag_loop *loop)
     wfd = p[1];
 #endif
     loop->wake_wfd = wfd;
-    int rc = ag__io_init(&loop->wake_io, loop, rfd);
+    /* Readable only: an eventfd is always writable, and on an edge backend draining it would
+     * raise a writability edge that wakes the loop (and a host watching its fd) once more. */
+    int rc = io_register(&loop->wake_io, loop, rfd, AG__POLL_IN);
     if (rc < 0) {
         close(rfd);
         if (wfd != rfd)
@@ -248,7 +256,8 @@ static void dispatch(ag_loop *loop, int n)
             continue; /* closed since the backend collected the event */
         ag__io *io = loop->fds[fd];
         if (io == &loop->wake_io) {
-            wake_drain(loop);
+            if (ev & (AG__POLL_IN | AG__POLL_ERR))
+                wake_drain(loop); /* only readability is a wake-up */
             continue;
         }
         if (ev & AG__POLL_ERR)

@@ -6,7 +6,8 @@
 #include <stdint.h>
 
 /*
- * An fd is added once, for its whole life, with interest in both directions. Backends report
+ * An fd is added once, for its whole life, with interest in both directions (or in reading only,
+ * for the loop's own wake-up fd, whose writability means nothing). Backends report
  * readiness edges: after a report for a direction, the same direction is reported again only when
  * the kernel sees new readiness (epoll EPOLLET, kqueue EV_CLEAR) or, for backends that are level
  * triggered underneath (poll), after ag__poller_want() re-arms it. The reactor caches readiness per
@@ -40,8 +41,8 @@ int ag__poller_new(ag__poller **out);
 void ag__poller_free(ag__poller *p);
 /* An fd that is readable when events are pending, or -ENOTSUP. */
 int ag__poller_fd(const ag__poller *p);
-/* Start watching fd for AG__POLL_IN and AG__POLL_OUT. */
-int ag__poller_add(ag__poller *p, int fd);
+/* Start watching fd for events: AG__POLL_IN, AG__POLL_OUT or both. */
+int ag__poller_add(ag__poller *p, int fd, unsigned events);
 /* Stop watching fd; call before closing it. */
 int ag__poller_del(ag__poller *p, int fd);
 /* A waiter is about to park on fd for events: re-arm them. No-op (no system call) on edge

@@ -49,9 +49,13 @@ int ag__poller_fd(const ag__poller *p)
     return p->epfd;
 }
 
-int ag__poller_add(ag__poller *p, int fd)
+int ag__poller_add(ag__poller *p, int fd, unsigned events)
 {
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.fd = fd};
+    struct epoll_event ev = {.events = EPOLLET, .data.fd = fd};
+    if (events & AG__POLL_IN)
+        ev.events |= EPOLLIN | EPOLLRDHUP;
+    if (events & AG__POLL_OUT)
+        ev.events |= EPOLLOUT;
     return epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 

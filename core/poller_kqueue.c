@@ -78,25 +78,29 @@ int ag__poller_fd(const ag__poller *p)
 }
 
 /*
- * Applies the same flags to both filters of fd in one kevent() call and stores each filter's errno
- * (0 on success) in errs. EV_RECEIPT makes every change answer with an entry; since the answers
- * fill the event list exactly, kevent() returns without collecting pending events, which would be
- * lost.
+ * Applies the same flags to the filters of fd that events name (AG__POLL_IN: read, AG__POLL_OUT:
+ * write) in one kevent() call and stores each filter's errno (0 on success or when not named) in
+ * errs. EV_RECEIPT makes every change answer with an entry; since the answers fill the event list
+ * exactly, kevent() returns without collecting pending events, which would be lost.
  */
-static int change_both(ag__poller *p, int fd, unsigned flags, int errs[2])
+static int change(ag__poller *p, int fd, unsigned events, unsigned flags, int errs[2])
 {
     struct kevent ch[2];
     struct kevent res[2];
     const struct timespec zero = {0, 0};
     int i;
-    int n;
+    int n = 0;
 
-    EV_SET(&ch[0], (uintptr_t)fd, EVFILT_READ, flags | EV_RECEIPT, 0, 0, 0);
-    EV_SET(&ch[1], (uintptr_t)fd, EVFILT_WRITE, flags | EV_RECEIPT, 0, 0, 0);
-    n = kevent(p->kq, ch, 2, res, 2, &zero);
+    if (events & AG__POLL_IN)
+        EV_SET(&ch[n++], (uintptr_t)fd, EVFILT_READ, flags | EV_RECEIPT, 0, 0, 0);
+    if (events & AG__POLL_OUT)
+        EV_SET(&ch[n++], (uintptr_t)fd, EVFILT_WRITE, flags | EV_RECEIPT, 0, 0, 0);
+    n = kevent(p->kq, ch, n, res, n, &zero);
     if (n < 0)
         return -errno;
-    errs[0] = errs[1] = EIO; /* a missing answer counts as a failure */
+    /* A missing answer for a named filter counts as a failure. */
+    errs[0] = events & AG__POLL_IN ? EIO : 0;
+    errs[1] = events & AG__POLL_OUT ? EIO : 0;
     for (i = 0; i < n; i++) {
         if (!(res[i].flags & EV_ERROR))
             continue;
@@ -118,20 +122,20 @@ static int change_both(ag__poller *p, int fd, unsigned flags, int errs[2])
 #define ADD_MODE EV_CLEAR
 #endif
 
-int ag__poller_add(ag__poller *p, int fd)
+int ag__poller_add(ag__poller *p, int fd, unsigned events)
 {
     int errs[2];
     int undo[2];
     int r;
 
-    r = change_both(p, fd, EV_ADD | ADD_MODE, errs);
+    r = change(p, fd, events, EV_ADD | ADD_MODE, errs);
     if (r < 0)
         return r;
     if (errs[0] == 0 && errs[1] == 0)
         return 0;
     /* Half registered: take back the filter that succeeded so that a failed add leaves nothing. */
     if (errs[0] == 0 || errs[1] == 0)
-        change_both(p, fd, EV_DELETE, undo);
+        change(p, fd, events, EV_DELETE, undo);
     return -(errs[0] != 0 ? errs[0] : errs[1]);
 }
 
@@ -141,7 +145,7 @@ int ag__poller_del(ag__poller *p, int fd)
     int i;
     int r;
 
-    r = change_both(p, fd, EV_DELETE, errs);
+    r = change(p, fd, AG__POLL_IN | AG__POLL_OUT, EV_DELETE, errs);
     if (r < 0)
         return r;
     /* A filter that is already gone is what the caller wants. */

@@ -117,7 +117,7 @@ static int reserve(ag__poller *p, int fd)
     return 0;
 }
 
-int ag__poller_add(ag__poller *p, int fd)
+int ag__poller_add(ag__poller *p, int fd, unsigned events)
 {
     struct pollfd *pfd;
     int r;
@@ -132,7 +132,8 @@ int ag__poller_add(ag__poller *p, int fd)
     pfd = &p->fds[p->nfds];
     pfd->fd = fd;
     pfd->revents = 0;
-    set_armed(pfd, POLLIN | POLLOUT);
+    set_armed(pfd,
+              (short)((events & AG__POLL_IN ? POLLIN : 0) | (events & AG__POLL_OUT ? POLLOUT : 0)));
     p->index[fd] = (int)p->nfds;
     p->nfds++;
     return 0;

@@ -196,6 +196,52 @@ static void loop_thread_wake(void)
     ag_loop_free(loop);
 }
 
+/* ---- every wake runs the callback once, and leaves the loop's fd quiet afterwards ---- */
+
+static int count_calls;
+
+static void count_wake(ag_loop *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    count_calls++;
+}
+
+static void loop_wake_counts(void)
+{
+    enum { WAKES = 1000 };
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    ag_loop_on_wake(loop, count_wake, NULL);
+    int fd = ag_loop_fd(loop);
+    int quiet = 1, first_bad = -1;
+    ag_loop_run_once(loop, 0); /* whatever the fresh registration reports */
+    int spurious = count_calls;
+    for (int i = 0; i < WAKES; i++) {
+        ag_loop_wake(loop);
+        ag_loop_run_once(loop, 10000);
+        if (fd >= 0) {
+            /* Nothing happened since: a host watching the fd must not be woken again. */
+            struct pollfd pfd = {fd, POLLIN, 0};
+            if (poll(&pfd, 1, 0) != 0 && quiet) {
+                quiet = 0;
+                first_bad = i;
+            }
+        }
+    }
+    ag_loop_run_once(loop, 0);
+    ag_loop_run_once(loop, 0);
+    tap_ok(spurious == 0 && count_calls == WAKES && quiet,
+           "loop_wake_counts: %d wakes, %d callbacks (%d before any wake), loop fd %s", WAKES,
+           count_calls, spurious,
+           fd < 0  ? "absent"
+           : quiet ? "quiet after each"
+                   : "readable again");
+    if (first_bad >= 0)
+        tap_diag("the loop fd was readable after wake %d", first_bad);
+    ag_loop_free(loop);
+}
+
 /* ---- the wait outside a coroutine blocks in poll() ---- */
 
 static void loop_blocking_fallback(void)
@@ -358,6 +404,7 @@ int main(void)
     loop_deadlines();
     loop_cancel_waiter();
     loop_thread_wake();
+    loop_wake_counts();
     loop_blocking_fallback();
     loop_embedding();
     return tap_done();
