@@ -19,10 +19,12 @@ static inline bool before(const ag_timer *a, const ag_timer *b)
     return a->deadline_ns < b->deadline_ns;
 }
 
+/* A timer's heap_index holds its position plus one, so that 0, the value of a zero-filled
+ * timer, means "not armed". */
 static void place(ag__timer_heap *h, size_t i, ag_timer *t)
 {
     h->items[i] = t;
-    t->heap_index = i;
+    t->heap_index = i + 1;
 }
 
 static void sift_up(ag__timer_heap *h, size_t i)
@@ -66,17 +68,17 @@ int ag__timer_heap_push(ag__timer_heap *h, ag_timer *t)
         h->cap = cap;
     }
     h->items[h->len] = t;
-    t->heap_index = h->len++;
-    sift_up(h, t->heap_index);
+    t->heap_index = ++h->len;
+    sift_up(h, h->len - 1);
     return 0;
 }
 
 void ag__timer_heap_remove(ag__timer_heap *h, ag_timer *t)
 {
-    size_t i = t->heap_index;
-    if (i >= h->len || h->items[i] != t)
+    size_t i = t->heap_index - 1;
+    if (t->heap_index == 0 || i >= h->len || h->items[i] != t)
         return;
-    t->heap_index = SIZE_MAX;
+    t->heap_index = 0;
     h->len--;
     if (i == h->len)
         return;
@@ -100,12 +102,12 @@ void ag_timer_init(ag_timer *timer, ag_timer_cb cb, void *arg)
     timer->deadline_ns = 0;
     timer->cb = cb;
     timer->arg = arg;
-    timer->heap_index = SIZE_MAX;
+    timer->heap_index = 0;
 }
 
 int ag_timer_armed(const ag_timer *timer)
 {
-    return timer->heap_index != SIZE_MAX;
+    return timer->heap_index != 0;
 }
 
 int ag_timer_start(ag_loop *loop, ag_timer *timer, int64_t deadline_ns)

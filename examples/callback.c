@@ -36,7 +36,7 @@ int main(int argc, char **argv)
         ag_request req;
         ag_request_init(&req);
         req.url = argv[i];
-        int rc = ag_fetch_start(client, &req, done, argv[i]);
+        int rc = ag_fetch_start(client, &req, done, argv[i], NULL);
         if (rc < 0) {
             printf("%s: %s\n", argv[i], ag_strerror(rc));
             failures++;

@@ -39,7 +39,7 @@ int main(int argc, char **argv)
         ag_request req;
         ag_request_init(&req);
         req.url = argv[i];
-        if (ag_fetch_start(client, &req, done, argv[i]) == 0)
+        if (ag_fetch_start(client, &req, done, argv[i], NULL) == 0)
             pending++;
     }
     /* The foreign loop: nothing of asyncget's runs except inside ag_loop_run_once. */

@@ -7,6 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* TEMP until core's checkpoint lands */
+static int ag__coro_checkpoint(int64_t deadline_ns)
+{
+    if (deadline_ns >= 0 && ag_now_ns() >= deadline_ns)
+        return -ETIMEDOUT;
+    return 0;
+}
+
 #define RBUF_SIZE         (64 * 1024)
 #define PRIVATE_RBUF_SIZE (16 * 1024)
 
@@ -18,9 +26,37 @@ void ag_client_opts_init(ag_client_opts *o)
 void ag_request_init(ag_request *req)
 {
     memset(req, 0, sizeof *req);
-    req->body_fd = -1;
-    req->sink_fd = -1;
-    req->follow_redirects = 1;
+}
+
+const char *ag_version(void)
+{
+    return AG_VERSION;
+}
+
+static char version_buf[96];
+
+static void version_text(void)
+{
+    unsigned long v = http_parser_version();
+    char num[3][24];
+    ag__fmt_u64(num[0], (v >> 16) & 255);
+    ag__fmt_u64(num[1], (v >> 8) & 255);
+    ag__fmt_u64(num[2], v & 255);
+    const char *parts[] = {
+        "asyncget/", AG_VERSION, " (",  ag_loop_backend(), ") http-parser/", num[0], ".",
+        num[1],      ".",        num[2]};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+        for (const char *p = parts[i]; *p && n + 1 < sizeof version_buf; p++)
+            version_buf[n++] = *p;
+    version_buf[n] = 0;
+}
+
+const char *ag_version_details(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, version_text);
+    return version_buf;
 }
 
 static pthread_once_t parser_once = PTHREAD_ONCE_INIT;
@@ -55,6 +91,8 @@ int ag_client_new(ag_client **out, const ag_client_opts *opts)
     DEFAULT(max_body_bytes, 64 * 1024 * 1024);
     DEFAULT(max_redirects, 10);
     DEFAULT(max_interim, 10);
+    DEFAULT(expect_continue_size, 1024 * 1024);
+    DEFAULT(expect_timeout_ms, 1000);
 #undef DEFAULT
     c->loop = o->loop;
     c->ua = strdup(o->user_agent ? o->user_agent : "asyncget/" AG_VERSION);
@@ -83,14 +121,19 @@ fail:
     return rc;
 }
 
-void ag_client_free(ag_client *c)
+int ag_client_free(ag_client *c)
 {
     if (!c)
-        return;
+        return 0;
+    /* A request in flight holds pointers into the client and its pool: freeing now would leave
+     * it to write into freed memory when its response arrives. */
+    if (c->inflight > 0)
+        return -EBUSY;
     ag__pool_free(c->pool);
     free(c->rbuf);
     free(c->ua);
     free(c);
+    return 0;
 }
 
 /* ---- deadlines ---- */
@@ -102,6 +145,7 @@ typedef struct fetch {
     ag__url url;
     ag__req_state st;
     int64_t total_deadline; /* -1: none */
+    bool body_consumed;     /* a reader body gave bytes: it cannot be sent again */
 } fetch;
 
 static int64_t after_ms(int64_t ms)
@@ -161,62 +205,255 @@ static bool idempotent(const char *m)
            strcmp(m, "DELETE") == 0 || strcmp(m, "OPTIONS") == 0 || strcmp(m, "TRACE") == 0;
 }
 
-static int read_response(fetch *f, ag__conn *conn, ag__parse *ps)
+/* Read and parse what the connection has. With wait, wait for bytes (until the idle or total
+ * deadline) when there are none; without, return 0 at once instead. Returns 1 when the response
+ * is complete, 0 to go on, or a negative code. */
+static int read_once(fetch *f, ag__conn *conn, ag__parse *ps, bool wait)
 {
     ag_client *c = f->client;
-    for (;;) {
-        if (!(conn->io.ready & AG_READ)) {
-            int64_t deadline = earlier(f->total_deadline, after_ms(c->o.idle_timeout_ms));
-            int rc = ag__io_wait(&conn->io, AG_READ, deadline);
-            if (rc < 0)
-                return timeout_error(f, rc, AG_EIDLE_TIMEOUT);
-        }
-        size_t cap;
-        char *buf = rbuf_take(c, &cap);
-        if (!buf)
-            return -ENOMEM;
-        /* Never wait while holding the buffer: give it back, wait, take it again. */
-        ssize_t n = ag__conn_read(conn, buf, cap, AG__NO_WAIT);
-        if (n == -EAGAIN) {
-            rbuf_give(c, buf);
-            continue;
-        }
-        if (n > 0 && !f->resp->t.first_byte)
-            f->resp->t.first_byte = ag_now_ns();
-        int rc = n < 0 ? (int)n : ag__parse_feed(ps, buf, (size_t)n);
+    /* Every pass checks the deadline and cancellation and, after a bounded run of passes that
+     * found bytes waiting, lets the loop run the others: a server that sends as fast as the body
+     * is consumed must not starve timers, cancels or sibling requests. */
+    int rc = ag__coro_checkpoint(f->total_deadline);
+    if (rc < 0)
+        return timeout_error(f, rc, AG_ETOTAL_TIMEOUT);
+    if (!(conn->io.ready & AG_READ)) {
+        if (!wait)
+            return 0;
+        int64_t deadline = earlier(f->total_deadline, after_ms(c->o.idle_timeout_ms));
+        rc = ag__io_wait(&conn->io, AG_READ, deadline);
+        if (rc < 0)
+            return timeout_error(f, rc, AG_EIDLE_TIMEOUT);
+    }
+    size_t cap;
+    char *buf = rbuf_take(c, &cap);
+    if (!buf)
+        return -ENOMEM;
+    /* Never wait while holding the buffer: give it back, wait, take it again. */
+    ssize_t n = ag__conn_read(conn, buf, cap, AG__NO_WAIT);
+    if (n == -EAGAIN) {
         rbuf_give(c, buf);
+        return 0;
+    }
+    if (n > 0 && !f->resp->t.first_byte)
+        f->resp->t.first_byte = ag_now_ns();
+    rc = n < 0 ? (int)n : ag__parse_feed(ps, buf, (size_t)n);
+    rbuf_give(c, buf);
+    return rc;
+}
+
+static int read_response(fetch *f, ag__conn *conn, ag__parse *ps)
+{
+    for (;;) {
+        int rc = read_once(f, conn, ps, true);
         if (rc != 0)
             return rc < 0 ? rc : 0;
     }
 }
 
-/* Connect a new connection for a granted slot: resolve, cap on connects, TCP connect. */
+/* While the request is written the server may answer (a 413 or 401 to an upload it will not
+ * read): read what came. Returns 1 when the final response is complete (the rest of the body is
+ * not sent), 0 to go on writing, or a negative code. */
+static int read_early(fetch *f, ag__conn *conn, ag__parse *ps)
+{
+    int rc = read_once(f, conn, ps, false);
+    return rc < 0 ? rc : (ps->done ? 1 : 0);
+}
+
+/* Write iov; answer the server if it speaks first. 0 when written, 1 when the final response
+ * came first, or a negative code. */
+static int write_watching(fetch *f, ag__conn *conn, ag__parse *ps, struct iovec *iov, int n)
+{
+    ag__deadline d = {f->total_deadline, f->client->o.idle_timeout_ms * 1000000};
+    for (;;) {
+        int rc = ag__conn_writev(conn, iov, n, &d, true);
+        if (rc != AG__READABLE)
+            return rc < 0 ? timeout_error(f, rc, AG_EIDLE_TIMEOUT) : 0;
+        rc = read_early(f, conn, ps);
+        if (rc != 0)
+            return rc;
+    }
+}
+
+/* After "Expect: 100-continue": wait up to expect_timeout_ms for the server's word. 0: send the
+ * body (100 Continue came, or the server said nothing in time), 1: the final response came
+ * instead, or a negative code. */
+static int await_continue(fetch *f, ag__conn *conn, ag__parse *ps)
+{
+    ag_client *c = f->client;
+    int64_t until = earlier(f->total_deadline, after_ms(c->o.expect_timeout_ms));
+    unsigned interim = ps->interim;
+    while (!ps->done && ps->interim == interim) {
+        int rc = ag__coro_checkpoint(f->total_deadline);
+        if (rc < 0)
+            return timeout_error(f, rc, AG_ETOTAL_TIMEOUT);
+        if (!(conn->io.ready & AG_READ)) {
+            rc = ag__io_wait(&conn->io, AG_READ, until);
+            if (rc == -ETIMEDOUT && (f->total_deadline < 0 || ag_now_ns() < f->total_deadline))
+                return 0; /* no word from the server: send the body anyway, as curl does */
+            if (rc < 0)
+                return timeout_error(f, rc, AG_EIDLE_TIMEOUT);
+        }
+        rc = read_once(f, conn, ps, false);
+        if (rc < 0)
+            return rc;
+    }
+    return ps->done ? 1 : 0;
+}
+
+#define BODY_CHUNK (64 * 1024)
+
+/* Send the request: the head, then the body from memory, a file or a reader (chunked), reading
+ * whatever the server says meanwhile. Returns 0 when all was sent, 1 when the final response
+ * arrived before the body was complete (the connection cannot be reused), or a negative code. */
+static int send_request(fetch *f, ag__conn *conn, ag__parse *ps)
+{
+    const ag_request *req = f->req;
+    ag__body_plan bp;
+    ag__body_plan_make(&bp, f->client, req, &f->st);
+    if (bp.kind == AG_BODY_READER && f->body_consumed) {
+        ag__response_detail(f->resp, "the reader body was consumed and cannot be sent again", NULL,
+                            NULL, NULL);
+        return AG_EBODY;
+    }
+
+    /* A small head is built on the stack, a large one on the heap: no allocation per request in
+     * the usual case, and no extra stack page. */
+    char stackbuf[512], *head;
+    size_t head_len;
+    int rc = ag__request_head(f->client, &f->url, req, &f->st, &bp, stackbuf, sizeof stackbuf,
+                              &head, &head_len);
+    if (rc < 0)
+        return rc;
+    struct iovec iov[3] = {{head, head_len}, {NULL, 0}, {NULL, 0}};
+    char *buf = NULL;
+
+    /* The usual request: the head alone, or with a body in memory, in one write. */
+    if (bp.kind == AG_BODY_NONE || (bp.kind == AG_BODY_MEMORY && !bp.expect)) {
+        int n = 1;
+        if (bp.kind == AG_BODY_MEMORY && bp.len) {
+            iov[1] = (struct iovec){(void *)req->body, (size_t)bp.len};
+            n = 2;
+        }
+        if (n == 1) {
+            /* Nothing to read before the head is out: no need to watch for an answer. */
+            ag__deadline d = {f->total_deadline, f->client->o.idle_timeout_ms * 1000000};
+            rc = ag__conn_writev(conn, iov, 1, &d, false);
+            if (rc < 0)
+                rc = timeout_error(f, rc, AG_EIDLE_TIMEOUT);
+        } else {
+            rc = write_watching(f, conn, ps, iov, n);
+        }
+        goto out;
+    }
+
+    rc = write_watching(f, conn, ps, iov, 1);
+    if (rc == 0 && bp.expect)
+        rc = await_continue(f, conn, ps);
+    if (rc != 0)
+        goto out;
+    if (bp.kind == AG_BODY_MEMORY) {
+        iov[0] = (struct iovec){(void *)req->body, (size_t)bp.len};
+        rc = write_watching(f, conn, ps, iov, 1);
+        goto out;
+    }
+    if (!(buf = malloc(BODY_CHUNK))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (uint64_t off = 0;;) {
+        int got = ag__body_read(req, &bp, off, buf, BODY_CHUNK);
+        if (got < 0) {
+            ag__response_detail(f->resp,
+                                bp.kind == AG_BODY_FILE
+                                    ? "body file shorter than body_len or unreadable"
+                                    : "body_read returned an error",
+                                NULL, NULL, NULL);
+            rc = AG_EBODY;
+            break;
+        }
+        if (bp.kind == AG_BODY_READER) {
+            if (got > 0)
+                f->body_consumed = true;
+            /* chunk-size CRLF data CRLF; the last chunk is "0" CRLF CRLF */
+            static const char hex[] = "0123456789abcdef";
+            char size_line[24];
+            int k = 0;
+            char digits[16];
+            int nd = 0;
+            unsigned v = (unsigned)got;
+            do {
+                digits[nd++] = hex[v & 15];
+                v >>= 4;
+            } while (v);
+            while (nd)
+                size_line[k++] = digits[--nd];
+            size_line[k++] = '\r';
+            size_line[k++] = '\n';
+            iov[0] = (struct iovec){size_line, (size_t)k};
+            iov[1] = (struct iovec){buf, (size_t)got};
+            iov[2] = (struct iovec){(void *)"\r\n", 2};
+            rc = write_watching(f, conn, ps, iov, 3);
+            if (rc != 0 || got == 0)
+                break;
+        } else {
+            if (got == 0)
+                break;
+            iov[0] = (struct iovec){buf, (size_t)got};
+            rc = write_watching(f, conn, ps, iov, 1);
+            if (rc != 0)
+                break;
+        }
+        off += (uint64_t)got;
+    }
+out:
+    free(buf);
+    if (head != stackbuf)
+        free(head);
+    return rc;
+}
+
+/* Connect a new connection for a granted slot: resolve, cap on connects, TCP connect. The
+ * connect timeout covers this whole phase, and not the wait for the slot before it. */
 static int open_conn(fetch *f, ag__host *host, ag__conn **out)
 {
     ag_client *c = f->client;
+    ag_response *r = f->resp;
     ag__conn *conn = ag__pool_conn_new(c->pool, host);
     ag__addrs addrs_buf, *addrs = &addrs_buf; /* 232 bytes */
     int rc = -ENOMEM;
     if (!conn)
         goto fail;
-    int64_t deadline = earlier(f->total_deadline, after_ms(c->o.connect_timeout_ms));
-    rc = ag__resolve(f->url.host, f->url.port, addrs, deadline);
-    if (rc < 0)
-        goto fail;
-    f->resp->t.dns = ag_now_ns();
-    if (strcmp(f->url.scheme, "https") == 0) {
-        rc = AG_ETLS; /* the tls/ layer is not built yet: never send https as plain text */
+    if (f->url.proto == AG__HTTPS) {
+        /* The tls/ layer is not built yet: never send https as plain text. */
+        ag__response_detail(r, "https is not supported by this build (no TLS layer yet)", NULL,
+                            NULL, NULL);
+        rc = AG_ESCHEME;
         goto fail;
     }
+    int64_t deadline = earlier(f->total_deadline, after_ms(c->o.connect_timeout_ms));
+    rc = ag__resolve(f->url.host, f->url.port, addrs, deadline);
+    if (rc < 0) {
+        if (rc == AG_EDNS)
+            ag__response_detail(r, "cannot resolve ", f->url.host,
+                                ": this build resolves only numeric addresses and localhost", NULL);
+        goto fail;
+    }
+    f->resp->t.dns = ag_now_ns();
     rc = ag__pool_connect_begin(c->pool, deadline);
     if (rc < 0) {
         rc = timeout_error(f, rc, AG_ECONNECT_TIMEOUT);
+        if (rc == AG_ECONNECT_TIMEOUT)
+            ag__response_detail(r, "timed out waiting for a connect slot (max_connecting)", NULL,
+                                NULL, NULL);
         goto fail;
     }
     rc = ag__conn_connect(conn, c->loop, addrs, deadline);
     ag__pool_connect_end(c->pool);
+    memcpy(r->peer, conn->peer, sizeof r->peer);
     if (rc < 0) {
         rc = timeout_error(f, rc, AG_ECONNECT_TIMEOUT);
+        ag__response_detail(r, "connect to ", conn->peer, ": ", ag_strerror(rc));
         goto fail;
     }
     f->resp->t.connected = ag_now_ns();
@@ -269,8 +506,13 @@ static int exchange_on(fetch *f, const char *key)
         ag__conn *conn;
         int64_t pool_deadline = earlier(f->total_deadline, after_ms(c->o.pool_timeout_ms));
         int rc = ag__pool_acquire(c->pool, key, attempt > 0, pool_deadline, &host, &conn);
-        if (rc < 0)
-            return timeout_error(f, rc, AG_EPOOL_TIMEOUT);
+        if (rc < 0) {
+            rc = timeout_error(f, rc, AG_EPOOL_TIMEOUT);
+            if (rc == AG_EPOOL_TIMEOUT)
+                ag__response_detail(r, "no connection slot for ", key, " within pool_timeout_ms",
+                                    NULL);
+            return rc;
+        }
         r->t.queued = ag_now_ns();
         bool reused = conn != NULL;
         if (reused) {
@@ -280,36 +522,46 @@ static int exchange_on(fetch *f, const char *key)
             if (rc < 0)
                 return rc;
         }
+        conn->trace = c->o.trace;
+        conn->trace_arg = c->o.trace_arg;
+        conn->req_id = r->req_id;
+        if (conn->trace)
+            ag__conn_trace(conn, AG_TRACE_INFO, reused ? "reusing connection" : "connected",
+                           reused ? 18 : 9);
         r->reused = reused;
         r->conn_id = conn->id;
         memcpy(r->peer, conn->peer, sizeof r->peer);
 
-        ag__deadline d = {f->total_deadline, c->o.idle_timeout_ms * 1000000};
-        rc = ag__request_send(c, conn, &f->url, f->req, &f->st, &d);
         ag__parse ps;
         ag__parse_init(&ps, c, f->req, r, strcmp(f->st.method, "HEAD") == 0,
-                       f->req->follow_redirects && c->o.max_redirects != AG_NO_REDIRECTS);
+                       !f->req->no_redirects && c->o.max_redirects != AG_NO_REDIRECTS);
         ps.deadline = f->total_deadline;
+        rc = send_request(f, conn, &ps);
+        bool early = rc == 1;
         if (rc == 0) {
             r->t.sent = ag_now_ns();
             rc = read_response(f, conn, &ps);
-        } else {
-            rc = timeout_error(f, rc, AG_EIDLE_TIMEOUT);
+        } else if (early) {
+            rc = 0;
         }
         if (rc == 0) {
             conn->served++;
-            bool keep = http_should_keep_alive(&ps.p) && !ps.extra && !f->st.close;
+            /* A response that came before the whole body was sent leaves the server reading
+             * the rest of a body that will never come: the connection ends. */
+            bool keep = http_should_keep_alive(&ps.p) && !ps.extra && !f->st.close && !early;
+            conn->trace = NULL;
             ag__pool_release(c->pool, conn, keep);
             r->t.done = ag_now_ns();
             return 0;
         }
         ag__parse_abandon(&ps);
+        conn->trace = NULL;
         ag__pool_release(c->pool, conn, false);
         /* A reused connection that failed before any response byte was most likely closed by
          * the server while idle: once, on a new connection. */
         bool stale =
             reused && !ps.got_bytes && (rc == AG_ECLOSED || rc == -ECONNRESET || rc == -EPIPE);
-        if (stale && retry_ok && attempt == 0) {
+        if (stale && retry_ok && attempt == 0 && !f->body_consumed) {
             ag__response_reset(r);
             r->t.first_byte = r->t.sent = 0;
             continue;
@@ -345,15 +597,19 @@ static int follow(fetch *f)
     const char *loc = ag_response_header(r, "Location");
     ag__url next;
     int rc = ag__url_resolve(&next, &f->url, loc);
-    if (rc < 0)
+    if (rc < 0) {
+        if (rc != -ENOMEM)
+            ag__response_detail(r, "redirect: ", next.why ? next.why : "unusable Location", NULL,
+                                NULL);
         return rc == -ENOMEM ? rc : AG_EREDIRECT;
+    }
     bool post = strcmp(f->st.method, "POST") == 0;
     if (((r->status == 301 || r->status == 302) && post) ||
         (r->status == 303 && strcmp(f->st.method, "HEAD") != 0)) {
         f->st.method = "GET";
         f->st.drop_body = true;
     }
-    if (strcmp(next.scheme, f->url.scheme) != 0 || strcmp(next.host, f->url.host) != 0 ||
+    if (next.proto != f->url.proto || strcmp(next.host, f->url.host) != 0 ||
         next.port != f->url.port)
         f->st.drop_auth = true;
     ag__url_free(&f->url);
@@ -377,17 +633,25 @@ int ag_fetch(ag_client *c, const ag_request *req, ag_response **out)
         return -ENOMEM;
     int64_t start = ag_now_ns();
     r->t.start = start;
+    r->req_id = ++c->next_req_id;
+    c->inflight++;
     fetch f = {.client = c, .req = req, .resp = r};
-    f.st.method = req->method ? req->method : "GET";
-    f.st.close = ag__request_closes(req);
-    int64_t total_ms = req->timeout_ms ? req->timeout_ms : c->o.total_timeout_ms;
-    f.total_deadline = total_ms > 0 ? start + total_ms * 1000000 : -1;
-    int rc = ag__request_check(req);
-    if (rc == 0)
-        rc = ag__url_parse(&f.url, req->url ? req->url : "");
+    const char *why = NULL;
+    int rc = ag__request_check(req, &why);
+    if (rc < 0) {
+        ag__response_detail(r, why, NULL, NULL, NULL);
+    } else {
+        f.st.method = req->method ? req->method : "GET";
+        f.st.close = ag__request_closes(req);
+        int64_t total_ms = req->timeout_ms ? req->timeout_ms : c->o.total_timeout_ms;
+        f.total_deadline = total_ms > 0 ? start + total_ms * 1000000 : -1;
+        rc = ag__url_parse(&f.url, req->url);
+        if (rc < 0 && f.url.why)
+            ag__response_detail(r, f.url.why, NULL, NULL, NULL);
+    }
     while (rc == 0) {
         rc = exchange(&f);
-        if (rc < 0 || !req->follow_redirects || !redirect_status(r->status) ||
+        if (rc < 0 || req->no_redirects || !redirect_status(r->status) ||
             !ag_response_header(r, "Location"))
             break;
         if (c->o.max_redirects == AG_NO_REDIRECTS)
@@ -404,8 +668,11 @@ int ag_fetch(ag_client *c, const ag_request *req, ag_response **out)
         r->url = url_text(&f.url);
     ag__url_free(&f.url);
     r->error = rc;
+    if (rc < 0 && !r->detail[0])
+        ag__response_detail(r, ag_strerror(rc), NULL, NULL, NULL);
     if (!r->t.done)
         r->t.done = ag_now_ns();
+    c->inflight--;
     return rc;
 }
 
@@ -424,6 +691,7 @@ static void job_main(void *arg)
     ag_response *resp;
     int rc = ag_fetch(j->client, &j->req, &resp);
     j->cb(j->client, resp, rc, j->arg);
+    j->client->inflight--;
     free(j);
 }
 
@@ -432,11 +700,11 @@ static job *job_copy(const ag_request *req)
 {
     size_t size = sizeof(job) + req->nheaders * sizeof(ag_header);
     const char *method = req->method ? req->method : "GET";
-    size += strlen(method) + 1 + (req->url ? strlen(req->url) : 0) + 1;
+    size += strlen(method) + 1 + strlen(req->url) + 1;
     for (size_t i = 0; i < req->nheaders; i++)
         size += strlen(req->headers[i].name) + strlen(req->headers[i].value) + 2;
-    if (req->body)
-        size += req->body_len;
+    if (req->body_kind == AG_BODY_MEMORY)
+        size += (size_t)req->body_len;
     job *j = calloc(1, size);
     if (!j)
         return NULL;
@@ -451,25 +719,28 @@ static job *job_copy(const ag_request *req)
         p += n_;                                                                                   \
     } while (0)
     COPY(j->req.method, method);
-    COPY(j->req.url, req->url ? req->url : "");
+    COPY(j->req.url, req->url);
     for (size_t i = 0; i < req->nheaders; i++) {
         COPY(hs[i].name, req->headers[i].name);
         COPY(hs[i].value, req->headers[i].value);
     }
 #undef COPY
-    j->req.headers = hs;
-    if (req->body) {
-        memcpy(p, req->body, req->body_len);
+    j->req.headers = req->nheaders ? hs : NULL;
+    if (req->body_kind == AG_BODY_MEMORY && req->body) {
+        memcpy(p, req->body, (size_t)req->body_len);
         j->req.body = p;
     }
     return j;
 }
 
-int ag_fetch_start(ag_client *c, const ag_request *req, ag_fetch_cb cb, void *arg)
+int ag_fetch_start(ag_client *c, const ag_request *req, ag_fetch_cb cb, void *arg, ag_coro **handle)
 {
-    if (!c->loop || !cb)
+    if (handle)
+        *handle = NULL;
+    if (!c || !req || !c->loop || !cb)
         return -EINVAL;
-    int rc = ag__request_check(req); /* before copying: no NULL field may be followed */
+    const char *why;
+    int rc = ag__request_check(req, &why); /* before copying: no NULL field may be followed */
     if (rc < 0)
         return rc;
     job *j = job_copy(req);
@@ -478,8 +749,13 @@ int ag_fetch_start(ag_client *c, const ag_request *req, ag_fetch_cb cb, void *ar
     j->client = c;
     j->cb = cb;
     j->arg = arg;
-    rc = ag_coro_spawn(c->loop, job_main, j, NULL);
-    if (rc < 0)
+    /* Counted from now: the coroutine first runs at the loop's next iteration, and the client
+     * must not be freed before. */
+    c->inflight++;
+    rc = ag_coro_spawn(c->loop, job_main, j, handle);
+    if (rc < 0) {
+        c->inflight--;
         free(j);
+    }
     return rc;
 }

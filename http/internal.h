@@ -17,6 +17,8 @@ struct ag_client {
     char *rbuf; /* read buffer shared by the client's requests, see ag__rbuf_take */
     size_t rbuf_cap;
     bool rbuf_busy;
+    size_t inflight;      /* requests between the start and the end of ag_fetch */
+    uint64_t next_req_id; /* the last request id given out */
 };
 
 /* Header fields and trailers: "name\0value\0" records in one buffer, indexed by offset. */
@@ -42,7 +44,14 @@ struct ag_response {
     char peer[64];
     char *url;
     unsigned redirects;
+    uint64_t req_id;
+    char detail[160]; /* ag_response_error_detail */
 };
+
+/* Set the response's detail text to the concatenation of the pieces (NULL ends them), cut to
+ * fit. No printf: this runs on coroutine stacks. */
+void ag__response_detail(ag_response *r, const char *a, const char *b, const char *c,
+                         const char *d);
 
 /* ---- response.c ---- */
 int ag__fields_begin(ag__fields *f); /* start a new field record */
@@ -104,12 +113,29 @@ typedef struct ag__req_state {
     bool drop_auth; /* scheme, host or port changed on a redirect */
     bool drop_body; /* a redirect turned the method into GET */
 } ag__req_state;
-/* Check the method and headers of a request before anything is sent: AG_EHEADER. */
-int ag__request_check(const ag_request *req);
+/* Check every field of a request before anything is sent: 0, or AG_EREQUEST, AG_EHEADER or
+ * AG_EURL with *why a static text saying what is wrong. */
+int ag__request_check(const ag_request *req, const char **why);
 /* The caller's headers ask to close the connection after this request. */
 bool ag__request_closes(const ag_request *req);
-/* Write the request head (and body) to the connection. */
-int ag__request_send(ag_client *client, ag__conn *conn, const ag__url *url, const ag_request *req,
-                     const ag__req_state *st, const ag__deadline *d);
+/* How the body of one request goes out. */
+typedef struct ag__body_plan {
+    int kind;            /* enum ag_body_kind; AG_BODY_NONE when a redirect dropped the body */
+    uint64_t len;        /* Content-Length */
+    bool content_length; /* say Content-Length (also 0 for an empty POST, PUT, PATCH) */
+    bool chunked;        /* a reader of unknown length: sent chunked */
+    bool expect;         /* send "Expect: 100-continue" and wait for it before the body */
+} ag__body_plan;
+void ag__body_plan_make(ag__body_plan *bp, const ag_client *client, const ag_request *req,
+                        const ag__req_state *st);
+/* Lay out the request head in buf (size bytes) or, when it does not fit, in memory the caller
+ * frees (*out != buf). */
+int ag__request_head(ag_client *client, const ag__url *url, const ag_request *req,
+                     const ag__req_state *st, const ag__body_plan *bp, char *buf, size_t size,
+                     char **out, size_t *len);
+/* The next body bytes of a file or reader body at offset off: the count (0 at the end) or
+ * AG_EBODY. */
+int ag__body_read(const ag_request *req, const ag__body_plan *bp, uint64_t off, char *buf,
+                  size_t cap);
 
 #endif

@@ -8,8 +8,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define SMALL_BODY (64 * 1024) /* a file body up to this size goes out with the head */
-
 /* Whether a Connection header value lists the "close" option. */
 static bool lists_close(const char *v)
 {
@@ -34,22 +32,76 @@ bool ag__request_closes(const ag_request *req)
     return false;
 }
 
-int ag__request_check(const ag_request *req)
+int ag__request_check(const ag_request *req, const char **why)
 {
+#define BAD(code, text)                                                                            \
+    do {                                                                                           \
+        *why = text;                                                                               \
+        return code;                                                                               \
+    } while (0)
     const char *m = req->method ? req->method : "GET";
-    if (!ag__http_is_token(m, strlen(m)) || (req->nheaders && !req->headers))
-        return AG_EHEADER;
+    if (!ag__http_is_token(m, strlen(m)))
+        BAD(AG_EREQUEST, "method is not an HTTP token");
+    if (!req->url)
+        BAD(AG_EURL, "url is NULL");
+    if (req->nheaders && !req->headers)
+        BAD(AG_EREQUEST, "headers is NULL but nheaders is not 0");
     for (size_t i = 0; i < req->nheaders; i++) {
         const ag_header *h = &req->headers[i];
-        if (!h->name || !h->value || !ag__http_is_token(h->name, strlen(h->name)) ||
-            !ag__http_is_field_value(h->value, strlen(h->value)))
-            return AG_EHEADER;
+        if (!h->name || !h->value)
+            BAD(AG_EHEADER, "a header name or value is NULL");
+        if (!ag__http_is_token(h->name, strlen(h->name)))
+            BAD(AG_EHEADER, "a header name is not an HTTP token");
+        if (!ag__http_is_field_value(h->value, strlen(h->value)))
+            BAD(AG_EHEADER, "a header value holds CR, LF, NUL or another control byte");
         /* asyncget frames the body itself; a caller's framing header would contradict it. */
         if (strcasecmp(h->name, "Transfer-Encoding") == 0)
-            return AG_EHEADER;
+            BAD(AG_EHEADER, "Transfer-Encoding is asyncget's to set");
+        if (strcasecmp(h->name, "Expect") == 0)
+            BAD(AG_EHEADER, "Expect is asyncget's to set (see expect_continue_size)");
     }
-    if (req->body_len && !req->body && req->body_fd < 0)
-        return AG_EBODY;
+    switch (req->body_kind) {
+    case AG_BODY_NONE:
+        if (req->body || req->body_len)
+            BAD(AG_EREQUEST, "body or body_len set but body_kind is AG_BODY_NONE");
+        break;
+    case AG_BODY_MEMORY:
+        if (!req->body && req->body_len)
+            BAD(AG_EREQUEST, "body is NULL but body_len is not 0");
+        if (req->body_len > SIZE_MAX / 2)
+            BAD(AG_EREQUEST, "body_len is larger than memory");
+        break;
+    case AG_BODY_FILE:
+        if (req->body_fd < 0)
+            BAD(AG_EREQUEST, "body_fd is negative");
+        if (req->body_offset > INT64_MAX || req->body_len > INT64_MAX - req->body_offset)
+            BAD(AG_EREQUEST, "body_offset + body_len is out of range");
+        break;
+    case AG_BODY_READER:
+        if (!req->body_read)
+            BAD(AG_EREQUEST, "body_read is NULL");
+        break;
+    default:
+        BAD(AG_EREQUEST, "unknown body_kind");
+    }
+    switch (req->sink) {
+    case AG_SINK_MEMORY:
+    case AG_SINK_DISCARD:
+        break;
+    case AG_SINK_FD:
+        if (req->sink_fd < 0)
+            BAD(AG_EREQUEST, "sink_fd is negative");
+        break;
+    case AG_SINK_CALLBACK:
+        if (!req->on_body)
+            BAD(AG_EREQUEST, "on_body is NULL");
+        break;
+    default:
+        BAD(AG_EREQUEST, "unknown sink");
+    }
+    if (req->timeout_ms < 0)
+        BAD(AG_EREQUEST, "timeout_ms is negative");
+#undef BAD
     return 0;
 }
 
@@ -117,7 +169,7 @@ static void put_host(head *h, const ag__url *url)
     puts_(h, url->host);
     if (url->ipv6)
         put(h, "]", 1);
-    uint16_t dflt = strcmp(url->scheme, "https") == 0 ? 443 : 80;
+    uint16_t dflt = ag__url_default_port(url);
     if (url->port != dflt) {
         put(h, ":", 1);
         put_u64(h, url->port);
@@ -126,7 +178,7 @@ static void put_host(head *h, const ag__url *url)
 }
 
 static void build_head(head *h, ag_client *client, const ag__url *url, const ag_request *req,
-                       const ag__req_state *st, size_t body_len, bool has_body)
+                       const ag__req_state *st, const ag__body_plan *bp)
 {
     puts_(h, st->method);
     put(h, " ", 1);
@@ -138,11 +190,15 @@ static void build_head(head *h, ag_client *client, const ag__url *url, const ag_
         put_field(h, "User-Agent", client->ua);
     if (!user_has(req, "Accept"))
         put_field(h, "Accept", "*/*");
-    if (has_body) {
+    if (bp->chunked) {
+        put_field(h, "Transfer-Encoding", "chunked");
+    } else if (bp->content_length) {
         puts_(h, "Content-Length: ");
-        put_u64(h, body_len);
+        put_u64(h, bp->len);
         put(h, "\r\n", 2);
     }
+    if (bp->expect)
+        put_field(h, "Expect", "100-continue");
     for (size_t i = 0; i < req->nheaders; i++) {
         const ag_header *f = &req->headers[i];
         if (!dropped(f, st))
@@ -151,75 +207,64 @@ static void build_head(head *h, ag_client *client, const ag__url *url, const ag_
     put(h, "\r\n", 2);
 }
 
-static int send_file_body(ag__conn *conn, int fd, size_t len, const ag__deadline *d)
+void ag__body_plan_make(ag__body_plan *bp, const ag_client *client, const ag_request *req,
+                        const ag__req_state *st)
 {
-    size_t cap = len < SMALL_BODY ? len : SMALL_BODY;
-    char *buf = malloc(cap ? cap : 1);
-    if (!buf)
-        return -ENOMEM;
-    int rc = 0;
-    for (size_t off = 0; off < len && rc == 0;) {
-        size_t want = len - off < cap ? len - off : cap;
-        ssize_t r = pread(fd, buf, want, (off_t)off);
-        if (r <= 0) {
-            rc = AG_EBODY; /* the file is shorter than body_len, or unreadable */
-            break;
-        }
-        struct iovec iov = {buf, (size_t)r};
-        rc = ag__conn_writev(conn, &iov, 1, d);
-        off += (size_t)r;
+    memset(bp, 0, sizeof *bp);
+    bp->kind = st->drop_body ? AG_BODY_NONE : req->body_kind;
+    switch (bp->kind) {
+    case AG_BODY_MEMORY:
+    case AG_BODY_FILE:
+        bp->len = req->body_len;
+        bp->content_length = true;
+        break;
+    case AG_BODY_READER:
+        bp->chunked = true;
+        break;
+    default:
+        /* Methods that carry a body get Content-Length: 0 when empty, as curl and browsers do. */
+        bp->content_length =
+            !st->drop_body && (strcmp(st->method, "POST") == 0 || strcmp(st->method, "PUT") == 0 ||
+                               strcmp(st->method, "PATCH") == 0);
+        break;
     }
-    free(buf);
-    return rc;
+    uint64_t limit = client->o.expect_continue_size;
+    bp->expect = limit != AG_NO_EXPECT && ((bp->content_length && bp->len > limit) || bp->chunked);
 }
 
-int ag__request_send(ag_client *client, ag__conn *conn, const ag__url *url, const ag_request *req,
-                     const ag__req_state *st, const ag__deadline *d)
+int ag__request_head(ag_client *client, const ag__url *url, const ag_request *req,
+                     const ag__req_state *st, const ag__body_plan *bp, char *buf, size_t size,
+                     char **out, size_t *len)
 {
-    bool has_body = !st->drop_body && (req->body_len > 0 || req->body || req->body_fd >= 0);
-    size_t body_len = has_body ? req->body_len : 0;
-    /* Methods that carry a body get Content-Length: 0 when empty, as curl and browsers do. */
-    if (!has_body && !st->drop_body &&
-        (strcmp(st->method, "POST") == 0 || strcmp(st->method, "PUT") == 0 ||
-         strcmp(st->method, "PATCH") == 0))
-        has_body = true;
-
     head h = {NULL, 0};
-    build_head(&h, client, url, req, st, body_len, has_body);
-    /* A small head is built on the stack, a large one on the heap: no allocation per request in
-     * the usual case, and no extra stack page. */
-    char stackbuf[512];
+    build_head(&h, client, url, req, st, bp);
     char *heap = NULL;
-    if (h.len > sizeof stackbuf && !(heap = malloc(h.len)))
+    if (h.len > size && !(heap = malloc(h.len)))
         return -ENOMEM;
-    h = (head){heap ? heap : stackbuf, 0};
-    build_head(&h, client, url, req, st, body_len, has_body);
+    h = (head){heap ? heap : buf, 0};
+    build_head(&h, client, url, req, st, bp);
+    *out = h.p;
+    *len = h.len;
+    return 0;
+}
 
-    struct iovec iov[2] = {{h.p, h.len}, {NULL, 0}};
-    int rc;
-    char *small = NULL;
-    if (body_len && req->body) {
-        iov[1].iov_base = (void *)req->body;
-        iov[1].iov_len = body_len;
-        rc = ag__conn_writev(conn, iov, 2, d);
-    } else if (body_len && body_len <= SMALL_BODY) {
-        small = malloc(body_len);
-        ssize_t r = small ? pread(req->body_fd, small, body_len, 0) : -1;
-        if (!small) {
-            rc = -ENOMEM;
-        } else if (r != (ssize_t)body_len) {
-            rc = AG_EBODY;
-        } else {
-            iov[1].iov_base = small;
-            iov[1].iov_len = body_len;
-            rc = ag__conn_writev(conn, iov, 2, d);
-        }
-    } else {
-        rc = ag__conn_writev(conn, iov, 1, d);
-        if (rc == 0 && body_len)
-            rc = send_file_body(conn, req->body_fd, body_len, d);
+int ag__body_read(const ag_request *req, const ag__body_plan *bp, uint64_t off, char *buf,
+                  size_t cap)
+{
+    if (bp->kind == AG_BODY_FILE) {
+        uint64_t left = bp->len - off;
+        size_t want = left < cap ? (size_t)left : cap;
+        if (want == 0)
+            return 0;
+        ssize_t r;
+        do
+            r = pread(req->body_fd, buf, want, (off_t)(req->body_offset + off));
+        while (r < 0 && errno == EINTR);
+        /* A file shorter than body_len, or unreadable: the promised length cannot be sent. */
+        return r <= 0 ? AG_EBODY : (int)r;
     }
-    free(small);
-    free(heap);
-    return rc;
+    ptrdiff_t r = req->body_read(req->body_read_arg, buf, cap);
+    if (r < 0 || (size_t)r > cap)
+        return AG_EBODY;
+    return (int)r;
 }

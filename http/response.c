@@ -213,3 +213,24 @@ unsigned ag_response_redirects(const ag_response *r)
 {
     return r->redirects;
 }
+
+void ag__response_detail(ag_response *r, const char *a, const char *b, const char *c, const char *d)
+{
+    const char *parts[4] = {a, b, c, d};
+    size_t n = 0;
+    for (int i = 0; i < 4 && parts[i]; i++) {
+        for (const char *p = parts[i]; *p && n + 1 < sizeof r->detail; p++)
+            r->detail[n++] = *p;
+    }
+    r->detail[n] = 0;
+}
+
+const char *ag_response_error_detail(const ag_response *r)
+{
+    return r ? r->detail : "";
+}
+
+uint64_t ag_response_request_id(const ag_response *r)
+{
+    return r ? r->req_id : 0;
+}

@@ -95,6 +95,11 @@ static uint16_t default_port(bool https)
     return https ? 443 : 80;
 }
 
+uint16_t ag__url_default_port(const ag__url *url)
+{
+    return default_port(url->proto == AG__HTTPS);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Splitting and checking. */
 
@@ -277,7 +282,7 @@ static bool is_reg_name(span s)
 /* Splits and checks "[userinfo@]host[:port]". The first '@' ends the userinfo; a second one
  * lands in the host, where it is not allowed. An empty port ("h:") is the default port, as
  * RFC 3986 section 3.2.3 allows, and counts as not given. */
-static int parse_authority(span a, bool https, authority *out)
+static int parse_authority(span a, bool https, authority *out, const char **why)
 {
     const char *at = memchr(a.p, '@', a.n);
     span rest = a;
@@ -286,47 +291,67 @@ static int parse_authority(span a, bool https, authority *out)
     if (at) {
         out->has_userinfo = true;
         out->userinfo = (span){a.p, (size_t)(at - a.p)};
-        if (!is_userinfo(out->userinfo))
+        if (!is_userinfo(out->userinfo)) {
+            *why = "URL: bad byte in the user information";
             return AG_EURL;
+        }
         rest = (span){at + 1, a.n - out->userinfo.n - 1};
     }
 
     const char *after;
     if (rest.n > 0 && rest.p[0] == '[') {
         const char *close = memchr(rest.p, ']', rest.n);
-        if (!close)
+        if (!close) {
+            *why = "URL: '[' without ']' in the host";
             return AG_EURL;
+        }
         out->ipv6 = true;
         out->host = (span){rest.p + 1, (size_t)(close - rest.p - 1)};
-        if (!is_ipv6(out->host.p, out->host.n))
+        if (!is_ipv6(out->host.p, out->host.n)) {
+            *why = "URL: malformed IPv6 address";
             return AG_EURL;
+        }
         after = close + 1;
     } else {
         const char *colon = memchr(rest.p, ':', rest.n);
         after = colon ? colon : rest.p + rest.n;
         out->host = (span){rest.p, (size_t)(after - rest.p)};
-        if (!is_reg_name(out->host))
+        if (!is_reg_name(out->host)) {
+            *why = out->host.n ? "URL: bad byte in the host" : "URL: empty host";
             return AG_EURL;
+        }
+        if (out->host.n > 255) {
+            *why = "URL: host longer than 255 bytes";
+            return AG_EURL;
+        }
     }
 
     const char *end = rest.p + rest.n;
     out->port = default_port(https);
     if (after == end)
         return 0;
-    if (*after != ':')
+    if (*after != ':') {
+        *why = "URL: bytes after the IPv6 address";
         return AG_EURL;
+    }
     if (after + 1 == end)
         return 0;
     unsigned long v = 0;
     for (const char *p = after + 1; p < end; p++) {
-        if (!is_digit((unsigned char)*p))
+        if (!is_digit((unsigned char)*p)) {
+            *why = "URL: port is not a number";
             return AG_EURL;
+        }
         v = v * 10 + (unsigned long)(*p - '0');
-        if (v > 65535)
+        if (v > 65535) {
+            *why = "URL: port out of range";
             return AG_EURL;
+        }
     }
-    if (v == 0)
+    if (v == 0) {
+        *why = "URL: port 0";
         return AG_EURL;
+    }
     out->port = (uint16_t)v;
     out->port_given = true;
     return 0;
@@ -350,23 +375,34 @@ int ag__url_parse(ag__url *url, const char *text)
     memset(url, 0, sizeof *url);
 
     size_t len = strlen(text);
-    if (!check_bytes(text, len))
+    if (!check_bytes(text, len)) {
+        url->why = "URL: control byte, space, non-ASCII byte, backslash or bad %-escape";
         return AG_EURL;
+    }
 
     parts pt;
     split(text, len, &pt);
-    if (!pt.has_scheme)
+    if (!pt.has_scheme) {
+        url->why = "URL: no scheme (http:// or https://)";
         return AG_EURL;
+    }
     bool https = span_eq_nocase(pt.scheme, "https");
-    if (!https && !span_eq_nocase(pt.scheme, "http"))
+    if (!https && !span_eq_nocase(pt.scheme, "http")) {
+        url->why = "URL: scheme is not http or https";
         return AG_ESCHEME;
-    if (!pt.has_authority)
+    }
+    if (!pt.has_authority) {
+        url->why = "URL: no host (expected scheme://host)";
         return AG_EURL;
+    }
 
     authority au;
-    int rc = parse_authority(pt.authority, https, &au);
-    if (rc < 0)
+    const char *why = NULL;
+    int rc = parse_authority(pt.authority, https, &au, &why);
+    if (rc < 0) {
+        url->why = why;
         return rc;
+    }
 
     /* One allocation holds every string: scheme, host, userinfo and target, each with a NUL. */
     const char *scheme = https ? "https" : "http";
@@ -407,6 +443,7 @@ int ag__url_parse(ag__url *url, const char *text)
     *w++ = '\0';
     assert((size_t)(w - buf) == size);
 
+    url->proto = https ? AG__HTTPS : AG__HTTP;
     url->port = au.port;
     url->port_given = au.port_given;
     url->ipv6 = au.ipv6;
@@ -602,10 +639,9 @@ int ag__url_resolve(ag__url *out, const ag__url *base, const char *ref)
 int ag__url_host_header(const ag__url *url, char *buf, size_t size)
 {
     assert(url && url->buf && (buf || size == 0));
-    bool https = strcmp(url->scheme, "https") == 0;
     char port[8];
     size_t port_n = 0;
-    if (url->port != default_port(https)) {
+    if (url->port != ag__url_default_port(url)) {
         port[0] = ':';
         port_n = 1 + put_port(port + 1, url->port);
     }

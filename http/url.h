@@ -8,23 +8,30 @@
 
 /* A parsed URL. Every string is NUL-terminated and owned by the struct (one allocation, freed by
  * ag__url_free). */
+enum ag__proto { AG__HTTP = 1, AG__HTTPS };
+
 typedef struct ag__url {
-    char *scheme;    /* "http" or "https", lower case */
-    char *host;      /* lower case; an IPv6 literal without its brackets */
-    uint16_t port;   /* explicit, or 80 / 443 by scheme */
-    bool port_given; /* the URL named the port */
-    bool ipv6;       /* host is an IPv6 literal */
-    char *userinfo;  /* "user:pass" before '@', or NULL (never sent; kept for the caller) */
-    char *target;    /* path and query as sent on the request line, "/" when empty; never a
-                      * fragment */
-    char *buf;       /* the allocation the pointers above point into */
+    char *scheme;         /* "http" or "https", lower case */
+    enum ag__proto proto; /* the scheme, to compare */
+    char *host;           /* lower case; an IPv6 literal without its brackets */
+    uint16_t port;        /* explicit, or 80 / 443 by scheme */
+    bool port_given;      /* the URL named the port */
+    bool ipv6;            /* host is an IPv6 literal */
+    char *userinfo;       /* "user:pass" before '@', or NULL (never sent; kept for the caller) */
+    char *target;         /* path and query as sent on the request line, "/" when empty; never a
+                           * fragment */
+    char *buf;            /* the allocation the pointers above point into */
+    const char *why;      /* after a failed parse: what was wrong, a static text */
 } ag__url;
+
+/* The port a URL of this scheme has when it names none: 80 or 443. */
+uint16_t ag__url_default_port(const ag__url *url);
 
 /* Parse an absolute http or https URL. Rejects (AG_EURL): control bytes (0x00-0x1f, 0x7f), spaces
  * and non-ASCII bytes anywhere, a bad percent escape ("%zz", "%4"), an empty or malformed host,
  * a port outside 1..65535 or with non-digits, a malformed IPv6 literal. Another scheme gives
  * AG_ESCHEME. The fragment ("#...") is dropped. Returns 0 or a negative code; on failure *url is
- * left zeroed and needs no free. */
+ * left zeroed but for url->why, and needs no free. */
 int ag__url_parse(ag__url *url, const char *text);
 void ag__url_free(ag__url *url);
 

@@ -40,7 +40,8 @@ extern "C" {
     X(CLOSED, -20015, "server closed the connection before responding")                            \
     X(TRUNCATED, -20016, "response body truncated")                                                \
     X(BODY, -20017, "request body could not be read or replayed")                                  \
-    X(SINK, -20018, "response body consumer failed")
+    X(SINK, -20018, "response body consumer failed")                                               \
+    X(REQUEST, -20019, "invalid request")
 
 enum ag_error {
 #define AG__ERR_ENUM(name, value, text) AG_E##name = value,
@@ -53,6 +54,22 @@ AG_EXPORT const char *ag_strerror(int err);
 /* Short symbolic name such as "AG_ETLS" or "ECONNREFUSED". Never NULL. */
 AG_EXPORT const char *ag_err_name(int err);
 
+/* The library's version, "MAJOR.MINOR.PATCH" (AG_VERSION of the build that made the library, which
+ * may differ from the header a program was compiled with). */
+AG_EXPORT const char *ag_version(void);
+/* One line naming the library's version, its reactor backend and the versions of the libraries
+ * it runs with, e.g. "asyncget/0.2.0 (epoll) http-parser/2.9.4". Never NULL. */
+AG_EXPORT const char *ag_version_details(void);
+
+/*
+ * Growing the API without breaking programs built against an older header. Every struct the
+ * caller allocates (options, requests, timers, timings) ends in reserved words. A new field takes
+ * the place of reserved words, so the struct's size and the offsets of existing fields never
+ * change within a soname, and a zero-filled struct, or one from an older header, means the
+ * defaults: zero means "default" in every field. Always start from the _init function or from a
+ * zero-filled struct ({0}, memset) and set only what you need.
+ */
+
 /* Monotonic clock in nanoseconds, the time base of every deadline. */
 AG_EXPORT int64_t ag_now_ns(void);
 
@@ -64,6 +81,7 @@ typedef struct ag_loop ag_loop;
 typedef struct ag_loop_opts {
     size_t stack_size;  /* usable bytes per coroutine stack (rounded to pages); 0: 64 KiB */
     size_t stack_cache; /* parked stacks kept with their pages; 0: 1024 */
+    uint64_t reserved[14];
 } ag_loop_opts;
 
 AG_EXPORT void ag_loop_opts_init(ag_loop_opts *opts);
@@ -103,7 +121,8 @@ struct ag_timer {
     int64_t deadline_ns; /* read-only while armed */
     ag_timer_cb cb;
     void *arg;
-    size_t heap_index; /* private: position in the loop's heap, or SIZE_MAX */
+    size_t heap_index;    /* private: position in the loop's heap plus one, 0: not armed */
+    uint64_t reserved[4]; /* private */
 };
 
 AG_EXPORT void ag_timer_init(ag_timer *timer, ag_timer_cb cb, void *arg);
@@ -155,6 +174,27 @@ AG_EXPORT void ag_fd_unregister(ag_loop *loop, int fd);
 typedef struct ag_client ag_client;
 typedef struct ag_response ag_response;
 
+/* Raw bytes and connection events, for protocol-level debugging (like curl's --trace). */
+enum ag_trace_kind {
+    AG_TRACE_INFO = 1, /* text from asyncget: "connected to ...", "reusing connection", ... */
+    AG_TRACE_SEND,     /* bytes written to the connection (plaintext once TLS exists) */
+    AG_TRACE_RECV,     /* bytes read from the connection */
+};
+
+typedef struct ag_trace_event {
+    int kind;            /* enum ag_trace_kind */
+    uint64_t request_id; /* ag_response_request_id() of the request, 0 for none */
+    uint64_t conn_id;    /* ag_response_conn_id() of the connection, 0 before there is one */
+    int64_t time_ns;     /* ag_now_ns() when it happened */
+    const char *data;    /* the bytes (not NUL-terminated), valid during the call only */
+    size_t len;
+    /* The library allocates this struct: later versions add fields at the end. */
+} ag_trace_event;
+
+/* Called on the loop's thread (or the calling thread for blocking clients) as events happen. It
+ * must not call into the client. */
+typedef void (*ag_trace_cb)(void *arg, const ag_trace_event *ev);
+
 typedef struct ag_client_opts {
     ag_loop *loop;               /* NULL: every wait blocks in poll() (sequential code) */
     unsigned max_conns;          /* connections open at once, in total; 0: 1024 */
@@ -162,31 +202,57 @@ typedef struct ag_client_opts {
     unsigned max_connecting;     /* connects in progress at once; 0: 256 */
     int64_t keepalive_idle_ms;   /* idle connections are closed after this; 0: 30,000 */
     int64_t pool_timeout_ms;     /* waiting for a connection slot; 0: none */
-    int64_t connect_timeout_ms;  /* per connect attempt; 0: 30,000 */
-    int64_t idle_timeout_ms;     /* between reads and writes of one request; 0: 60,000 */
-    int64_t total_timeout_ms;    /* whole request with redirects and retries; 0: none */
-    size_t max_header_bytes;     /* response header block; 0: 64 KiB */
-    unsigned max_headers;        /* response header fields; 0: 128 */
-    size_t max_body_bytes;       /* body kept in memory; 0: 64 MiB */
-    unsigned max_redirects;      /* 0: 10; AG_NO_REDIRECTS to not follow */
-    unsigned max_interim;        /* 1xx responses skipped before the final one; 0: 10 */
-    int no_retry;                /* do not replay an idempotent request after a stale reuse */
-    int no_liveness_check;       /* do not drop idle connections the reactor saw readable */
-    const char *user_agent;      /* NULL: "asyncget/" AG_VERSION */
+    /* The whole connection phase of one connection: name resolution and the TCP connect to each
+     * address in turn (later the TLS handshake and a proxy tunnel), not the wait for a pool slot.
+     * Each address gets an equal share of what remains, the last one all of it, so a dead first
+     * address does not eat the others' time. 0: 30,000. */
+    int64_t connect_timeout_ms;
+    int64_t idle_timeout_ms;       /* between reads and writes of one request; 0: 60,000 */
+    int64_t total_timeout_ms;      /* whole request with redirects and retries; 0: none */
+    size_t max_header_bytes;       /* response header block; 0: 64 KiB */
+    unsigned max_headers;          /* response header fields; 0: 128 */
+    size_t max_body_bytes;         /* body kept in memory; 0: 64 MiB */
+    unsigned max_redirects;        /* 0: 10; AG_NO_REDIRECTS to not follow */
+    unsigned max_interim;          /* 1xx responses skipped before the final one; 0: 10 */
+    int no_retry;                  /* do not replay an idempotent request after a stale reuse */
+    int no_liveness_check;         /* do not drop idle connections the reactor saw readable */
+    const char *user_agent;        /* NULL: "asyncget/" AG_VERSION */
+    ag_trace_cb trace;             /* NULL: no tracing */
+    void *trace_arg;               /* passed to trace */
+    uint64_t expect_continue_size; /* bodies larger than this (or of unknown length) are sent
+                                    * after "Expect: 100-continue"; 0: 1 MiB;
+                                    * AG_NO_EXPECT: never */
+    int64_t expect_timeout_ms;     /* how long to wait for "100 Continue"; 0: 1,000 */
+    uint64_t reserved[44];
 } ag_client_opts;
 
 #define AG_NO_REDIRECTS 0xffffffffu
+#define AG_NO_EXPECT    UINT64_MAX
 
 AG_EXPORT void ag_client_opts_init(ag_client_opts *opts);
+/* Make a client. opts may be NULL for the defaults; it is copied (strings too). */
 AG_EXPORT int ag_client_new(ag_client **out, const ag_client_opts *opts);
-/* Close every idle connection and free the client; no request may be in flight, and its loop
- * must still exist. NULL is accepted. */
-AG_EXPORT void ag_client_free(ag_client *client);
+/* Close every idle connection and free the client. With requests still in flight it frees
+ * nothing and returns -EBUSY: cancel them (ag_coro_cancel on the handle of ag_fetch_start, or on
+ * the coroutines calling ag_fetch) and let the loop run until they end. The client's loop must
+ * still exist. NULL is accepted (0). */
+AG_EXPORT int ag_client_free(ag_client *client);
 
 typedef struct ag_header {
     const char *name;
     const char *value;
 } ag_header;
+
+/* Where the request body comes from. */
+enum ag_body_kind {
+    AG_BODY_NONE = 0, /* no body (POST, PUT and PATCH still say Content-Length: 0) */
+    AG_BODY_MEMORY,   /* body_len bytes at body (body may be NULL only when body_len is 0) */
+    AG_BODY_FILE,     /* body_len bytes read with pread(2) from body_fd at body_offset */
+    AG_BODY_READER,   /* body_read(body_read_arg, buf, cap) until it returns 0: length unknown,
+                       * sent chunked; a negative return aborts the request (AG_EBODY). Not
+                       * replayable: a redirect that keeps the body, or a retry after the first
+                       * bytes were read, fails with AG_EBODY */
+};
 
 /* Where the response body goes. */
 enum ag_body_sink {
@@ -196,22 +262,31 @@ enum ag_body_sink {
     AG_SINK_DISCARD,    /* read and dropped */
 };
 
+/* One request. A zero-filled struct is a GET of url with the defaults; ag_request_init makes
+ * one. Every field is checked before anything is sent (AG_EREQUEST, AG_EHEADER, AG_EURL, with a
+ * detail text in the response). */
 typedef struct ag_request {
     const char *method;       /* NULL: "GET" */
-    const char *url;          /* absolute http or https URL */
+    const char *url;          /* absolute http URL (https needs the TLS layer, not built yet) */
     const ag_header *headers; /* extra or overriding headers (Host, User-Agent, Accept, ...) */
     size_t nheaders;
-    const void *body; /* request body in memory, body_len bytes */
-    size_t body_len;
-    int body_fd; /* or -1; else body_len bytes read with pread from offset 0 */
-    enum ag_body_sink sink;
+    int body_kind; /* enum ag_body_kind */
+    const void *body;
+    uint64_t body_len;
+    int body_fd;
+    uint64_t body_offset;
+    ptrdiff_t (*body_read)(void *arg, void *buf, size_t cap);
+    void *body_read_arg;
+    int sink; /* enum ag_body_sink */
     int sink_fd;
     int (*on_body)(void *arg, const char *data, size_t len);
     void *on_body_arg;
-    int64_t timeout_ms;   /* total for this request; 0: the client's */
-    int follow_redirects; /* 1 (default) or 0 */
+    int64_t timeout_ms; /* total for this request; 0: the client's */
+    int no_redirects;   /* do not follow redirects for this request */
+    uint64_t reserved[16];
 } ag_request;
 
+/* Zero-fill a request: a GET with every default. */
 AG_EXPORT void ag_request_init(ag_request *req);
 
 /* Per-phase timestamps (ag_now_ns() clock; 0 when the phase did not happen). */
@@ -224,6 +299,7 @@ typedef struct ag_timings {
     int64_t sent;       /* request fully written */
     int64_t first_byte; /* first response byte read */
     int64_t done;       /* response complete */
+    uint64_t reserved[8];
 } ag_timings;
 
 /* Make one request, following redirects. Inside a coroutine it waits without blocking the loop;
@@ -234,12 +310,23 @@ AG_EXPORT int ag_fetch(ag_client *client, const ag_request *req, ag_response **o
 
 /* Callback style: start the request in a coroutine of the client's loop; cb runs exactly once,
  * from the loop, with the response (to be freed by cb's owner) and its status. The request and
- * everything it points to are copied. Returns 0 or an error (then cb never runs). */
+ * everything it points to are copied (a reader body's callback and argument are not copied, they
+ * must live until cb runs). If handle is not NULL it receives a reference to the request's
+ * coroutine: ag_coro_cancel(handle) cancels the request (cb still runs, with -ECANCELED), and
+ * ag_coro_unref(handle) drops the reference (at any time, also after cb ran). Returns 0 or an error
+ * (then cb never runs and *handle is NULL). Safe to call from outside the loop's iteration (from a
+ * foreign loop's callback): the loop's fd becomes readable. */
 typedef void (*ag_fetch_cb)(ag_client *client, ag_response *resp, int status, void *arg);
-AG_EXPORT int ag_fetch_start(ag_client *client, const ag_request *req, ag_fetch_cb cb, void *arg);
+AG_EXPORT int ag_fetch_start(ag_client *client, const ag_request *req, ag_fetch_cb cb, void *arg,
+                             ag_coro **handle);
 
 AG_EXPORT void ag_response_free(ag_response *resp);
-AG_EXPORT int ag_response_error(const ag_response *resp);  /* 0 or a negative code */
+AG_EXPORT int ag_response_error(const ag_response *resp); /* 0 or a negative code */
+/* What went wrong and where, in a few words beside the code ("connect to 127.0.0.1:1: Connection
+ * refused", "URL: port out of range"), or "" when there is nothing to add. Never NULL. */
+AG_EXPORT const char *ag_response_error_detail(const ag_response *resp);
+/* The request's id, unique per client from 1, as the trace hook reports it. */
+AG_EXPORT uint64_t ag_response_request_id(const ag_response *resp);
 AG_EXPORT int ag_response_status(const ag_response *resp); /* 0 if none arrived */
 /* HTTP minor version of the final response (0 or 1). */
 AG_EXPORT int ag_response_http_minor(const ag_response *resp);
@@ -262,7 +349,8 @@ AG_EXPORT void ag_response_timings(const ag_response *resp, ag_timings *out);
  * connection's id (unique per client, from 1). */
 AG_EXPORT int ag_response_reused(const ag_response *resp);
 AG_EXPORT uint64_t ag_response_conn_id(const ag_response *resp);
-/* Peer address as text, "127.0.0.1:8080" or "[::1]:8080"; "" if never connected. */
+/* Peer address as text, "127.0.0.1:8080" or "[::1]:8080": the connection's, or after a failed
+ * connect the last address tried; "" if none was. */
 AG_EXPORT const char *ag_response_peer(const ag_response *resp);
 /* URL of the final response, after redirects, and how many were followed. */
 AG_EXPORT const char *ag_response_url(const ag_response *resp);

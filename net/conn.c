@@ -101,7 +101,6 @@ static int connect_one(ag__conn *c, ag_loop *loop, const ag__sockaddr *addr, int
         }
     }
     c->tp = &tcp_transport;
-    format_peer(c, addr);
     return 0;
 fail:
     ag__io_close(&c->io);
@@ -112,11 +111,40 @@ int ag__conn_connect(ag__conn *c, ag_loop *loop, const ag__addrs *addrs, int64_t
 {
     int rc = -EADDRNOTAVAIL;
     for (int i = 0; i < addrs->count; i++) {
-        rc = connect_one(c, loop, &addrs->addr[i], deadline_ns);
-        if (rc == 0 || rc == -ETIMEDOUT || rc == -ECANCELED)
+        /* An equal share of what remains for each address left, so that one that never answers
+         * leaves time for the others; the last one may use all of it. */
+        int64_t until = deadline_ns;
+        int left = addrs->count - i;
+        if (deadline_ns >= 0 && left > 1) {
+            int64_t now = ag_now_ns();
+            int64_t remain = deadline_ns > now ? deadline_ns - now : 0;
+            until = now + remain / left;
+        }
+        format_peer(c, &addrs->addr[i]);
+        rc = connect_one(c, loop, &addrs->addr[i], until);
+        if (rc == 0 || rc == -ECANCELED)
             break;
+        if (deadline_ns >= 0 && ag_now_ns() >= deadline_ns) {
+            rc = -ETIMEDOUT;
+            break;
+        }
     }
     return rc;
+}
+
+void ag__conn_trace(const ag__conn *c, int kind, const char *data, size_t len)
+{
+    if (!c->trace)
+        return;
+    ag_trace_event ev = {
+        .kind = kind,
+        .request_id = c->req_id,
+        .conn_id = c->id,
+        .time_ns = ag_now_ns(),
+        .data = data,
+        .len = len,
+    };
+    c->trace(c->trace_arg, &ev);
 }
 
 void ag__conn_close(ag__conn *c)
@@ -134,6 +162,8 @@ ssize_t ag__conn_read(ag__conn *c, void *buf, size_t len, int64_t deadline_ns)
         unsigned want = AG_READ;
         if (c->io.ready & want) {
             ssize_t n = c->tp->read(c, buf, len, &want);
+            if (n > 0 && c->trace)
+                ag__conn_trace(c, AG_TRACE_RECV, buf, (size_t)n);
             if (n >= 0) {
                 /* A short read drained the socket: the next read would say EAGAIN, and new
                  * data brings a new readiness report. Not so once the peer has closed: the end
@@ -157,7 +187,8 @@ ssize_t ag__conn_read(ag__conn *c, void *buf, size_t len, int64_t deadline_ns)
     }
 }
 
-int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, const ag__deadline *d)
+int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, const ag__deadline *d,
+                    bool watch_read)
 {
     while (iovcnt > 0) {
         if (iov->iov_len == 0) {
@@ -171,11 +202,15 @@ int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, const ag__deadli
             if (n >= 0) {
                 size_t left = (size_t)n;
                 while (iovcnt > 0 && left >= iov->iov_len) {
+                    if (c->trace)
+                        ag__conn_trace(c, AG_TRACE_SEND, iov->iov_base, iov->iov_len);
                     left -= iov->iov_len;
                     iov++;
                     iovcnt--;
                 }
                 if (iovcnt > 0) {
+                    if (c->trace && left)
+                        ag__conn_trace(c, AG_TRACE_SEND, iov->iov_base, left);
                     iov->iov_base = (char *)iov->iov_base + left;
                     iov->iov_len -= left;
                 }
@@ -187,9 +222,13 @@ int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, const ag__deadli
                 return (int)n;
             ag__io_clear(&c->io, want);
         }
-        int rc = ag__io_wait(&c->io, want, ag__deadline_next(d));
+        if (watch_read && (c->io.ready & AG_READ))
+            return AG__READABLE;
+        int rc = ag__io_wait(&c->io, want | (watch_read ? AG_READ : 0), ag__deadline_next(d));
         if (rc < 0)
             return rc;
+        if (watch_read && (rc & AG_READ))
+            return AG__READABLE;
     }
     return 0;
 }

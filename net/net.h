@@ -32,7 +32,14 @@ struct ag__conn {
     ag__conn *host_prev, *host_next; /* idle list of its host, most recent first */
     ag__conn *lru_prev, *lru_next;   /* idle list of the pool, oldest first */
     char peer[64];                   /* "1.2.3.4:80" or "[::1]:80" */
+    /* The trace hook of the client, and the request the connection serves now. */
+    ag_trace_cb trace;
+    void *trace_arg;
+    uint64_t req_id;
 };
+
+/* Report an event of c to its trace hook, if it has one. */
+void ag__conn_trace(const ag__conn *c, int kind, const char *data, size_t len);
 
 /* When a wait gives up: `total` (an absolute deadline, -1 none), or `idle_ns` after the wait
  * begins (0: never), whichever comes first. Waits begin right after the last progress, so the
@@ -52,9 +59,11 @@ static inline int64_t ag__deadline_next(const ag__deadline *d)
 
 /* ---- conn.c ---- */
 
-/* Connect to one of addrs (in order) before the deadline, on loop (NULL: blocking). On success
- * *out is a connected, registered, TCP_NODELAY connection. Errors: negative errno of the last
- * attempt, or -ETIMEDOUT. */
+/* Connect to one of addrs (in order) before the deadline, on loop (NULL: blocking). Each address
+ * gets an equal share of the time that remains, the last one all of it. On success c is a
+ * connected, registered, TCP_NODELAY connection. On failure c->peer names the last address tried.
+ * Errors: negative errno of the last attempt, -ETIMEDOUT when the deadline passed, or -ECANCELED.
+ */
 int ag__conn_connect(ag__conn *c, ag_loop *loop, const ag__addrs *addrs, int64_t deadline_ns);
 /* Close the socket (and its transport state); the struct stays the caller's. */
 void ag__conn_close(ag__conn *c);
@@ -64,8 +73,13 @@ void ag__conn_close(ag__conn *c);
  * EAGAIN. */
 #define AG__NO_WAIT (-2)
 ssize_t ag__conn_read(ag__conn *c, void *buf, size_t len, int64_t deadline_ns);
-/* Write everything: 0, -ETIMEDOUT, or a negative errno. iov is consumed (modified). */
-int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, const ag__deadline *d);
+/* Write everything: 0, -ETIMEDOUT, or a negative errno. iov is consumed (modified). With
+ * watch_read, a write that has to wait also waits for readability, and returns AG__READABLE when
+ * the connection became readable first (the server answers while the request is still being
+ * sent); iov then holds what is left. */
+#define AG__READABLE 1
+int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, const ag__deadline *d,
+                    bool watch_read);
 /* An idle connection is dead if the reactor saw it readable: the server closed it or sent bytes
  * nobody asked for. Costs a system call only in that case (a peek that tells a stale readiness
  * report from a real one). */

@@ -5,5 +5,5 @@ int main()
 {
     ag_request req;
     ag_request_init(&req);
-    return req.body_fd == -1 && ag_strerror(AG_EURL) != nullptr ? 0 : 1;
+    return req.body_kind == AG_BODY_NONE && ag_strerror(AG_EURL) != nullptr ? 0 : 1;
 }

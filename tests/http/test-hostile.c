@@ -202,6 +202,7 @@ static void stale_post(void *arg)
     ag_request_init(&req);
     req.method = "POST";
     req.url = url_of(port, "/echo");
+    req.body_kind = AG_BODY_MEMORY;
     req.body = "x";
     req.body_len = 1;
     ag_response *b;
@@ -286,6 +287,7 @@ static void blocking_stale(void)
     ag_request_init(&req);
     req.method = "POST";
     req.url = url_of(port, "/echo");
+    req.body_kind = AG_BODY_MEMORY;
     req.body = "x";
     req.body_len = 1;
     ag_response *b;

@@ -237,7 +237,7 @@ static void nginx_refused(ag_client *c)
            "nginx_refused: a closed port gives ECONNREFUSED (%s)", ag_err_name(rc));
     ag_response_free(r);
     r = get(c, "https://127.0.0.1:1/", &rc);
-    tap_ok(rc == AG_ETLS, "https_not_built: https fails clearly, never as plain text (%s)",
+    tap_ok(rc == AG_ESCHEME, "https_not_built: https fails clearly, never as plain text (%s)",
            ag_err_name(rc));
     ag_response_free(r);
 }
@@ -442,7 +442,7 @@ static void nginx_callback_style(void)
     char url[128];
     snprintf(url, sizeof url, "%s", url_of(port, "/hello"));
     req.url = url;
-    int rc = ag_fetch_start(c, &req, on_done, NULL);
+    int rc = ag_fetch_start(c, &req, on_done, NULL, NULL);
     memset(url, 'x', sizeof url - 1); /* the request was copied */
     ag_loop_run(loop);
     tap_ok(rc == 0 && cb_calls == 1 && cb_status == 200,
@@ -450,7 +450,7 @@ static void nginx_callback_style(void)
     ag_header bad = {"X-Null", NULL};
     req.headers = &bad;
     req.nheaders = 1;
-    rc = ag_fetch_start(c, &req, on_done, NULL);
+    rc = ag_fetch_start(c, &req, on_done, NULL, NULL);
     tap_ok(rc == AG_EHEADER && cb_calls == 1,
            "nginx_callback_bad_header: refused at once (%s), the callback never runs",
            ag_err_name(rc));

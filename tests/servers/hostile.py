@@ -143,7 +143,11 @@ class Conn:
                 raise Closed()
             headers.append((name, value.strip(" \t")))
         req = Request(method, target, version, headers, b"")
-        if (req.header("expect") or "").lower() == "100-continue":
+        early = EARLY.get(req.path)
+        if early is not None:
+            early(self, req)             # answers before the body, never reads it
+            raise Closed()
+        if (req.header("expect") or "").lower() == "100-continue" and req.path != "/no-continue":
             self.send(b"HTTP/1.1 100 Continue\r\n\r\n")
         te = (req.header("transfer-encoding") or "").lower()
         if "chunked" in te:
@@ -400,6 +404,7 @@ CASES = {
     "/echo": case_echo,
     "/stats": case_stats,
     "/path": case_pipeline_echo_path,
+    "/no-continue": case_echo,          # /echo that never says 100 Continue
 
     # valid, then the server closes
     "/close-no-length": case_close_no_length,
@@ -451,6 +456,23 @@ CASES = {
     "/close-immediately": raw(b""),
     "/reset": case_reset,
     "/reset-mid-body": case_reset_mid_body,
+}
+
+
+# Cases that answer as soon as the request head is read, before its body (an upload the
+# server refuses), then hold the connection without reading for ?s= seconds (default 10).
+def early_answer(status, reason):
+    def case(c, req):
+        body = b"refused before the body\n"
+        c.send(b"HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+               % (status, reason, len(body)) + body)
+        time.sleep(req.qint("s", 10))
+    return case
+
+
+EARLY = {
+    "/early-413": early_answer(413, b"Content Too Large"),
+    "/early-401": early_answer(401, b"Unauthorized"),
 }
 
 
