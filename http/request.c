@@ -163,17 +163,11 @@ static void put_field(head *h, const char *name, const char *value)
 
 static void put_host(head *h, const ag__url *url)
 {
+    /* Hosts are at most 255 bytes (the URL parser says so), plus brackets and a port. */
+    char authority[272];
+    int n = ag__url_host_header(url, authority, sizeof authority);
     puts_(h, "Host: ");
-    if (url->ipv6)
-        put(h, "[", 1);
-    puts_(h, url->host);
-    if (url->ipv6)
-        put(h, "]", 1);
-    uint16_t dflt = ag__url_default_port(url);
-    if (url->port != dflt) {
-        put(h, ":", 1);
-        put_u64(h, url->port);
-    }
+    put(h, authority, n > 0 ? (size_t)n : 0);
     put(h, "\r\n", 2);
 }
 
