@@ -7,14 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* TEMP until core's checkpoint lands */
-static int ag__coro_checkpoint(int64_t deadline_ns)
-{
-    if (deadline_ns >= 0 && ag_now_ns() >= deadline_ns)
-        return -ETIMEDOUT;
-    return 0;
-}
-
 #define RBUF_SIZE         (64 * 1024)
 #define PRIVATE_RBUF_SIZE (16 * 1024)
 

@@ -174,6 +174,7 @@ static void liveness(void *arg)
         req.method = methods[m];
         req.url = url_of(port, m ? "/echo" : "/ok");
         if (m) {
+            req.body_kind = AG_BODY_MEMORY;
             req.body = "x";
             req.body_len = 1;
         }
