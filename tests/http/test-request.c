@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <openssl/evp.h>
+#include <stdbool.h>
 
 static int hport, bport;
 static ag_loop *loop;
@@ -414,6 +415,104 @@ static void handles(void)
     tap_ok(ag_client_free(c) == 0, "client_free_after: 0 once nothing is in flight");
 }
 
+/* ---- a server that sends as fast as the body is consumed ---- */
+
+typedef struct flood {
+    ag_client *c;
+    int timeout_ms;
+    int rc;
+    int bodies;       /* on_body calls */
+    int ticks_during; /* ticker ticks seen while this request was still reading */
+    bool done;
+} flood;
+
+static int ticks;
+static ag_coro *victim;
+static int64_t cancel_at;
+
+static int slow_sink(void *arg, const char *d, size_t n)
+{
+    (void)d, (void)n;
+    flood *f = arg;
+    f->bodies++;
+    int64_t t = ag_now_ns() + 200000; /* 200 us of work per piece, as a slow consumer */
+    while (ag_now_ns() < t) {
+    }
+    return 0;
+}
+
+static void flood_fetch(void *arg)
+{
+    flood *f = arg;
+    ag_request req = {.sink = AG_SINK_CALLBACK, .on_body = slow_sink, .on_body_arg = f};
+    req.url = url_of(hport, "/flood");
+    req.timeout_ms = f->timeout_ms;
+    ag_response *r;
+    f->rc = ag_fetch(f->c, &req, &r);
+    ag_response_free(r);
+    f->done = true;
+}
+
+static flood fa, fb;
+
+static void ticker(void *arg)
+{
+    (void)arg;
+    while (!(fa.done && fb.done)) {
+        if (ag_sleep_ms(10) < 0)
+            break;
+        ticks++;
+        if (!fa.done && fa.bodies > 0)
+            fa.ticks_during++;
+        if (!fb.done && fb.bodies > 0)
+            fb.ticks_during++;
+    }
+}
+
+static void canceller(void *arg)
+{
+    (void)arg;
+    ag_sleep_ms(300);
+    cancel_at = ag_now_ns();
+    ag_coro_cancel(victim);
+}
+
+static void starvation(void)
+{
+    ag_client_opts o = {0};
+    o.loop = loop;
+    ag_client *c = client_with(&o);
+    fa = (flood){.c = c, .timeout_ms = 300};
+    fb = (flood){.c = c};
+    int64_t t0 = ag_now_ns();
+    ag_coro_spawn(loop, flood_fetch, &fa, NULL);
+    ag_coro_spawn(loop, flood_fetch, &fb, &victim);
+    ag_coro_spawn(loop, canceller, NULL, NULL);
+    ag_coro_spawn(loop, ticker, NULL, NULL);
+    ag_loop_run(loop);
+    int64_t ms = (ag_now_ns() - t0) / 1000000;
+    tap_ok(fa.rc == AG_ETOTAL_TIMEOUT && ms >= 300 && fa.bodies > 10,
+           "starvation_total_timeout: a flooded request with a slow sink ends at its total "
+           "timeout (%s after %lld ms, %d pieces)",
+           ag_err_name(fa.rc), (long long)ms, fa.bodies);
+    tap_ok(fb.rc == -ECANCELED && cancel_at > 0 && fb.bodies > 10,
+           "starvation_cancel: a sibling's cancel ends a flooded request (%s, %d pieces)",
+           ag_err_name(fb.rc), fb.bodies);
+    tap_ok(fa.ticks_during >= 2 && fb.ticks_during >= 2,
+           "starvation_timer_interleaves: a third coroutine's 10 ms timer ticked %d and %d "
+           "times while the floods were read",
+           fa.ticks_during, fb.ticks_during);
+    ag_client_free(c);
+
+    /* Blocking code: the total timeout holds too. */
+    c = client_with(NULL);
+    flood fc = {.c = c, .timeout_ms = 200};
+    flood_fetch(&fc);
+    tap_ok(fc.rc == AG_ETOTAL_TIMEOUT, "starvation_total_timeout_blocking: %s without a loop",
+           ag_err_name(fc.rc));
+    ag_client_free(c);
+}
+
 int main(void)
 {
     hport = env_port("AG_HOSTILE_PORT");
@@ -428,6 +527,8 @@ int main(void)
     expect_continue();
     reader_body();
     handles();
+    if (loop)
+        starvation();
     ag_loop_free(loop);
     return tap_done();
 }

@@ -360,6 +360,19 @@ def case_echo(c, req):
     return KEEP
 
 
+def case_flood(c, req):
+    """A body delimited by the close that never ends: sends as fast as the peer reads."""
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+           b"Connection: close\r\n\r\n")
+    blob = b"x" * (1 << 20)
+    try:
+        while True:
+            c.send(blob)
+    except OSError:
+        pass
+    return DONE
+
+
 def case_stats(c, req):
     with stats_lock:
         body = json.dumps(stats).encode() + b"\n"
@@ -405,6 +418,7 @@ CASES = {
     "/stats": case_stats,
     "/path": case_pipeline_echo_path,
     "/no-continue": case_echo,          # /echo that never says 100 Continue
+    "/flood": case_flood,
 
     # valid, then the server closes
     "/close-no-length": case_close_no_length,
