@@ -58,12 +58,7 @@ static void coro_main(void *arg)
 
 static void enqueue(ag_loop *loop, ag_coro *co)
 {
-    co->next = NULL;
-    if (loop->ready_tail)
-        loop->ready_tail->next = co;
-    else
-        loop->ready_head = co;
-    loop->ready_tail = co;
+    ag__queue_push(&loop->ready, &co->ready);
 }
 
 static void coro_release(ag_coro *co)
@@ -103,17 +98,17 @@ void ag__loop_run_ready(ag_loop *loop)
     /* Run what is ready, round by round: coroutines made ready during a round run in the next.
      * After a bounded number of rounds the loop goes back to the backend and the timers, so a
      * coroutine that keeps yielding cannot starve I/O, yet yields do not cost a system call. */
-    for (int round = 0; round < 64 && loop->ready_head && !loop->stop; round++)
+    for (int round = 0; round < 64 && !ag__queue_empty(&loop->ready) && !loop->stop; round++)
         run_round(loop);
 }
 
 static void run_round(ag_loop *loop)
 {
-    ag_coro *co = loop->ready_head;
-    loop->ready_head = loop->ready_tail = NULL;
-    while (co) {
-        ag_coro *next = co->next;
-        co->next = NULL;
+    ag__queue round;
+    ag__queue_init(&round);
+    ag__queue_move(&loop->ready, &round);
+    for (ag__queue *node; (node = ag__queue_pop(&round));) {
+        ag_coro *co = ag__queue_data(node, ag_coro, ready);
         co->state = AG__CO_RUNNING;
         loop->running = co;
         ag__current = co;
@@ -126,7 +121,6 @@ static void run_round(ag_loop *loop)
             loop->live--;
             coro_release(co);
         }
-        co = next;
     }
 }
 
@@ -207,14 +201,7 @@ int ag_yield(void)
 
 void ag__loop_resume_later(ag_loop *loop)
 {
-    if (!loop->later_head)
-        return;
-    if (loop->ready_tail)
-        loop->ready_tail->next = loop->later_head;
-    else
-        loop->ready_head = loop->later_head;
-    loop->ready_tail = loop->later_tail;
-    loop->later_head = loop->later_tail = NULL;
+    ag__queue_move(&loop->later, &loop->ready);
 }
 
 /* Yield until the loop has polled its backend and run its timers: a plain ag_yield() would run
@@ -223,12 +210,7 @@ static void yield_to_loop(ag_coro *co)
 {
     ag_loop *loop = co->loop;
     co->state = AG__CO_READY;
-    co->next = NULL;
-    if (loop->later_tail)
-        loop->later_tail->next = co;
-    else
-        loop->later_head = co;
-    loop->later_tail = co;
+    ag__queue_push(&loop->later, &co->ready);
     co->streak = 0;
     switch_to_sched(loop, co);
 }

@@ -5,6 +5,7 @@
 #include "asyncget.h"
 #include "core/ctx.h"
 #include "core/poller.h"
+#include "core/queue.h"
 
 /* AG_ASAN: built with AddressSanitizer (gcc or clang), which must be told about our stacks. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -123,7 +124,8 @@ struct ag_coro {
     void *stack_lo;
     ag_coro_fn fn;
     void *arg;
-    ag_coro *next;   /* ready queue, or the loop's queue of coroutines yielding at a checkpoint */
+    ag__queue ready; /* link in the loop's ready queue, or in its queue of coroutines yielding
+                      * at a checkpoint */
     ag_coro *joiner; /* a coroutine waiting in ag_coro_join */
     ag__io *wait_io; /* what the parked coroutine waits on, for cancel */
     ag_timer timer;  /* deadline of the current wait */
@@ -141,8 +143,8 @@ struct ag_loop {
     ag__timer_heap timers;
     ag__io **fds; /* registered fds, indexed by fd */
     size_t nfds;
-    ag_coro *ready_head, *ready_tail;
-    ag_coro *later_head, *later_tail; /* ready again after the next backend poll and timers */
+    ag__queue ready; /* coroutines to run, in order */
+    ag__queue later; /* ready again after the next backend poll and timers */
     ag_coro *running;
     ag__ctx sched_ctx;
     void *sched_asan_fake_stack;

@@ -184,6 +184,8 @@ int ag_loop_new(ag_loop **out, const ag_loop_opts *opts)
     ag_loop *loop = calloc(1, sizeof *loop);
     if (!loop)
         return -ENOMEM;
+    ag__queue_init(&loop->ready);
+    ag__queue_init(&loop->later);
     loop->wake_io.fd = -1;
     loop->wake_wfd = -1;
     loop->max_events = MAX_EVENTS;
@@ -285,7 +287,7 @@ static void expire_timers(ag_loop *loop)
 
 static int64_t next_timeout_ns(const ag_loop *loop)
 {
-    if (loop->ready_head || loop->later_head || loop->stop)
+    if (!ag__queue_empty(&loop->ready) || !ag__queue_empty(&loop->later) || loop->stop)
         return 0;
     const ag_timer *t = ag__timer_heap_top(&loop->timers);
     if (!t)
