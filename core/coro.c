@@ -289,7 +289,7 @@ int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
         /* Plain blocking code: the same wait, in poll(). */
         struct pollfd pfd = {io->fd, 0, 0};
         if (events & AG_READ)
-            pfd.events |= POLLIN | POLLRDHUP;
+            pfd.events |= POLLIN | AG__POLLRDHUP;
         if (events & AG_WRITE)
             pfd.events |= POLLOUT;
         for (;;) {
@@ -317,7 +317,7 @@ int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
             if (pfd.revents & POLLNVAL)
                 return -EBADF;
             io->ready |= got;
-            if (pfd.revents & (POLLHUP | POLLRDHUP))
+            if (pfd.revents & (POLLHUP | AG__POLLRDHUP))
                 io->ready |= AG__POLL_HUP;
             if (got & events)
                 return (int)(got & events);

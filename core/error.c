@@ -1,5 +1,6 @@
 /* error.c: names and texts for asyncget's error codes and negative errno values. */
 #include "asyncget.h"
+#include "core/compat.h"
 
 #include <errno.h>
 #include <string.h>
@@ -35,12 +36,10 @@ const char *ag_err_name(int err)
     default:
         break;
     }
-#ifdef __GLIBC__
     if (err < 0 && err > -4096) {
-        const char *name = strerrorname_np(-err);
+        const char *name = ag__errno_name(-err);
         if (name)
             return name;
     }
-#endif
     return "EUNKNOWN";
 }

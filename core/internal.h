@@ -3,6 +3,7 @@
 #define AG_CORE_INTERNAL_H
 
 #include "asyncget.h"
+#include "core/compat.h"
 #include "core/ctx.h"
 #include "core/poller.h"
 #include "core/queue.h"

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#ifdef __linux__
+#if AG__HAVE_EVENTFD
 #include <sys/eventfd.h>
 #endif
 
@@ -145,7 +145,7 @@ void ag_fd_unregister(ag_loop *loop, int fd)
 static int wake_setup(ag_loop *loop)
 {
     int rfd, wfd;
-#ifdef __linux__
+#if AG__HAVE_EVENTFD
     rfd = wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (rfd < 0)
         return -errno;

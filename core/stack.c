@@ -146,7 +146,7 @@ static int add_slab(ag__stack_pool *pool)
     s->len = count * stride;
     s->count = count;
     s->base = mmap(NULL, s->len, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+                   MAP_PRIVATE | MAP_ANONYMOUS | AG__MAP_NORESERVE | AG__MAP_STACK, -1, 0);
     if (s->base == MAP_FAILED) {
         int err = -errno;
         free(s);

@@ -16,17 +16,18 @@
  * Only the low 64 bits of v8-v15 are callee-saved; caller-saved registers need no saving
  * because the switch is an ordinary call for the compiler.
  */
+#include "core/asm.h"
 
 /* With branch target identification enabled, indirect branches may only land on a BTI
  * instruction; "hint #34" is "bti c" and executes as a no-op on cores without BTI. */
 #define AG_BTI_C hint #34
 
     .text
-    .globl ag__ctx_switch
-    .hidden ag__ctx_switch
-    .type ag__ctx_switch, %function
+    .globl AG_SYM(ag__ctx_switch)
+    AG_HIDDEN(ag__ctx_switch)
+    AG_TYPE_FUNCTION(ag__ctx_switch)
     .p2align 4
-ag__ctx_switch:
+AG_SYM(ag__ctx_switch):
     .cfi_startproc
     AG_BTI_C
     sub sp, sp, #176
@@ -61,27 +62,27 @@ ag__ctx_switch:
     add sp, sp, #176
     ret
     .cfi_endproc
-    .size ag__ctx_switch, .-ag__ctx_switch
+    AG_SIZE(ag__ctx_switch)
 
 /* First code of a new context: reached by the ret above with x19 = fn, x20 = arg, x29 = 0
  * (an empty frame chain) and sp 16-byte aligned at the top of the stack. fn must never
  * return; if it does, brk stops the program at once instead of running off into nowhere. */
-    .globl ag__ctx_trampoline
-    .hidden ag__ctx_trampoline
-    .type ag__ctx_trampoline, %function
+    .globl AG_SYM(ag__ctx_trampoline)
+    AG_HIDDEN(ag__ctx_trampoline)
+    AG_TYPE_FUNCTION(ag__ctx_trampoline)
     .p2align 4
-ag__ctx_trampoline:
+AG_SYM(ag__ctx_trampoline):
     .cfi_startproc
     .cfi_undefined x30
     mov x0, x20
     blr x19
     brk #0
     .cfi_endproc
-    .size ag__ctx_trampoline, .-ag__ctx_trampoline
+    AG_SIZE(ag__ctx_trampoline)
 
 /* A translation unit built with -mbranch-protection marks its object as BTI/PAC compatible;
  * this file must carry the same GNU property, or the linker turns BTI off for the program. */
-#if defined(__ARM_FEATURE_BTI_DEFAULT) || defined(__ARM_FEATURE_PAC_DEFAULT)
+#if defined(__ELF__) && (defined(__ARM_FEATURE_BTI_DEFAULT) || defined(__ARM_FEATURE_PAC_DEFAULT))
 #define AG_GNU_PROPERTY_AARCH64_FEATURE_1_AND 0xc0000000
     .pushsection .note.gnu.property, "a"
     .p2align 3
@@ -102,4 +103,4 @@ ag__ctx_trampoline:
     .popsection
 #endif
 
-    .section .note.GNU-stack,"",%progbits
+    AG_NOTE_GNU_STACK

@@ -11,12 +11,13 @@
  *   +56  return address
  * Caller-saved registers need no saving: the switch is an ordinary call for the compiler.
  */
+#include "core/asm.h"
     .text
-    .globl ag__ctx_switch
-    .hidden ag__ctx_switch
-    .type ag__ctx_switch, @function
+    .globl AG_SYM(ag__ctx_switch)
+    AG_HIDDEN(ag__ctx_switch)
+    AG_TYPE_FUNCTION(ag__ctx_switch)
     .p2align 4
-ag__ctx_switch:
+AG_SYM(ag__ctx_switch):
     .cfi_startproc
     /* The frame has the same shape on both stacks, so the unwind rules below stay true after
      * the stack pointer moves to the other context. */
@@ -68,21 +69,21 @@ ag__ctx_switch:
     .cfi_restore %rbp
     ret
     .cfi_endproc
-    .size ag__ctx_switch, .-ag__ctx_switch
+    AG_SIZE(ag__ctx_switch)
 
 /* First code of a new context: reached by the ret above with r12 = arg and r13 = fn, and the
  * stack pointer 16-byte aligned, so the call below enters fn with the ABI's alignment. */
-    .globl ag__ctx_trampoline
-    .hidden ag__ctx_trampoline
-    .type ag__ctx_trampoline, @function
+    .globl AG_SYM(ag__ctx_trampoline)
+    AG_HIDDEN(ag__ctx_trampoline)
+    AG_TYPE_FUNCTION(ag__ctx_trampoline)
     .p2align 4
-ag__ctx_trampoline:
+AG_SYM(ag__ctx_trampoline):
     .cfi_startproc
     .cfi_undefined rip
     movq %r12, %rdi
     callq *%r13
     ud2
     .cfi_endproc
-    .size ag__ctx_trampoline, .-ag__ctx_trampoline
+    AG_SIZE(ag__ctx_trampoline)
 
-    .section .note.GNU-stack,"",@progbits
+    AG_NOTE_GNU_STACK

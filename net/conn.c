@@ -24,10 +24,10 @@ static ssize_t tcp_writev(ag__conn *c, const struct iovec *iov, int iovcnt, unsi
      * EPIPE, not SIGPIPE. A request head alone (the usual GET) takes the cheaper send. */
     ssize_t n;
     if (iovcnt == 1) {
-        n = send(c->io.fd, iov->iov_base, iov->iov_len, MSG_NOSIGNAL);
+        n = send(c->io.fd, iov->iov_base, iov->iov_len, AG__MSG_NOSIGNAL);
     } else {
         struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
-        n = sendmsg(c->io.fd, &msg, MSG_NOSIGNAL);
+        n = sendmsg(c->io.fd, &msg, AG__MSG_NOSIGNAL);
     }
     return n < 0 ? -errno : n;
 }
@@ -61,9 +61,9 @@ static void format_peer(ag__conn *c, const ag__sockaddr *ss)
 /* One attempt. Registers the socket before connect() so the completion edge is not missed. */
 static int connect_one(ag__conn *c, ag_loop *loop, const ag__sockaddr *addr, int64_t deadline_ns)
 {
-    int fd = socket(addr->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    int fd = ag__socket(addr->sa.sa_family, SOCK_STREAM, IPPROTO_TCP);
     if (fd < 0)
-        return -errno;
+        return fd;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int rc = ag__io_init(&c->io, loop, fd);
