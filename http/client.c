@@ -540,7 +540,8 @@ static int exchange_on(fetch *f, const char *key)
             conn->served++;
             /* A response that came before the whole body was sent leaves the server reading
              * the rest of a body that will never come: the connection ends. */
-            bool keep = http_should_keep_alive(&ps.p) && !ps.extra && !f->st.close && !early;
+            bool keep = http_should_keep_alive(&ps.p) && !ps.extra && !ps.must_close &&
+                        !f->st.close && !early;
             conn->trace = NULL;
             ag__pool_release(c->pool, conn, keep);
             r->t.done = ag_now_ns();

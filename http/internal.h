@@ -95,6 +95,8 @@ typedef struct ag__parse {
     int64_t deadline;  /* for a body sink that has to wait (total deadline, -1 none) */
     bool got_bytes;    /* any byte of a response arrived */
     bool extra;        /* bytes followed the complete response */
+    bool must_close;   /* the framing cannot be trusted past this message: do not reuse */
+    const char *why;   /* a refusal's reason, a string literal (NULL: none given) */
 } ag__parse;
 
 void ag__parse_init(ag__parse *ps, const ag_client *client, const ag_request *req,

@@ -1,10 +1,12 @@
 /* parse.c: reading one response with http-parser, plus the checks its non-strict build leaves
- * out: the status line's shape, header names as tokens, clean field values, CRLF after chunk
- * data, no body where none may be, a cap on 1xx responses, and nothing after the response. */
+ * out: the status line's shape, header names as tokens, clean field values, the framing named by
+ * Transfer-Encoding, CRLF after chunk data, no body where none may be, a cap on 1xx responses,
+ * and nothing after the response. */
 #include "http/internal.h"
 
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static ag__parse *state(http_parser *p)
@@ -17,6 +19,14 @@ static int fail(ag__parse *ps, int err)
     if (!ps->err)
         ps->err = err;
     return -1;
+}
+
+/* Fail with a reason the caller can show beside the code. */
+static int refuse(ag__parse *ps, int err, const char *why)
+{
+    if (!ps->err)
+        ps->why = why;
+    return fail(ps, err);
 }
 
 /* ---- status line: "HTTP/1." DIGIT SP 3DIGIT [SP reason] CRLF, no bare CR ---- */
@@ -146,6 +156,69 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* ---- Transfer-Encoding (RFC 9112 section 6) ---- */
+
+enum { TE_NONE, TE_CHUNKED };
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Judge the Transfer-Encoding list of a head, all its field lines combined: TE_NONE without the
+ * field, TE_CHUNKED for exactly one coding that is "chunked" (any case, no parameters), else
+ * AG_EPROTO with *why set. http-parser's own reading of the field misses spellings the RFC
+ * allows (white space, empty elements) and takes some it should refuse (chunked twice, or under
+ * another coding), and it reads any other coding until the close: that would hand the framing or
+ * the coded bytes over as the body. Content codings are not decoded here, so any coding besides
+ * chunked is refused. Empty list elements are ignored (RFC 9110 section 5.6.1). */
+static int te_judge(const ag__fields *h, const char **why)
+{
+    bool present = false;
+    unsigned chunked = 0, other = 0;
+    bool chunked_last = false;
+    for (size_t i = 0; i < h->n; i++) {
+        const char *name = h->buf + h->idx[i];
+        if (strcasecmp(name, "Transfer-Encoding") != 0)
+            continue;
+        present = true;
+        const char *v = name + strlen(name) + 1;
+        for (;;) {
+            while (is_ows(*v))
+                v++;
+            const char *start = v;
+            while (*v && *v != ',')
+                v++;
+            const char *end = v;
+            while (end > start && is_ows(end[-1]))
+                end--;
+            if (end > start) {
+                chunked_last = end - start == 7 && strncasecmp(start, "chunked", 7) == 0;
+                if (chunked_last)
+                    chunked++;
+                else
+                    other++;
+            }
+            if (!*v)
+                break;
+            v++; /* the comma */
+        }
+    }
+    if (!present)
+        return TE_NONE;
+    if (chunked == 1 && other == 0)
+        return TE_CHUNKED;
+    if (chunked + other == 0)
+        *why = "Transfer-Encoding names no coding";
+    else if (chunked > 1)
+        *why = "Transfer-Encoding names chunked more than once";
+    else if (chunked && !chunked_last)
+        *why = "Transfer-Encoding names a coding after chunked";
+    else
+        *why = "Transfer-Encoding names a coding other than chunked";
+    return AG_EPROTO;
+}
+
 static bool is_redirect(int status)
 {
     return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
@@ -162,12 +235,32 @@ static int on_headers_complete(http_parser *p)
         return fail(ps, AG_EPROTO);
     r->status = p->status_code;
     r->http_minor = p->http_minor;
+    /* No request asks for an upgrade: a 101 says the bytes that follow are another protocol, so
+     * no further response can be read from them. */
+    if (r->status == 101)
+        return refuse(ps, AG_EPROTO, "101 Switching Protocols that no request asked for");
+    const char *why = NULL;
+    int te = te_judge(&r->headers, &why);
+    if (te != TE_NONE) {
+        /* HTTP/1.0 has no Transfer-Encoding: the sender may frame this message otherwise, and
+         * what follows may be its rest (RFC 9112 section 6.1). */
+        if (p->http_minor == 0)
+            ps->must_close = true;
+        /* http-parser refuses this pair when it sees both; this holds whatever it saw. */
+        if (p->flags & F_CONTENTLENGTH)
+            return refuse(ps, AG_EPROTO, "Transfer-Encoding together with Content-Length");
+    }
     ps->trailers = true;
     if (r->status < 200)
         return 1; /* interim: no body, the final response follows */
     ps->discard = ps->follow && is_redirect(r->status) && ag__fields_get(&r->headers, "Location");
     if (ps->head || r->status == 204 || r->status == 304)
-        return 1; /* no body, whatever the framing headers say */
+        return 1; /* no body, whatever the framing headers say (a HEAD response may name codings) */
+    if (te < 0)
+        return refuse(ps, te, why);
+    /* Our reading decides the framing; http-parser looks at this flag right after this call. */
+    if (te == TE_CHUNKED)
+        p->flags |= F_CHUNKED;
     if (!ps->discard && ps->req->sink == AG_SINK_MEMORY && (p->flags & F_CONTENTLENGTH) &&
         !(p->flags & F_CHUNKED) && p->content_length > ps->client->o.max_body_bytes)
         return fail(ps, AG_ETOO_LARGE); /* known too large before it arrives */
@@ -416,6 +509,11 @@ static int parser_error(ag__parse *ps)
     enum http_errno e = HTTP_PARSER_ERRNO(&ps->p);
     if (e == HPE_INVALID_EOF_STATE)
         return AG_ETRUNCATED; /* the response began but did not end */
+    /* http-parser checks this pair before the head is handed over. */
+    if (e == HPE_UNEXPECTED_CONTENT_LENGTH && ps->p.uses_transfer_encoding)
+        ps->why = "Transfer-Encoding together with Content-Length";
+    else if (e == HPE_UNEXPECTED_CONTENT_LENGTH)
+        ps->why = "Content-Length given twice";
     return AG_EPROTO;
 }
 

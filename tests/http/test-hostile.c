@@ -60,6 +60,15 @@ static const hcase cases[] = {
     {"/double-length-same", NULL, AG_EPROTO, 0, NULL, 1},
     {"/length-list", NULL, AG_EPROTO, 0, NULL, 1},
     {"/length-overflow", NULL, AG_EPROTO, 0, NULL, 1},
+    /* Transfer-Encoding other than one final chunked: refused, nothing read as a body. */
+    {"/te-gzip", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/te-not-chunked-last", NULL, AG_EPROTO, 0, NULL, 1},
+    {"/te-chunked-twice", NULL, AG_EPROTO, 0, NULL, 1},
+    /* A 101 nobody asked for ends the request at once. */
+    {"/switching-protocols", NULL, AG_EPROTO, 0, NULL, 1},
+    /* HTTP/1.0 with Transfer-Encoding: read, but the connection is not trusted afterwards (the
+     * server sends a stray response on it a little later). */
+    {"/http10-te", NULL, 0, 200, "/http10-te", 1},
     {"/truncated", NULL, AG_ETRUNCATED, 0, NULL, 1},
     {"/truncated-chunked", NULL, AG_ETRUNCATED, 0, NULL, 1},
     {"/truncated-headers", NULL, AG_ETRUNCATED, 0, NULL, 1},

@@ -4,6 +4,7 @@
 #include "http/internal.h"
 #include "tests/tap.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,7 +162,137 @@ static const fixture fixtures[] = {
     {"nothing", "", 1, 0, AG_ECLOSED, 0, NULL, 0},
 };
 
-static int run(ag_client *c, const fixture *f, size_t step, ag_response *r, int *extra)
+/* Framing by Transfer-Encoding (RFC 9112 section 6): only one final "chunked" is understood.
+ * Everything else is refused before any byte of the body is handed over, and a message whose
+ * framing cannot be trusted for the next one closes its connection. */
+typedef struct te_fixture {
+    const char *name;
+    const char *bytes;
+    int eof;  /* the server closes after the bytes (an old reading until close completes) */
+    int head; /* the request was HEAD */
+    int want_rc;
+    const char *want_body; /* for a complete response */
+    int want_keep;         /* for a complete response: the connection may serve the next one */
+} te_fixture;
+
+#define CHUNKED_HELLO "5" CRLF "hello" CRLF "0" CRLF CRLF
+
+static const te_fixture te_fixtures[] = {
+    /* The one accepted framing, in any case, with white space around it. */
+    {"te_chunked", "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: chunked" CRLF CRLF CHUNKED_HELLO, 0,
+     0, 1, "hello", 1},
+    {"te_chunked_upper",
+     "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: CHUNKED" CRLF CRLF CHUNKED_HELLO, 0, 0, 1, "hello",
+     1},
+    {"te_chunked_ows",
+     "HTTP/1.1 200 OK" CRLF "transfer-encoding:  \tChunked \t" CRLF CRLF CHUNKED_HELLO, 0, 0, 1,
+     "hello", 1},
+    /* Empty list elements are ignored (RFC 9110 section 5.6.1), before and after. */
+    {"te_empty_before",
+     "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: , ,chunked" CRLF CRLF CHUNKED_HELLO, 0, 0, 1,
+     "hello", 1},
+    {"te_empty_after",
+     "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: chunked ,," CRLF CRLF CHUNKED_HELLO, 0, 0, 1,
+     "hello", 1},
+    /* An empty field line plus one saying chunked: the combined list is one chunked. */
+    {"te_empty_field_then_chunked",
+     "HTTP/1.1 200 OK" CRLF "Transfer-Encoding:" CRLF
+     "Transfer-Encoding: chunked" CRLF CRLF CHUNKED_HELLO,
+     0, 0, 1, "hello", 1},
+    /* A coding other than chunked: content codings are not decoded, so nothing is delivered
+     * (an old reading until close handed the gzip bytes over as the body). */
+    {"te_gzip", "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: gzip" CRLF CRLF "\x1f\x8b gzip bytes", 1,
+     0, AG_EPROTO, NULL, 0},
+    {"te_identity", "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: identity" CRLF CRLF "raw", 1, 0,
+     AG_EPROTO, NULL, 0},
+    /* gzip under chunked: the chunks would decode to gzip bytes handed over as the body. */
+    {"te_gzip_chunked",
+     "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: gzip, chunked" CRLF CRLF CHUNKED_HELLO, 0, 0,
+     AG_EPROTO, NULL, 0},
+    /* Split over two field lines, the same list. */
+    {"te_gzip_then_chunked_fields",
+     "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: gzip" CRLF
+     "Transfer-Encoding: chunked" CRLF CRLF CHUNKED_HELLO,
+     0, 0, AG_EPROTO, NULL, 0},
+    /* chunked not last: the chunk framing would be delivered as body bytes until the close. */
+    {"te_chunked_not_last",
+     "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: chunked, gzip" CRLF CRLF CHUNKED_HELLO, 1, 0,
+     AG_EPROTO, NULL, 0},
+    /* chunked twice, in one list and in two field lines. */
+    {"te_chunked_twice",
+     "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: chunked, chunked" CRLF CRLF CHUNKED_HELLO, 1, 0,
+     AG_EPROTO, NULL, 0},
+    {"te_chunked_twice_comma",
+     "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: chunked,chunked" CRLF CRLF CHUNKED_HELLO, 1, 0,
+     AG_EPROTO, NULL, 0},
+    {"te_chunked_two_fields",
+     "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: chunked" CRLF
+     "Transfer-Encoding: chunked" CRLF CRLF CHUNKED_HELLO,
+     1, 0, AG_EPROTO, NULL, 0},
+    /* chunked takes no parameters; a word that only begins or ends like it is another coding. */
+    {"te_chunked_param",
+     "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: chunked;q=1" CRLF CRLF CHUNKED_HELLO, 1, 0,
+     AG_EPROTO, NULL, 0},
+    {"te_chunkedx", "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: chunkedx" CRLF CRLF CHUNKED_HELLO, 1,
+     0, AG_EPROTO, NULL, 0},
+    {"te_xchunked", "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: xchunked" CRLF CRLF CHUNKED_HELLO, 1,
+     0, AG_EPROTO, NULL, 0},
+    {"te_chunked_space_word",
+     "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: chunked x" CRLF CRLF CHUNKED_HELLO, 1, 0, AG_EPROTO,
+     NULL, 0},
+    /* A field with no coding at all frames nothing. */
+    {"te_empty", "HTTP/1.1 200 OK" CRLF "Transfer-Encoding:" CRLF CRLF "raw", 1, 0, AG_EPROTO, NULL,
+     0},
+    {"te_only_commas", "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: , ," CRLF CRLF "raw", 1, 0,
+     AG_EPROTO, NULL, 0},
+    /* With a Content-Length as well: a smuggling attempt, refused whatever the coding. */
+    {"te_gzip_and_length",
+     "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: gzip" CRLF "Content-Length: 3" CRLF CRLF "raw", 0,
+     0, AG_EPROTO, NULL, 0},
+    {"te_length_then_chunked",
+     "HTTP/1.1 200 OK" CRLF "Content-Length: 5" CRLF
+     "Transfer-Encoding: chunked" CRLF CRLF CHUNKED_HELLO,
+     0, 0, AG_EPROTO, NULL, 0},
+    /* HTTP/1.0 has no Transfer-Encoding: the chunks are read, the connection is not kept even
+     * when the server asks for it, since whatever follows may be the rest of this message. */
+    {"te_http10_keepalive",
+     "HTTP/1.0 200 OK" CRLF "Connection: keep-alive" CRLF
+     "Transfer-Encoding: chunked" CRLF CRLF CHUNKED_HELLO,
+     0, 0, 1, "hello", 0},
+    {"te_http10", "HTTP/1.0 200 OK" CRLF "Transfer-Encoding: chunked" CRLF CRLF CHUNKED_HELLO, 0, 0,
+     1, "hello", 0},
+    /* HTTP/1.0 keep-alive without Transfer-Encoding is kept (the control case). */
+    {"te_none_http10_keepalive",
+     "HTTP/1.0 200 OK" CRLF "Connection: keep-alive" CRLF "Content-Length: 5" CRLF CRLF "hello", 0,
+     0, 1, "hello", 1},
+    /* A HEAD response may name the codings a GET would get: no body follows either way. */
+    {"te_head_gzip_chunked", "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: gzip, chunked" CRLF CRLF, 0,
+     1, 1, "", 1},
+    {"te_head_http10",
+     "HTTP/1.0 200 OK" CRLF "Connection: keep-alive" CRLF "Transfer-Encoding: chunked" CRLF CRLF, 0,
+     1, 1, "", 0},
+    /* 304 with Transfer-Encoding: chunked has no body (nginx sends this). */
+    {"te_304_chunked", "HTTP/1.1 304 Not Modified" CRLF "Transfer-Encoding: chunked" CRLF CRLF, 0,
+     0, 1, "", 1},
+    /* A 101 nobody asked for ends the request: it announces that the bytes that follow are
+     * another protocol (an old reading took it as an interim response and read on). */
+    {"status_101_unrequested",
+     "HTTP/1.1 101 Switching Protocols" CRLF CRLF "HTTP/1.1 200 OK" CRLF
+     "Content-Length: 2" CRLF CRLF "ok",
+     0, 0, AG_EPROTO, NULL, 0},
+    {"status_101_upgrade",
+     "HTTP/1.1 101 Switching Protocols" CRLF "Upgrade: websocket" CRLF
+     "Connection: upgrade" CRLF CRLF "\x81\x05hello",
+     0, 0, AG_EPROTO, NULL, 0},
+};
+
+typedef struct outcome {
+    int extra;       /* bytes followed the complete response */
+    int keep;        /* the connection may serve another request (as the client decides) */
+    const char *why; /* the parser's reason for a refusal */
+} outcome;
+
+static int run(ag_client *c, const fixture *f, size_t step, ag_response *r, outcome *out)
 {
     ag_request req;
     ag_request_init(&req);
@@ -179,8 +310,57 @@ static int run(ag_client *c, const fixture *f, size_t step, ag_response *r, int 
     }
     if (rc == 0 && f->eof)
         rc = ag__parse_feed(&ps, NULL, 0);
-    *extra = ps.extra;
+    out->extra = ps.extra;
+    out->keep = http_should_keep_alive(&ps.p) && !ps.extra && !ps.must_close;
+    out->why = ps.why;
     return rc;
+}
+
+/* A body shown in a TAP line: one line, printable, short. */
+static const char *shown(const char *body)
+{
+    static char out[64];
+    size_t n = 0;
+    for (const char *p = body; *p && n + 5 < sizeof out; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+            out[n++] = (char)ch;
+        } else {
+            snprintf(out + n, sizeof out - n, "\\x%02x", ch);
+            n += 4;
+        }
+    }
+    out[n] = 0;
+    return out;
+}
+
+static void run_te(ag_client *c)
+{
+    for (size_t i = 0; i < sizeof te_fixtures / sizeof te_fixtures[0]; i++) {
+        const te_fixture *t = &te_fixtures[i];
+        fixture f = {t->name, t->bytes, t->eof, t->head, t->want_rc, 0, t->want_body, 0};
+        for (int bytewise = 0; bytewise < 2; bytewise++) {
+            ag_response *r = calloc(1, sizeof *r);
+            outcome o;
+            int rc = run(c, &f, bytewise ? 1 : 1 << 20, r, &o);
+            int ok = rc == t->want_rc;
+            if (ok && rc == 1)
+                ok = strcmp(ag_response_body(r, NULL), t->want_body) == 0 && o.keep == t->want_keep;
+            /* A refusal hands over no body byte and says why. */
+            if (ok && rc < 0)
+                ok = r->body_len == 0 && o.why != NULL;
+            tap_ok(ok, "parse_%s%s: %s%s%s, body \"%s\"%s (want %s%s)", t->name,
+                   bytewise ? "_bytewise" : "",
+                   rc == 1   ? "complete"
+                   : rc == 0 ? "incomplete"
+                             : ag_err_name(rc),
+                   o.why ? " because " : "", o.why ? o.why : "", shown(ag_response_body(r, NULL)),
+                   rc == 1 ? (o.keep ? ", kept" : ", closed") : "",
+                   t->want_rc == 1 ? "complete" : ag_err_name(t->want_rc),
+                   t->want_rc == 1 ? (t->want_keep ? ", kept" : ", closed") : "");
+            ag_response_free(r);
+        }
+    }
 }
 
 int main(void)
@@ -191,13 +371,13 @@ int main(void)
         const fixture *f = &fixtures[i];
         for (int bytewise = 0; bytewise < 2; bytewise++) {
             ag_response *r = calloc(1, sizeof *r);
-            int extra = 0;
-            int rc = run(c, f, bytewise ? 1 : 1 << 20, r, &extra);
+            outcome o;
+            int rc = run(c, f, bytewise ? 1 : 1 << 20, r, &o);
             int ok = rc == f->want_rc;
             if (ok && rc == 1) {
                 const char *body = ag_response_body(r, NULL);
                 ok = r->status == f->want_status && strcmp(body, f->want_body) == 0 &&
-                     (bytewise || extra == f->want_extra);
+                     (bytewise || o.extra == f->want_extra);
             }
             tap_ok(ok, "parse_%s%s: %s (want %s)", f->name, bytewise ? "_bytewise" : "",
                    rc == 1 ? "complete" : ag_err_name(rc),
@@ -214,14 +394,15 @@ int main(void)
         strcpy(longext + at + 5000, "\r\nok\r\n0\r\n\r\n");
         fixture f = {"chunk_ext_long", longext, 0, 0, AG_EPROTO, 0, NULL, 0};
         ag_response *r = calloc(1, sizeof *r);
-        int extra;
-        int rc = run(c, &f, 1000, r, &extra);
+        outcome o;
+        int rc = run(c, &f, 1000, r, &o);
         tap_ok(rc == AG_EPROTO, "parse_chunk_ext_long: %s", ag_err_name(rc));
         ag_response_free(r);
     }
     /* Trailers and repeated headers are kept in order. */
+    run_te(c);
     ag_response *r = calloc(1, sizeof *r);
-    int extra;
+    outcome o;
     fixture f = {"fields",
                  "HTTP/1.1 200 OK" CRLF "Set-Cookie: a=1" CRLF "set-cookie: b=2" CRLF
                  "Transfer-Encoding: chunked" CRLF CRLF "2" CRLF "ok" CRLF "0" CRLF
@@ -232,7 +413,7 @@ int main(void)
                  200,
                  "ok",
                  0};
-    int rc = run(c, &f, 3, r, &extra);
+    int rc = run(c, &f, 3, r, &o);
     const char *n0, *v0, *n1, *v1, *tn, *tv;
     int ok = rc == 1 && ag_response_header_count(r) == 3 &&
              ag_response_header_at(r, 0, &n0, &v0) == 0 &&

@@ -385,6 +385,21 @@ def case_pipeline_echo_path(c, req):
     return KEEP
 
 
+SMUGGLED = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"
+
+
+def case_http10_te(c, req):
+    """An HTTP/1.0 response with Transfer-Encoding and keep-alive: the body (the
+    request target) in chunks, then, a little later, bytes a client that reuses
+    the connection reads as the answer to its next request."""
+    t = req.target.encode()
+    c.send(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"%x\r\n%s\r\n0\r\n\r\n" % (len(t), t))
+    time.sleep(0.02)
+    c.send(SMUGGLED)
+    return KEEP
+
+
 # path -> case(conn, request) returning KEEP, CLOSE or DONE
 CASES = {
     # valid, keep-alive
@@ -462,6 +477,13 @@ CASES = {
     "/length-list": raw(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 5\r\n\r\nok"),
     "/length-overflow": raw(
         b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\nok"),
+
+    # Transfer-Encoding framing a client must refuse or must not trust past the message
+    "/te-gzip": raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b\x08\x00gzip"),
+    "/te-chunked-twice": raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+    "/switching-protocols": raw(b"HTTP/1.1 101 Switching Protocols\r\n\r\n" + OK),
+    "/http10-te": case_http10_te,
 
     # connection-level misbehaviour
     "/stall": case_stall,
