@@ -261,19 +261,27 @@ static void timeouts(void)
     ag_client_free(c);
 }
 
-/* A request queued behind the per-host limit is not charged connect time for the wait: with one
- * connection per host and a 300 ms connect timeout, a request queued behind a 1 s one succeeds. */
+/* A request queued behind the per-host limit is not charged connect time for the wait. One
+ * connection per host and a 300 ms connect timeout; the first request holds the only slot for
+ * 1 s and then closes its connection ("Connection: close"), so the queued request has to connect
+ * after its wait. It succeeds on a new connection, and its timings put the whole wait (at least
+ * 900 ms) before its connect phase begins. */
 static int queued_rc[2];
+static ag_response *queued_resp[2];
 
 static void queued_user(void *arg)
 {
     void **a = arg;
+    static const ag_header closes = {"Connection", "close"};
+    int second = a[2] != NULL;
     ag_request req;
     ag_request_init(&req);
     req.url = a[1];
-    ag_response *r;
-    queued_rc[a[2] != NULL] = ag_fetch(a[0], &req, &r);
-    ag_response_free(r);
+    if (!second) {
+        req.headers = &closes;
+        req.nheaders = 1;
+    }
+    queued_rc[second] = ag_fetch(a[0], &req, &queued_resp[second]);
 }
 
 static void queue_not_charged(void)
@@ -290,9 +298,19 @@ static void queue_not_charged(void)
     ag_coro_spawn(loop, queued_user, a, NULL);
     ag_coro_spawn(loop, queued_user, b, NULL);
     ag_loop_run(loop);
-    tap_ok(queued_rc[0] == 0 && queued_rc[1] == 0,
-           "httpbin_queue_not_charged_connect_time: both succeed (%s, %s)",
-           ag_err_name(queued_rc[0]), ag_err_name(queued_rc[1]));
+    ag_timings t;
+    ag_response_timings(queued_resp[1], &t);
+    int64_t wait_ms = (t.queued - t.start) / 1000000;
+    int new_conn = !ag_response_reused(queued_resp[1]) &&
+                   ag_response_conn_id(queued_resp[1]) != ag_response_conn_id(queued_resp[0]);
+    tap_ok(queued_rc[0] == 0 && queued_rc[1] == 0 && new_conn && wait_ms >= 900 &&
+               t.dns >= t.queued && t.connected >= t.dns,
+           "httpbin_queue_not_charged_connect_time: %s, %s, the queued one %s after a wait of "
+           "%lld ms that ends before its connect begins",
+           ag_err_name(queued_rc[0]), ag_err_name(queued_rc[1]),
+           new_conn ? "on a new connection" : "reusing a connection", (long long)wait_ms);
+    ag_response_free(queued_resp[0]);
+    ag_response_free(queued_resp[1]);
     ag_client_free(c);
 }
 
