@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 
 static ag_loop *loop;
@@ -61,6 +62,67 @@ static void run(void *arg)
     ag_client_free(c);
 }
 
+/* One connection on [::1]:port answered with a small response. */
+static void *answer_one(void *arg)
+{
+    int l = *(int *)arg;
+    int s = accept(l, NULL, NULL);
+    if (s < 0)
+        return NULL;
+    char buf[4096];
+    ssize_t n = read(s, buf, sizeof buf);
+    (void)n;
+    static const char resp[] =
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    n = write(s, resp, sizeof resp - 1);
+    close(s);
+    return NULL;
+}
+
+/* localhost resolves to 127.0.0.1 then ::1: with the first a black hole, the connect timeout must
+ * leave the second its share instead of spending itself on the first. */
+static void second_address(void *arg)
+{
+    (void)arg;
+    int l6 = socket(AF_INET6, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(l6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)lport)};
+    a6.sin6_addr = in6addr_loopback;
+    if (l6 < 0 || bind(l6, (struct sockaddr *)&a6, sizeof a6) < 0 || listen(l6, 8) < 0) {
+        tap_skip("connect_timeout_shared_by_addresses: no [::1]:%d listener (IPv6 loopback?)",
+                 lport);
+        if (l6 >= 0)
+            close(l6);
+        return;
+    }
+    pthread_t th;
+    pthread_create(&th, NULL, answer_one, &l6);
+    ag_client_opts o = {0};
+    o.loop = loop;
+    o.connect_timeout_ms = 1000;
+    ag_client *c;
+    ag_client_new(&c, &o);
+    char url[64];
+    snprintf(url, sizeof url, "http://localhost:%d/", lport);
+    int rc;
+    int64_t t0 = ag_now_ns();
+    ag_response *r = get(c, url, &rc);
+    int64_t el = ag_now_ns() - t0;
+    char want[32];
+    snprintf(want, sizeof want, "[::1]:%d", lport);
+    tap_ok(rc == 0 && ag_response_status(r) == 200 && strcmp(ag_response_peer(r), want) == 0 &&
+               el >= 500 * 1000000LL,
+           "connect_timeout_shared_by_addresses: a dead first address leaves the second its "
+           "share (%s via %s after %lld ms, at least 500)",
+           ag_err_name(rc), ag_response_peer(r), (long long)(el / 1000000));
+    ag_response_free(r);
+    ag_client_free(c);
+    shutdown(l6, SHUT_RDWR); /* wakes the thread's accept when no connection came */
+    pthread_join(th, NULL);
+    close(l6);
+}
+
 int main(void)
 {
     int fill[64];
@@ -71,6 +133,8 @@ int main(void)
     }
     ag_loop_new(&loop, NULL);
     ag_coro_spawn(loop, run, NULL, NULL);
+    ag_loop_run(loop);
+    ag_coro_spawn(loop, second_address, NULL, NULL);
     ag_loop_run(loop);
     ag_loop_free(loop);
     for (int i = 0; i < 64; i++)
