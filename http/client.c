@@ -63,6 +63,11 @@ static void parser_setup(void)
 int ag_client_new(ag_client **out, const ag_client_opts *opts)
 {
     pthread_once(&parser_once, parser_setup);
+    /* Reserved words become options later, where zero will mean the default: refuse garbage
+     * now rather than change meaning under a newer library. */
+    for (size_t i = 0; opts && i < sizeof opts->reserved / sizeof *opts->reserved; i++)
+        if (opts->reserved[i])
+            return -EINVAL;
     ag_client *c = calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;

@@ -101,6 +101,11 @@ int ag__request_check(const ag_request *req, const char **why)
     }
     if (req->timeout_ms < 0)
         BAD(AG_EREQUEST, "timeout_ms is negative");
+    /* Reserved words become fields in later versions, where zero will mean their default: a
+     * program that leaves garbage there now would change meaning under a newer library. */
+    for (size_t i = 0; i < sizeof req->reserved / sizeof *req->reserved; i++)
+        if (req->reserved[i])
+            BAD(AG_EREQUEST, "reserved words are not zero (start from ag_request_init or {0})");
 #undef BAD
     return 0;
 }

@@ -223,7 +223,7 @@ typedef struct ag_client_opts {
                                     * after "Expect: 100-continue"; 0: 1 MiB;
                                     * AG_NO_EXPECT: never */
     int64_t expect_timeout_ms;     /* how long to wait for "100 Continue"; 0: 1,000 */
-    uint64_t reserved[44];
+    uint64_t reserved[46];
 } ag_client_opts;
 
 #define AG_NO_REDIRECTS 0xffffffffu
