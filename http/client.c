@@ -564,6 +564,11 @@ static int exchange_on(fetch *f, const char *key)
             r->t.first_byte = r->t.sent = 0;
             continue;
         }
+        if (!r->detail[0]) {
+            const char *what = ps.why ? ps.why : ag_strerror(rc);
+            ag__response_detail(r, ps.got_bytes ? "response from " : "exchange with ", r->peer,
+                                ": ", what);
+        }
         return rc;
     }
 }

@@ -225,6 +225,12 @@ static void details(void)
     tap_ok(rc == AG_EDNS && strstr(ag_response_error_detail(r), "no-such-host.invalid"),
            "error_detail_dns: names the host (\"%s\")", ag_response_error_detail(r));
     ag_response_free(r);
+    r = get(c, url_of(hport, "/te-gzip"), &rc);
+    tap_ok(rc == AG_EPROTO && strstr(ag_response_error_detail(r), "response from 127.0.0.1:") &&
+               strlen(ag_response_error_detail(r)) > 40,
+           "error_detail_protocol: names the peer and the framing fault (\"%s\")",
+           ag_response_error_detail(r));
+    ag_response_free(r);
     tap_ok(strlen(ag_version()) >= 5 && strstr(ag_version_details(), "http-parser/") &&
                strstr(ag_version_details(), ag_loop_backend()),
            "version: %s / %s", ag_version(), ag_version_details());
