@@ -261,6 +261,13 @@ static void early_answers(void)
                "upload_early_413_%s: the server's early answer is the response (%s, %d)",
                expect ? "expect" : "no_expect", ag_err_name(rc), ag_response_status(r));
         ag_response_free(r);
+        /* A server that answers, then closes with the body unread (a reset). */
+        req.url = url_of(hport, "/early-413-close");
+        rc = ag_fetch(c, &req, &r);
+        tap_ok(rc == 0 && ag_response_status(r) == 413,
+               "upload_early_413_then_close_%s: the answer survives the reset (%s, %d)",
+               expect ? "expect" : "no_expect", ag_err_name(rc), ag_response_status(r));
+        ag_response_free(r);
         /* The connection is not reused: the server waits for a body that will never come. */
         req = (ag_request){0};
         req.url = url_of(hport, "/ok");
@@ -339,6 +346,40 @@ static ptrdiff_t read_body(void *arg, void *buf, size_t cap)
         ((unsigned char *)buf)[i] = rd->next++;
     rd->left -= n;
     return (ptrdiff_t)n;
+}
+
+/* A reader that takes its time: the server's answer and reset land between two chunks. */
+static ptrdiff_t slow_reader(void *arg, void *buf, size_t cap)
+{
+    int *calls = arg;
+    if (++*calls > 20)
+        return 0;
+    ag_sleep_ms(20);
+    size_t n = cap < 1000 ? cap : 1000;
+    memset(buf, 'r', n);
+    return (ptrdiff_t)n;
+}
+
+static void reset_between_chunks(void *arg)
+{
+    (void)arg;
+    ag_client_opts o = {0};
+    o.loop = loop;
+    o.expect_continue_size = AG_NO_EXPECT;
+    ag_client *c = client_with(&o);
+    int calls = 0;
+    ag_request req = {.method = "POST", .body_kind = AG_BODY_READER};
+    req.body_read = slow_reader;
+    req.body_read_arg = &calls;
+    req.url = url_of(hport, "/early-413-close");
+    ag_response *r;
+    int rc = ag_fetch(c, &req, &r);
+    tap_ok(rc == 0 && ag_response_status(r) == 413,
+           "upload_answer_then_reset_between_writes: the answer read after EPIPE is the "
+           "response (%s, %d, %d chunks)",
+           ag_err_name(rc), ag_response_status(r), calls);
+    ag_response_free(r);
+    ag_client_free(c);
 }
 
 static void reader_body(void)
@@ -534,8 +575,11 @@ int main(void)
     expect_continue();
     reader_body();
     handles();
-    if (loop)
+    if (loop) {
+        ag_coro_spawn(loop, reset_between_chunks, NULL, NULL);
+        ag_loop_run(loop);
         starvation();
+    }
     ag_loop_free(loop);
     return tap_done();
 }

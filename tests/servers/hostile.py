@@ -506,8 +506,16 @@ def early_answer(status, reason):
     return case
 
 
+def early_close(c, req):
+    body = b"refused before the body\n"
+    c.send(b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+           % len(body) + body)
+    # The close with the body unread sends a reset right behind the answer.
+
+
 EARLY = {
     "/early-413": early_answer(413, b"Content Too Large"),
+    "/early-413-close": early_close,
     "/early-401": early_answer(401, b"Unauthorized"),
 }
 
