@@ -78,6 +78,7 @@ typedef struct ag__timer_heap {
     size_t len, cap;
 } ag__timer_heap;
 
+/* Free the heap; the timers still in it are left disarmed. */
 void ag__timer_heap_free(ag__timer_heap *h);
 int ag__timer_heap_push(ag__timer_heap *h, ag_timer *t);
 void ag__timer_heap_remove(ag__timer_heap *h, ag_timer *t);

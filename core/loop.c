@@ -210,10 +210,22 @@ fail:
     return rc;
 }
 
-void ag_loop_free(ag_loop *loop)
+int ag_loop_free(ag_loop *loop)
 {
     if (!loop)
-        return;
+        return 0;
+    /* A live coroutine holds a stack, maybe a one-off fd record and a client's request: freeing
+     * under it would leak them or run its callbacks on freed memory. */
+    if (loop->live > 0 || loop->in_run || loop->in_iteration)
+        return -EBUSY;
+    /* Registered fds are the caller's to close; only our records of them go. */
+    for (size_t fd = 0; fd < loop->nfds; fd++) {
+        ag__io *io = loop->fds[fd];
+        if (io && io->heap) {
+            io_forget(io);
+            free(io);
+        }
+    }
     if (loop->wake_wfd >= 0 && loop->wake_wfd != loop->wake_io.fd)
         close(loop->wake_wfd);
     ag__io_close(&loop->wake_io);
@@ -223,6 +235,7 @@ void ag_loop_free(ag_loop *loop)
     free(loop->fds);
     free(loop->events);
     free(loop);
+    return 0;
 }
 
 const char *ag_loop_backend(void)

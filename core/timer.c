@@ -92,6 +92,9 @@ void ag__timer_heap_remove(ag__timer_heap *h, ag_timer *t)
 
 void ag__timer_heap_free(ag__timer_heap *h)
 {
+    /* The timers are their owners': left in the heap, they must not say they are armed. */
+    for (size_t i = 0; i < h->len; i++)
+        h->items[i]->heap_index = 0;
     free(h->items);
     h->items = NULL;
     h->len = h->cap = 0;

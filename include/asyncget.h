@@ -87,8 +87,12 @@ typedef struct ag_loop_opts {
 AG_EXPORT void ag_loop_opts_init(ag_loop_opts *opts);
 /* Make a loop. opts may be NULL for the defaults. */
 AG_EXPORT int ag_loop_new(ag_loop **out, const ag_loop_opts *opts);
-/* Free a loop with no live coroutine left (cancel and run them out first). NULL is accepted. */
-AG_EXPORT void ag_loop_free(ag_loop *loop);
+/* Free a loop. While a coroutine of it is alive (a request in flight is one), or when called from
+ * inside the loop's own run or callbacks, it returns -EBUSY and leaves the loop untouched: cancel
+ * them and run the loop until they finish, then free it (as libuv's uv_loop_close). Fds still
+ * registered with ag_fd_register are forgotten, not closed (they are the caller's); timers still
+ * armed are disarmed (ag_timer_armed() says 0). NULL returns 0. */
+AG_EXPORT int ag_loop_free(ag_loop *loop);
 /* Run until no coroutine is alive and no timer is pending, or ag_loop_stop() is called. */
 AG_EXPORT int ag_loop_run(ag_loop *loop);
 /* Make ag_loop_run() return after the current iteration (from the loop's own thread). */

@@ -242,6 +242,85 @@ static void loop_wake_counts(void)
     ag_loop_free(loop);
 }
 
+/* ---- freeing a loop: refused while coroutines live, then complete ---- */
+
+static void sleeper(void *arg)
+{
+    (void)arg;
+    ag_sleep_ms(60 * 1000);
+}
+
+static void loop_free_busy(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    ag_coro *co;
+    ag_coro_spawn(loop, sleeper, NULL, &co);
+    int before_run = ag_loop_free(loop); /* spawned, not yet run: alive all the same */
+    ag_loop_run_once(loop, 0);           /* it parks on its timer */
+    int parked = ag_loop_free(loop);
+    /* Untouched: the coroutine can still be cancelled and run out, and then the loop goes. */
+    ag_coro_cancel(co);
+    int run = ag_loop_run(loop);
+    int done = ag_coro_done(co);
+    ag_coro_unref(co);
+    int after = ag_loop_free(loop);
+    tap_ok(before_run == -EBUSY && parked == -EBUSY && run == 0 && done && after == 0 &&
+               ag_loop_free(NULL) == 0,
+           "loop_free_busy: %s with a coroutine spawned, %s with it parked, %d once it finished",
+           ag_err_name(before_run), ag_err_name(parked), after);
+}
+
+static int free_in_cb_rc = 1;
+
+static void free_in_callback(ag_loop *loop, void *arg)
+{
+    (void)arg;
+    free_in_cb_rc = ag_loop_free(loop);
+}
+
+static void loop_free_in_callback(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    ag_loop_on_wake(loop, free_in_callback, NULL);
+    ag_loop_wake(loop);
+    ag_loop_run_once(loop, 10000);
+    tap_ok(free_in_cb_rc == -EBUSY,
+           "loop_free_in_callback: freeing the loop from its own "
+           "callback gives %s",
+           ag_err_name(free_in_cb_rc));
+    ag_loop_free(loop);
+}
+
+static void never(ag_timer *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+}
+
+/* The records of registered fds go with the loop (AddressSanitizer's leak check sees them), the
+ * fds stay open, and the caller's armed timer is left disarmed. */
+static void loop_free_leaves_fds_and_timers(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    int p[2];
+    nonblocking_pipe(p);
+    ag_fd_register(loop, p[0]);
+    ag_fd_register(loop, p[1]);
+    ag_timer t;
+    ag_timer_init(&t, never, NULL);
+    ag_timer_start(loop, &t, ag_now_ns() + 60 * 1000000000LL);
+    int rc = ag_loop_free(loop);
+    int open0 = fcntl(p[0], F_GETFD) >= 0, open1 = fcntl(p[1], F_GETFD) >= 0;
+    tap_ok(rc == 0 && open0 && open1 && !ag_timer_armed(&t),
+           "loop_free_leaves_fds_and_timers: fds open %d %d, timer armed %d", open0, open1,
+           ag_timer_armed(&t));
+    close(p[0]);
+    close(p[1]);
+}
+
 /* ---- the wait outside a coroutine blocks in poll() ---- */
 
 static void loop_blocking_fallback(void)
@@ -405,6 +484,9 @@ int main(void)
     loop_cancel_waiter();
     loop_thread_wake();
     loop_wake_counts();
+    loop_free_busy();
+    loop_free_in_callback();
+    loop_free_leaves_fds_and_timers();
     loop_blocking_fallback();
     loop_embedding();
     return tap_done();
