@@ -702,8 +702,10 @@ static void job_main(void *arg)
     job *j = arg;
     ag_response *resp;
     int rc = ag_fetch(j->client, &j->req, &resp);
-    j->cb(j->client, resp, rc, j->arg);
+    /* No longer in flight when its callback runs: the callback of the last request may free
+     * the client (nothing here touches it afterwards). */
     j->client->inflight--;
+    j->cb(j->client, resp, rc, j->arg);
     free(j);
 }
 

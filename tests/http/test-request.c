@@ -430,6 +430,14 @@ static void on_done(ag_client *c, ag_response *r, int status, void *arg)
     ag_response_free(r);
 }
 
+static int free_in_cb_rc = 1;
+static void free_in_callback(ag_client *c, ag_response *r, int status, void *arg)
+{
+    (void)status, (void)arg;
+    ag_response_free(r);
+    free_in_cb_rc = ag_client_free(c);
+}
+
 static void handles(void)
 {
     if (!loop) {
@@ -461,6 +469,13 @@ static void handles(void)
     ag_coro_unref(h1);
     ag_coro_unref(h2);
     tap_ok(ag_client_free(c) == 0, "client_free_after: 0 once nothing is in flight");
+
+    /* The last request's callback may free its client. */
+    c = client_with(&o);
+    req.url = url_of(hport, "/ok");
+    ag_fetch_start(c, &req, free_in_callback, NULL, NULL);
+    ag_loop_run(loop);
+    tap_ok(free_in_cb_rc == 0, "client_free_in_last_callback: 0 (%d)", free_in_cb_rc);
 }
 
 /* ---- a server that sends as fast as the body is consumed ---- */
