@@ -16,8 +16,7 @@ static const char *values(const ag__queue *q)
     static char buf[64];
     size_t n = 0;
     const ag__queue *node;
-    ag__queue_foreach(node, q)
-    {
+    ag__queue_foreach (node, q) {
         if (n + 1 < sizeof buf)
             buf[n++] = (char)('0' + ag__queue_data(node, item, link)->value);
     }
