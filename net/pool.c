@@ -7,26 +7,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A coroutine parked for a slot or a connect, on its own stack. Its link is removed in O(1)
+ * when its wait ends, so many waiters timing out together cost no more than one each. */
 typedef struct waiter {
     ag_coro *co;
-    struct waiter *next;
+    ag__queue link;
     uint64_t seq;   /* arrival order across all hosts */
+    bool fresh;     /* wants a new connection, not an idle one */
     ag__conn *conn; /* handed an idle connection */
     bool slot;      /* handed a slot for a new connection */
 } waiter;
 
-typedef struct wait_queue {
-    waiter *head, *tail;
-} wait_queue;
-
 struct ag__host {
     char *key;
     ag__host *chain;
-    ag__conn *idle;  /* most recently used first */
-    unsigned nconns; /* slots in use: idle, busy and connecting */
-    wait_queue waiters;
-    ag__host *wq_next; /* pool's FIFO of hosts that have waiters */
-    bool queued;
+    ag__conn *idle;    /* most recently used first */
+    unsigned nconns;   /* slots in use: idle, busy and connecting */
+    ag__queue waiters; /* of waiter, oldest first */
+    ag__queue queued;  /* link in the pool's queue of hosts that have waiters */
 };
 
 struct ag__pool {
@@ -36,48 +34,17 @@ struct ag__pool {
     size_t nbuckets, nhosts;
     unsigned total;
     ag__conn *lru_head, *lru_tail; /* every idle connection, oldest first */
-    ag__host *wq_head, *wq_tail;
+    ag__queue queued_hosts;        /* of ag__host that have waiters, in the order they got one */
     unsigned connecting;
-    wait_queue connect_waiters;
+    ag__queue connect_waiters; /* of waiter */
     uint64_t next_id;
     uint64_t next_seq;
 };
 
-static void wq_push(wait_queue *q, waiter *w)
+static waiter *first_waiter(const ag__queue *q)
 {
-    w->next = NULL;
-    if (q->tail)
-        q->tail->next = w;
-    else
-        q->head = w;
-    q->tail = w;
-}
-
-static waiter *wq_pop(wait_queue *q)
-{
-    waiter *w = q->head;
-    if (w) {
-        q->head = w->next;
-        if (!q->head)
-            q->tail = NULL;
-    }
-    return w;
-}
-
-static void wq_remove(wait_queue *q, waiter *w)
-{
-    waiter *prev = NULL;
-    for (waiter *x = q->head; x; prev = x, x = x->next) {
-        if (x != w)
-            continue;
-        if (prev)
-            prev->next = x->next;
-        else
-            q->head = x->next;
-        if (q->tail == x)
-            q->tail = prev;
-        return;
-    }
+    ag__queue *node = ag__queue_head(q);
+    return node ? ag__queue_data(node, waiter, link) : NULL;
 }
 
 static uint64_t hash(const char *s)
@@ -101,6 +68,8 @@ int ag__pool_new(ag__pool **out, ag_loop *loop, const ag__pool_opts *opts)
     }
     p->loop = loop;
     p->o = *opts;
+    ag__queue_init(&p->queued_hosts);
+    ag__queue_init(&p->connect_waiters);
     *out = p;
     return 0;
 }
@@ -141,6 +110,8 @@ static ag__host *host_get(ag__pool *p, const char *key)
         free(h);
         return NULL;
     }
+    ag__queue_init(&h->waiters);
+    ag__queue_init(&h->queued);
     h->chain = p->buckets[i];
     p->buckets[i] = h;
     p->nhosts++;
@@ -150,7 +121,7 @@ static ag__host *host_get(ag__pool *p, const char *key)
 /* A host with nothing left is forgotten, so a crawl over many hosts does not grow the table. */
 static void host_maybe_free(ag__pool *p, ag__host *h)
 {
-    if (h->nconns || h->idle || h->waiters.head || h->queued)
+    if (h->nconns || h->idle || !ag__queue_empty(&h->waiters) || ag__queue_linked(&h->queued))
         return;
     ag__host **pp = &p->buckets[hash(h->key) & (p->nbuckets - 1)];
     while (*pp && *pp != h)
@@ -225,39 +196,25 @@ static void expire_idle(ag__pool *p, int64_t now)
     }
 }
 
-static void host_queue(ag__pool *p, ag__host *h)
+/* Take w out of the queue of host h; h leaves the pool's queue of hosts with its last waiter. */
+static void waiter_remove(ag__host *h, waiter *w)
 {
-    if (h->queued)
-        return;
-    h->queued = true;
-    h->wq_next = NULL;
-    if (p->wq_tail)
-        p->wq_tail->wq_next = h;
-    else
-        p->wq_head = h;
-    p->wq_tail = h;
+    ag__queue_remove(&w->link);
+    if (ag__queue_empty(&h->waiters))
+        ag__queue_remove(&h->queued);
 }
 
-static void host_unqueue(ag__pool *p, ag__host *h)
+/* A slot on h for a new connection, within both limits. A fresh claim (a retry after a stale
+ * connection) does not want h's idle connections: on a host full of them, the oldest makes room. */
+static bool take_slot(ag__pool *p, ag__host *h, bool fresh)
 {
-    ag__host *prev = NULL;
-    for (ag__host *x = p->wq_head; x; prev = x, x = x->wq_next) {
-        if (x != h)
-            continue;
-        if (prev)
-            prev->wq_next = x->wq_next;
-        else
-            p->wq_head = x->wq_next;
-        if (p->wq_tail == x)
-            p->wq_tail = prev;
-        break;
+    if (fresh && h->nconns >= p->o.max_per_host && h->idle) {
+        ag__conn *oldest = h->idle;
+        while (oldest->host_next)
+            oldest = oldest->host_next;
+        idle_unlink(p, oldest);
+        conn_destroy(p, oldest, false, h);
     }
-    h->queued = false;
-}
-
-/* A slot on h for a new connection, within both limits. */
-static bool take_slot(ag__pool *p, ag__host *h)
-{
     if (h->nconns >= p->o.max_per_host)
         return false;
     if (p->total >= p->o.max_total) {
@@ -273,12 +230,12 @@ static bool take_slot(ag__pool *p, ag__host *h)
     return true;
 }
 
-/* Whether the first waiter of h could be served now: by one of h's idle connections, or by a
- * new connection within the per-host limit and within the total (or by closing someone's idle
- * connection to make room in it). */
+/* Whether the first waiter of h could be served now: by one of h's idle connections (handed
+ * over, or closed to make room for a fresh one), or by a new connection within the per-host limit
+ * and within the total (or by closing someone's idle connection to make room in it). */
 static bool servable(const ag__pool *p, const ag__host *h)
 {
-    if (!h->waiters.head)
+    if (ag__queue_empty(&h->waiters))
         return false;
     if (h->idle)
         return true;
@@ -286,25 +243,34 @@ static bool servable(const ag__pool *p, const ag__host *h)
 }
 
 /* Serve waiters in arrival order across hosts, as long as the oldest servable one can be
- * served: an idle connection of its host if there is one, else a slot for a new one. */
+ * served: an idle connection of its host if there is one and it may have it, else a slot for a
+ * new one. */
 static void grant_slots(ag__pool *p)
 {
     for (;;) {
         ag__host *best = NULL;
-        for (ag__host *h = p->wq_head; h; h = h->wq_next)
-            if (servable(p, h) && (!best || h->waiters.head->seq < best->waiters.head->seq))
+        uint64_t best_seq = 0;
+        ag__queue *node;
+        ag__queue_foreach (node, &p->queued_hosts) {
+            ag__host *h = ag__queue_data(node, ag__host, queued);
+            if (!servable(p, h))
+                continue;
+            uint64_t seq = first_waiter(&h->waiters)->seq;
+            if (!best || seq < best_seq) {
                 best = h;
+                best_seq = seq;
+            }
+        }
         if (!best)
             return;
-        waiter *w = wq_pop(&best->waiters);
-        if (!best->waiters.head)
-            host_unqueue(p, best);
-        if (best->idle) {
+        waiter *w = first_waiter(&best->waiters);
+        waiter_remove(best, w);
+        if (best->idle && !w->fresh) {
             ag__conn *c = best->idle;
             idle_unlink(p, c);
             w->conn = c;
         } else {
-            w->slot = take_slot(p, best); /* servable: it succeeds */
+            w->slot = take_slot(p, best, w->fresh); /* servable: it succeeds */
         }
         ag__coro_wake(w->co, 0);
     }
@@ -335,15 +301,16 @@ int ag__pool_acquire(ag__pool *p, const char *key, bool fresh, int64_t deadline_
     }
     /* Whoever queued before us goes first; then what is left may be ours. */
     grant_slots(p);
-    if (!h->waiters.head && take_slot(p, h))
+    if (ag__queue_empty(&h->waiters) && take_slot(p, h, fresh))
         return 0;
     if (!ag__current || ag__current->loop != p->loop) {
         host_maybe_free(p, h);
         return -EAGAIN; /* blocking code has nobody to hand a slot back */
     }
-    waiter w = {.co = ag__current, .seq = ++p->next_seq};
-    wq_push(&h->waiters, &w);
-    host_queue(p, h);
+    waiter w = {.co = ag__current, .seq = ++p->next_seq, .fresh = fresh};
+    ag__queue_push(&h->waiters, &w.link);
+    if (!ag__queue_linked(&h->queued))
+        ag__queue_push(&p->queued_hosts, &h->queued);
     int rc = ag__coro_park_until(deadline_ns);
     if (w.conn) {
         *conn = w.conn;
@@ -351,9 +318,7 @@ int ag__pool_acquire(ag__pool *p, const char *key, bool fresh, int64_t deadline_
     }
     if (w.slot)
         return 0;
-    wq_remove(&h->waiters, &w);
-    if (!h->waiters.head)
-        host_unqueue(p, h);
+    waiter_remove(h, &w);
     host_maybe_free(p, h);
     return rc < 0 ? rc : -EAGAIN;
 }
@@ -386,7 +351,7 @@ void ag__pool_release(ag__pool *p, ag__conn *c, bool reusable)
     expire_idle(p, c->idle_since);
     /* The oldest waiter gets it: one of this host's, or one of another host held back by the
      * total limit, for whom this idle connection is room. */
-    if (p->wq_head)
+    if (!ag__queue_empty(&p->queued_hosts))
         grant_slots(p);
 }
 
@@ -400,25 +365,26 @@ void ag__pool_release_slot(ag__pool *p, ag__host *h)
 
 int ag__pool_connect_begin(ag__pool *p, int64_t deadline_ns)
 {
-    if (p->connecting < p->o.max_connecting && !p->connect_waiters.head) {
+    if (p->connecting < p->o.max_connecting && ag__queue_empty(&p->connect_waiters)) {
         p->connecting++;
         return 0;
     }
     if (!ag__current || ag__current->loop != p->loop)
         return -EAGAIN;
     waiter w = {.co = ag__current};
-    wq_push(&p->connect_waiters, &w);
+    ag__queue_push(&p->connect_waiters, &w.link);
     int rc = ag__coro_park_until(deadline_ns);
     if (w.slot)
         return 0;
-    wq_remove(&p->connect_waiters, &w);
+    ag__queue_remove(&w.link);
     return rc < 0 ? rc : -EAGAIN;
 }
 
 void ag__pool_connect_end(ag__pool *p)
 {
-    waiter *w = wq_pop(&p->connect_waiters);
+    waiter *w = first_waiter(&p->connect_waiters);
     if (w) {
+        ag__queue_remove(&w->link);
         w->slot = true; /* the slot passes on: connecting stays the same */
         ag__coro_wake(w->co, 0);
         return;
@@ -453,9 +419,10 @@ void ag__pool_counts_get(const ag__pool *p, ag__pool_counts *out)
     out->connecting = p->connecting;
     for (const ag__conn *c = p->lru_head; c; c = c->lru_next)
         out->idle++;
-    for (const ag__host *h = p->wq_head; h; h = h->wq_next)
-        for (const waiter *w = h->waiters.head; w; w = w->next)
+    const ag__queue *hn, *wn;
+    ag__queue_foreach (hn, &p->queued_hosts)
+        ag__queue_foreach (wn, &ag__queue_data(hn, ag__host, queued)->waiters)
             out->waiting++;
-    for (const waiter *w = p->connect_waiters.head; w; w = w->next)
+    ag__queue_foreach (wn, &p->connect_waiters)
         out->connect_waiting++;
 }
