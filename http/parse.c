@@ -141,6 +141,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     ag__fields *f = fields(ps);
     if (!ps->field_open)
         return fail(ps, AG_EPROTO);
+    /* http-parser does not check the first byte of a value: a NUL there would end the stored
+     * value early and hide the rest from every later check. */
+    if (memchr(at, 0, len))
+        return refuse(ps, AG_EPROTO, "a NUL byte in a header field value");
     if (!ps->in_value) {
         const char *name = f->buf + f->idx[f->n - 1];
         if (!ag__http_is_token(name, f->len - f->idx[f->n - 1]))

@@ -21,6 +21,13 @@ typedef struct fixture {
     int want_extra; /* bytes followed the complete response */
 } fixture;
 
+/* Fixtures with a NUL byte inside, and their lengths. */
+#define NUL_FIRST_IN_VALUE "HTTP/1.1 200 OK" CRLF "X-A: \0b" CRLF "Content-Length: 2" CRLF CRLF "ok"
+#define NUL_IN_VALUE       "HTTP/1.1 200 OK" CRLF "X-A: a\0b" CRLF "Content-Length: 2" CRLF CRLF "ok"
+#define NUL_FIRST_IN_TRAILER                                                                       \
+    "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: chunked" CRLF CRLF "2" CRLF "ok" CRLF "0" CRLF      \
+    "T:\0x" CRLF CRLF
+
 static const fixture fixtures[] = {
     /* A plain response with a Content-Length body. */
     {"content_length", "HTTP/1.1 200 OK" CRLF "Content-Length: 2" CRLF CRLF "ok", 0, 0, 1, 200,
@@ -292,13 +299,16 @@ typedef struct outcome {
     const char *why; /* the parser's reason for a refusal */
 } outcome;
 
+/* The length of the next fixture run, when its bytes hold a NUL (0: up to the first NUL). */
+static size_t f_len;
+
 static int run(ag_client *c, const fixture *f, size_t step, ag_response *r, outcome *out)
 {
     ag_request req;
     ag_request_init(&req);
     ag__parse ps;
     ag__parse_init(&ps, c, &req, r, f->head, true);
-    size_t len = strlen(f->bytes);
+    size_t len = f_len ? f_len : strlen(f->bytes);
     int rc = 0;
     /* Each piece in a buffer of its own, as a read would deliver it. */
     for (size_t off = 0; off < len && rc == 0; off += step) {
@@ -398,6 +408,31 @@ int main(void)
         int rc = run(c, &f, 1000, r, &o);
         tap_ok(rc == AG_EPROTO, "parse_chunk_ext_long: %s", ag_err_name(rc));
         ag_response_free(r);
+    }
+    /* A NUL byte in a field value, also as its first byte (which http-parser does not check)
+     * and in a trailer, is refused: no value is cut short at a hidden NUL. */
+    {
+        static const struct {
+            const char *name, *bytes;
+            size_t len;
+        } nul[] = {
+            {"nul_first_in_value", NUL_FIRST_IN_VALUE, sizeof NUL_FIRST_IN_VALUE - 1},
+            {"nul_in_value", NUL_IN_VALUE, sizeof NUL_IN_VALUE - 1},
+            {"nul_first_in_trailer", NUL_FIRST_IN_TRAILER, sizeof NUL_FIRST_IN_TRAILER - 1},
+        };
+        for (size_t i = 0; i < sizeof nul / sizeof nul[0]; i++) {
+            for (int bytewise = 0; bytewise < 2; bytewise++) {
+                fixture f = {nul[i].name, nul[i].bytes, 0, 0, AG_EPROTO, 0, NULL, 0};
+                ag_response *r = calloc(1, sizeof *r);
+                outcome o;
+                f_len = nul[i].len;
+                int rc = run(c, &f, bytewise ? 1 : 1 << 20, r, &o);
+                f_len = 0;
+                tap_ok(rc == AG_EPROTO, "parse_%s%s: %s (want AG_EPROTO)", nul[i].name,
+                       bytewise ? "_bytewise" : "", rc == 1 ? "complete" : ag_err_name(rc));
+                ag_response_free(r);
+            }
+        }
     }
     /* Trailers and repeated headers are kept in order. */
     run_te(c);
