@@ -1,6 +1,7 @@
 /* test-fuzz-response.c: a deterministic mutation run over the response parser: valid responses
- * are corrupted (bytes flipped, inserted, deleted, duplicated; CR, LF, digits and chunk sizes
- * injected) and fed in random read sizes. The entry point aborts on any broken promise, and the
+ * are corrupted (bytes flipped, inserted, deleted, duplicated; CR, LF, digits, chunk sizes,
+ * framing fields and list separators injected) and fed in random read sizes. The entry point
+ * aborts when a complete response breaks a promise as its own RFC oracle reads it, and the
  * sanitizer build catches memory errors. */
 #include "tests/tap.h"
 
@@ -18,6 +19,9 @@ static const char *seeds[] = {
     "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close",
     "HTTP/1.1 301 Moved\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n",
     "HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: , chunked \r\nX-A: b\tc\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+    "2\r\nok\r\n0\r\n\r\n",
 };
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -45,7 +49,12 @@ static size_t mutate(uint8_t *buf, size_t len, size_t cap)
                                     "Content-Length: 3\r\n",
                                     "chunked",
                                     "\t",
-                                    ";"};
+                                    ";",
+                                    ",",
+                                    "gzip",
+                                    "Transfer-Encoding: chunked\r\n",
+                                    "\x7f",
+                                    "\x80"};
     int rounds = 1 + next() % 4;
     for (int k = 0; k < rounds; k++) {
         size_t at = len ? next() % len : 0;
