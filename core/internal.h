@@ -7,6 +7,7 @@
 #include "core/ctx.h"
 #include "core/poller.h"
 #include "core/queue.h"
+#include "core/str.h"
 
 /* AG_ASAN: built with AddressSanitizer (gcc or clang), which must be told about our stacks. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -22,35 +23,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-
-/* Decimal digits of v into buf (at least 21 bytes), NUL-terminated; returns the length. Used
- * instead of snprintf on coroutine stacks: printf's frames are deep enough to make every
- * parked coroutine keep a second page of stack. */
-static inline size_t ag__fmt_u64(char *buf, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        buf[i] = tmp[n - 1 - i];
-    buf[n] = 0;
-    return n;
-}
-
-/* The value of a hexadecimal digit, or -1. */
-static inline int ag__hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* ---- stacks (core/stack.c) ---- */
 

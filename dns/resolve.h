@@ -3,6 +3,8 @@
 #ifndef AG_DNS_RESOLVE_H
 #define AG_DNS_RESOLVE_H
 
+#include "dns/numeric.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <netinet/in.h>
@@ -32,13 +34,5 @@ static inline socklen_t ag__sockaddr_len(const ag__sockaddr *a)
  * AG_EDNS for a name this build cannot resolve yet. The deadline bounds an asynchronous
  * resolution; the numeric path never waits. */
 int ag__resolve(const char *host, uint16_t port, ag__addrs *out, int64_t deadline_ns);
-
-/* Numeric addresses without the C library's deep stack frames (numeric.c). The parsers accept
- * exactly the textual forms (no leading zeros in IPv4 parts); the formatters write NUL-terminated
- * text (IPv6 per RFC 5952) and return a pointer to the NUL. */
-bool ag__ipv4_parse(const char *s, uint8_t out[4]);
-bool ag__ipv6_parse(const char *s, uint8_t out[16]);
-char *ag__ipv4_format(char *p, const uint8_t a[4]);
-char *ag__ipv6_format(char *p, const uint8_t a[16]);
 
 #endif

@@ -2,6 +2,8 @@
 #include "http/url.h"
 
 #include "asyncget.h"
+#include "core/str.h"
+#include "dns/numeric.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -41,11 +43,6 @@ static bool is_alpha(unsigned char c)
 static bool is_digit(unsigned char c)
 {
     return c >= '0' && c <= '9';
-}
-
-static bool is_hex(unsigned char c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 static bool is_unreserved(unsigned char c)
@@ -114,7 +111,7 @@ static bool check_bytes(const char *s, size_t len)
         if (c <= 0x20 || c >= 0x7f || c == '\\')
             return false;
         if (c == '%') {
-            if (len - i < 3 || !is_hex((unsigned char)s[i + 1]) || !is_hex((unsigned char)s[i + 2]))
+            if (len - i < 3 || ag__hex_value(s[i + 1]) < 0 || ag__hex_value(s[i + 2]) < 0)
                 return false;
             i += 2;
         }
@@ -176,84 +173,6 @@ static void split(const char *s, size_t len, parts *out)
     }
 }
 
-/* dec-octet of RFC 3986: "0" to "255" without leading zeros. */
-static bool parse_dec_octet(const char *s, size_t len, size_t *i)
-{
-    size_t start = *i;
-    unsigned v = 0;
-    while (*i < len && is_digit((unsigned char)s[*i]) && *i - start < 3) {
-        v = v * 10 + (unsigned)(s[*i] - '0');
-        (*i)++;
-    }
-    size_t n = *i - start;
-    if (n == 0 || v > 255 || (n > 1 && s[start] == '0'))
-        return false;
-    return true;
-}
-
-/* IPv4address of RFC 3986: exactly four dec-octets filling s[i, len). */
-static bool is_ipv4_tail(const char *s, size_t len, size_t i)
-{
-    for (int k = 0; k < 4; k++) {
-        if (k > 0) {
-            if (i >= len || s[i] != '.')
-                return false;
-            i++;
-        }
-        if (!parse_dec_octet(s, len, &i))
-            return false;
-    }
-    return i == len;
-}
-
-/* IPv6address of RFC 3986 section 3.2.2: eight groups of 1-4 hex digits, or fewer with "::"
- * standing for the missing ones (at most once), the last two groups optionally written as an
- * IPv4 address. Zone IDs (RFC 6874, "fe80::1%25eth0") are rejected: the '%' is not a group
- * character, so they fail here, and AG_EURL is what the caller sees. IPvFuture ("[v1.x]") is
- * rejected as well. */
-static bool is_ipv6(const char *s, size_t len)
-{
-    size_t i = 0;
-    int groups = 0;
-    bool elided = false;
-
-    if (len >= 2 && s[0] == ':' && s[1] == ':') {
-        elided = true;
-        i = 2;
-    }
-    while (i < len) {
-        size_t start = i;
-        while (i < len && is_hex((unsigned char)s[i]))
-            i++;
-        if (i < len && s[i] == '.') {
-            /* The embedded IPv4 address closes the literal and counts as two groups. */
-            if (!is_ipv4_tail(s, len, start))
-                return false;
-            groups += 2;
-            break;
-        }
-        if (i == start || i - start > 4)
-            return false;
-        groups++;
-        if (groups > 8)
-            return false;
-        if (i == len)
-            break;
-        if (s[i] != ':')
-            return false;
-        i++;
-        if (i < len && s[i] == ':') {
-            if (elided)
-                return false;
-            elided = true;
-            i++;
-        } else if (i == len) {
-            return false; /* a single trailing ':' */
-        }
-    }
-    return elided ? groups <= 7 : groups == 8;
-}
-
 /* userinfo of RFC 3986: unreserved, sub-delims, ':' and escapes (checked by check_bytes). */
 static bool is_userinfo(span s)
 {
@@ -307,7 +226,9 @@ static int parse_authority(span a, bool https, authority *out, const char **why)
         }
         out->ipv6 = true;
         out->host = (span){rest.p + 1, (size_t)(close - rest.p - 1)};
-        if (!is_ipv6(out->host.p, out->host.n)) {
+        /* IPvFuture ("[v1.x]") and zone IDs (RFC 6874, "fe80::1%25eth0") are refused too. */
+        uint8_t bytes[16];
+        if (!ag__ipv6_parse_n(out->host.p, out->host.n, bytes)) {
             *why = "URL: malformed IPv6 address";
             return AG_EURL;
         }
@@ -517,19 +438,6 @@ static size_t remove_dot_segments(char *s, size_t n)
     return w;
 }
 
-static size_t put_port(char *w, uint16_t port)
-{
-    char digits[5];
-    size_t n = 0;
-    do {
-        digits[n++] = (char)('0' + port % 10);
-        port /= 10;
-    } while (port > 0);
-    for (size_t i = 0; i < n; i++)
-        w[i] = digits[n - 1 - i];
-    return n;
-}
-
 /* The base's authority as it would be written in a URL: "[userinfo@]host[:port]". The port is
  * kept only when the base named it, so that port_given carries over to the result. */
 static size_t base_authority(const ag__url *base, char *w)
@@ -546,7 +454,7 @@ static size_t base_authority(const ag__url *base, char *w)
         *w++ = ']';
     if (base->port_given) {
         *w++ = ':';
-        w += put_port(w, base->port);
+        w += ag__put_u64(w, base->port);
     }
     return (size_t)(w - start);
 }
@@ -643,7 +551,7 @@ int ag__url_host_header(const ag__url *url, char *buf, size_t size)
     size_t port_n = 0;
     if (url->port != ag__url_default_port(url)) {
         port[0] = ':';
-        port_n = 1 + put_port(port + 1, url->port);
+        port_n = 1 + ag__put_u64(port + 1, url->port);
     }
     size_t host_n = strlen(url->host);
     size_t need = host_n + (url->ipv6 ? 2 : 0) + port_n;
