@@ -87,6 +87,7 @@ int ag_coro_spawn(ag_loop *loop, ag_coro_fn fn, void *arg, ag_coro **out)
     ag_timer_init(&co->timer, NULL, co);
     ag__ctx_make(&co->ctx, co->stack_lo, ag__stack_size(loop->stacks), coro_main, co);
     loop->live++;
+    ag__loop_kick(loop);
     enqueue(loop, co);
     if (out)
         *out = co;
@@ -140,6 +141,7 @@ void ag__coro_wake(ag_coro *co, int result)
     co->state = AG__CO_READY;
     co->result = result;
     enqueue(co->loop, co);
+    ag__loop_kick(co->loop); /* a cancel from a host's callback, say */
 }
 
 void ag_coro_unref(ag_coro *co)

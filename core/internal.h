@@ -131,6 +131,7 @@ struct ag_loop {
     ag__io wake_io;
     int wake_wfd; /* write end when the wake-up is a pipe, else the eventfd itself */
     atomic_int wake_pending;
+    bool kick_pending; /* the wake fd was written for a start from outside an iteration */
     void (*wake_cb)(ag_loop *loop, void *arg);
     void *wake_arg;
     ag__poll_event *events;
@@ -167,6 +168,16 @@ int ag__coro_checkpoint(int64_t deadline_ns);
 void ag__loop_resume_later(ag_loop *loop);
 /* Make a parked coroutine ready with result; ignored unless it is parked. */
 void ag__coro_wake(ag_coro *co, int result);
+/* Work was added to loop: a coroutine spawned or made ready, a timer started. From outside an
+ * iteration (a host loop's callback, plain code between iterations) this makes the loop's fd
+ * readable, so that a host watching it runs an iteration and re-reads the timeout; the wake
+ * callback does not run for it. Inside an iteration it costs one test. */
+void ag__loop_kick_host(ag_loop *loop);
+static inline void ag__loop_kick(ag_loop *loop)
+{
+    if (!loop->in_iteration && !loop->kick_pending)
+        ag__loop_kick_host(loop);
+}
 /* Run the ready coroutines present when called. */
 void ag__loop_run_ready(ag_loop *loop);
 /* Thread-local running coroutine and loop. */

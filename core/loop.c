@@ -253,13 +253,29 @@ static void wake_drain(ag_loop *loop)
     uint64_t buf[8];
     while (read(loop->wake_io.fd, buf, sizeof buf) > 0) {
     }
+    loop->kick_pending = false;
     /* Cleared after draining: a wake that found the flag still set was folded into this one,
      * and its work is visible to the callback below. A read-modify-write with acquire and
      * release order synchronizes with that waker even on weakly ordered CPUs. */
-    atomic_exchange_explicit(&loop->wake_pending, 0, memory_order_acq_rel);
+    int woken = atomic_exchange_explicit(&loop->wake_pending, 0, memory_order_acq_rel);
     ag__poller_want(loop->poller, loop->wake_io.fd, AG__POLL_IN);
-    if (loop->wake_cb)
+    /* Only ag_loop_wake calls back: the kicks of ag__loop_kick are the loop's own business. */
+    if (woken && loop->wake_cb)
         loop->wake_cb(loop, loop->wake_arg);
+}
+
+void ag__loop_kick_host(ag_loop *loop)
+{
+    /* Inside an iteration the loop itself computes its next timeout afterwards; a host re-reads
+     * ag_loop_timeout_ms after each ag_loop_run_once. Outside one, nothing else would tell the
+     * host, which may be sleeping on an older, later timeout or on none at all. One write per
+     * batch of starts: the flag holds until the iteration that drains it. */
+    if (loop->wake_wfd < 0)
+        return; /* a loop still being made */
+    loop->kick_pending = true;
+    uint64_t one = 1;
+    ssize_t w = write(loop->wake_wfd, &one, sizeof one);
+    (void)w; /* a full pipe or counter already makes the fd readable */
 }
 
 static void dispatch(ag_loop *loop, int n)

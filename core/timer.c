@@ -118,7 +118,10 @@ int ag_timer_start(ag_loop *loop, ag_timer *timer, int64_t deadline_ns)
     if (ag_timer_armed(timer))
         ag__timer_heap_remove(&loop->timers, timer);
     timer->deadline_ns = deadline_ns;
-    return ag__timer_heap_push(&loop->timers, timer);
+    int rc = ag__timer_heap_push(&loop->timers, timer);
+    if (rc == 0)
+        ag__loop_kick(loop);
+    return rc;
 }
 
 void ag_timer_stop(ag_loop *loop, ag_timer *timer)

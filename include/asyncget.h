@@ -102,7 +102,13 @@ AG_EXPORT const char *ag_loop_backend(void);
 
 /* Embedding in a foreign event loop: watch ag_loop_fd() for readability (it is -ENOTSUP on the
  * poll backend), wake up after ag_loop_timeout_ms() at the latest (-1: no deadline), and call
- * ag_loop_run_once(loop, 0) then. run_once returns the number of live coroutines and timers. */
+ * ag_loop_run_once(loop, 0) then. run_once returns the number of live coroutines and timers.
+ * Re-read ag_loop_timeout_ms() after every run_once: that is the only time it can move earlier
+ * from inside. Work added from outside an iteration (ag_fetch_start, ag_coro_spawn,
+ * ag_timer_start or ag_coro_cancel called from the host's own callbacks) makes ag_loop_fd()
+ * readable, so the host runs an iteration and re-reads the timeout without being told; this is
+ * why there is no timer-change callback (libcurl's CURLMOPT_TIMERFUNCTION). Such a wake-up does
+ * not run the ag_loop_on_wake callback. examples/libuv.c shows it in a libuv loop. */
 AG_EXPORT int ag_loop_fd(const ag_loop *loop);
 AG_EXPORT int ag_loop_timeout_ms(const ag_loop *loop);
 AG_EXPORT int ag_loop_run_once(ag_loop *loop, int timeout_ms);

@@ -386,6 +386,80 @@ static void loop_embedding(void)
     ag_loop_free(loop);
 }
 
+/* ---- a start from outside an iteration makes the loop's fd readable ---- */
+
+static int outside_runs;
+
+static void outside_body(void *arg)
+{
+    (void)arg;
+    outside_runs++;
+    /* A spawn from inside the loop needs no wake-up: the loop runs it in this iteration. */
+    if (outside_runs == 1)
+        ag_coro_spawn(ag_loop_current(), outside_body, NULL, NULL);
+}
+
+static void outside_timer_cb(ag_timer *t, void *arg)
+{
+    (void)t;
+    (*(int *)arg)++;
+}
+
+static int readable(int fd)
+{
+    struct pollfd pfd = {fd, POLLIN, 0};
+    return poll(&pfd, 1, 0) == 1;
+}
+
+static void loop_outside_start_wakes(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    ag_loop_on_wake(loop, count_wake, NULL);
+    int calls0 = count_calls;
+    int fd = ag_loop_fd(loop);
+    if (fd < 0) {
+        tap_skip("loop_outside_start_wakes: the %s backend has no loop fd to wake",
+                 ag_loop_backend());
+        ag_loop_free(loop);
+        return;
+    }
+    ag_loop_run_once(loop, 0);
+    int quiet0 = !readable(fd);
+    /* A host's callback starts a coroutine: the host learns of it through the fd. */
+    ag_coro_spawn(loop, outside_body, NULL, NULL);
+    int spawn_wakes = readable(fd);
+    ag_loop_run_once(loop, 0);
+    int quiet1 = !readable(fd) && outside_runs == 2;
+    /* The same for a timer started from outside, even one due later. */
+    int fired = 0;
+    ag_timer t;
+    ag_timer_init(&t, outside_timer_cb, &fired);
+    ag_timer_start(loop, &t, ag_now_ns() + 60 * 1000000000LL);
+    int timer_wakes = readable(fd);
+    ag_loop_run_once(loop, 0);
+    int tmo = ag_loop_timeout_ms(loop);
+    int quiet2 = !readable(fd) && fired == 0 && tmo > 1000;
+    ag_timer_stop(loop, &t);
+    /* And for a cancel of a parked coroutine: it has to run to see it. */
+    ag_coro *co;
+    ag_coro_spawn(loop, sleeper, NULL, &co);
+    ag_loop_run_once(loop, 0);
+    int quiet3 = !readable(fd);
+    ag_coro_cancel(co);
+    int cancel_wakes = readable(fd);
+    ag_loop_run_once(loop, 0);
+    int done = ag_coro_done(co);
+    ag_coro_unref(co);
+    tap_ok(quiet0 && spawn_wakes && quiet1 && timer_wakes && quiet2 && quiet3 && cancel_wakes &&
+               done && count_calls == calls0,
+           "loop_outside_start_wakes: quiet %d, spawn wakes %d, quiet %d, timer wakes %d, quiet "
+           "%d, cancel wakes %d, wake callbacks %d",
+           quiet0, spawn_wakes, quiet1, timer_wakes, quiet2 && quiet3, cancel_wakes,
+           count_calls - calls0);
+    ag_loop_free(loop);
+}
+
 /* ---- an fd unregistered while a coroutine waits on it: the wait ends with EBADF ---- */
 
 static int unreg_rc = 1;
@@ -489,5 +563,6 @@ int main(void)
     loop_free_leaves_fds_and_timers();
     loop_blocking_fallback();
     loop_embedding();
+    loop_outside_start_wakes();
     return tap_done();
 }
