@@ -93,6 +93,21 @@ static ag_client *new_client(int idle_ms, int no_liveness, int no_retry)
     return c;
 }
 
+/* POST "x" to /echo: a request that is never replayed on a new connection. */
+static ag_response *post_x(ag_client *c, int *rc)
+{
+    ag_request req;
+    ag_request_init(&req);
+    req.method = "POST";
+    req.url = url_of(port, "/echo");
+    req.body_kind = AG_BODY_MEMORY;
+    req.body = "x";
+    req.body_len = 1;
+    ag_response *r;
+    *rc = ag_fetch(c, &req, &r);
+    return r;
+}
+
 static void run_cases(void *arg)
 {
     (void)arg;
@@ -178,17 +193,8 @@ static void liveness(void *arg)
         int rc1;
         ag_response *a = get(c, url_of(port, "/close-after-response?ms=20"), &rc1);
         ag_sleep_ms(200);
-        ag_request req;
-        ag_request_init(&req);
-        req.method = methods[m];
-        req.url = url_of(port, m ? "/echo" : "/ok");
-        if (m) {
-            req.body_kind = AG_BODY_MEMORY;
-            req.body = "x";
-            req.body_len = 1;
-        }
-        ag_response *b;
-        int rc2 = ag_fetch(c, &req, &b);
+        int rc2;
+        ag_response *b = m ? post_x(c, &rc2) : get(c, url_of(port, "/ok"), &rc2);
         tap_ok(rc1 == 0 && rc2 == 0 && ag_response_status(b) == 200 && !ag_response_reused(b) &&
                    ag_response_conn_id(b) != ag_response_conn_id(a),
                "hostile_liveness_no_retry: a %s after the server closed the idle connection "
@@ -208,15 +214,8 @@ static void stale_post(void *arg)
     int rc1;
     ag_response *a = get(c, url_of(port, "/close-after-response?ms=20"), &rc1);
     ag_sleep_ms(200);
-    ag_request req;
-    ag_request_init(&req);
-    req.method = "POST";
-    req.url = url_of(port, "/echo");
-    req.body_kind = AG_BODY_MEMORY;
-    req.body = "x";
-    req.body_len = 1;
-    ag_response *b;
-    int rc2 = ag_fetch(c, &req, &b);
+    int rc2;
+    ag_response *b = post_x(c, &rc2);
     tap_ok(rc1 == 0 && rc2 < 0, "hostile_stale_post: a POST is not replayed (%s)",
            ag_err_name(rc2));
     ag_response_free(a);
@@ -293,15 +292,8 @@ static void blocking_stale(void)
     int rc1;
     ag_response *a = get(c, url_of(port, "/close-after-response?ms=20"), &rc1);
     usleep(200 * 1000);
-    ag_request req;
-    ag_request_init(&req);
-    req.method = "POST";
-    req.url = url_of(port, "/echo");
-    req.body_kind = AG_BODY_MEMORY;
-    req.body = "x";
-    req.body_len = 1;
-    ag_response *b;
-    int rc2 = ag_fetch(c, &req, &b);
+    int rc2;
+    ag_response *b = post_x(c, &rc2);
     tap_ok(rc1 == 0 && rc2 == 0 && ag_response_status(b) == 200 && !ag_response_reused(b),
            "hostile_blocking_stale: the closed idle connection is not used (%s)", ag_err_name(rc2));
     ag_response_free(a);

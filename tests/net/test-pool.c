@@ -67,16 +67,23 @@ static void holder(void *arg)
     ag__pool_release(pool, first_conn, true);
 }
 
-static void fresh_waiter(void *arg)
+/* Claim a fresh connection within wait_ms, note what came and the counts at that moment, and
+ * give it back. */
+static void claim_fresh(int64_t wait_ms)
 {
-    (void)arg;
     ag__host *h;
-    fresh_rc = ag__pool_acquire(pool, key, true, ag_now_ns() + 2000000000ll, &h, &fresh_got);
+    fresh_rc = ag__pool_acquire(pool, key, true, ag_now_ns() + wait_ms * 1000000, &h, &fresh_got);
     fresh_counts = counts();
     if (fresh_rc == 0 && fresh_got)
         ag__pool_release(pool, fresh_got, false);
     else if (fresh_rc == 0)
         ag__pool_release_slot(pool, h);
+}
+
+static void fresh_waiter(void *arg)
+{
+    (void)arg;
+    claim_fresh(2000);
 }
 
 static void fresh_queued(void)
@@ -105,12 +112,7 @@ static void fresh_full(void *arg)
     if (ag__pool_acquire(pool, key, false, -1, &h, &c) != 0 || c)
         abort();
     ag__pool_release(pool, make_conn(h), true);
-    fresh_rc = ag__pool_acquire(pool, key, true, ag_now_ns() + 300000000ll, &h, &fresh_got);
-    fresh_counts = counts();
-    if (fresh_rc == 0 && fresh_got)
-        ag__pool_release(pool, fresh_got, false);
-    else if (fresh_rc == 0)
-        ag__pool_release_slot(pool, h);
+    claim_fresh(300);
 }
 
 static void fresh_idle_only(void)
