@@ -520,6 +520,57 @@ EARLY = {
 }
 
 
+# ---------------------------------------------------------------- attack cases
+# Cases for tests/http/test-attack.c, kept apart from the cases above.
+
+attack_lock = threading.Lock()
+attack_seen = {}                        # ?tag= value -> requests that arrived with it
+
+
+def case_attack_mark(c, req):
+    """/echo that also remembers the tag of every request that reached the server."""
+    tag = (req.query.get("tag") or [""])[0]
+    with attack_lock:
+        attack_seen[tag] = attack_seen.get(tag, 0) + 1
+    return case_echo(c, req)
+
+
+def case_attack_seen(c, req):
+    """How many requests with ?tag= arrived, as a decimal body."""
+    tag = (req.query.get("tag") or [""])[0]
+    with attack_lock:
+        n = attack_seen.get(tag, 0)
+    c.send(simple(200, b"%d" % n))
+    return KEEP
+
+
+def attack_early_reset(c, req):
+    """Answer 413 as soon as the head is read, then reset the connection at once: the answer
+    is in the client's receive queue, and its next write fails with ECONNRESET."""
+    body = b"refused before the body\n"
+    c.send(b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+           % len(body) + body)
+    c.reset()
+
+
+def attack_split_body(c, req):
+    """Head and first body byte, then the last byte ?ms= later: two arrivals, two edges."""
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\na")
+    time.sleep(req.qint("ms", 100) / 1000.0)
+    c.send(b"b")
+    return KEEP
+
+
+CASES.update({
+    "/attack/mark": case_attack_mark,
+    "/attack/seen": case_attack_seen,
+    "/attack/split-body": attack_split_body,
+})
+EARLY.update({
+    "/attack/early-reset": attack_early_reset,
+})
+
+
 # ---------------------------------------------------------------- serving
 
 REUSED = b"HTTP/1.1 500 Reused\r\nConnection: close\r\nContent-Length: 7\r\n\r\nreused\n"

@@ -1,0 +1,329 @@
+/* test-attack.c: faults found by probing the public API from outside, each kept as a test: abuse
+ * of arguments, callbacks that free or wait, cancels before the start, servers that answer an
+ * upload early and reset, interim responses that are not the answer. */
+#include "tests/http/util.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <sys/wait.h>
+
+static int hport;
+
+static ag_client *client_with(const ag_client_opts *o)
+{
+    ag_client *c;
+    if (ag_client_new(&c, o) < 0)
+        abort();
+    return c;
+}
+
+/* Run fn in a child process, so that a crash fails one case and not the whole file. Returns
+ * fn's exit status, or 128 + the signal that killed the child. */
+static int in_child(int (*fn)(void))
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fn());
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) < 0)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The body of /attack/seen?tag=TAG: how many requests with that tag reached the server. */
+static long server_seen(ag_client *c, const char *tag)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/attack/seen?tag=%s", tag);
+    int rc;
+    ag_response *r = get(c, url_of(hport, path), &rc);
+    long n = rc == 0 && ag_response_status(r) == 200 ? atol(ag_response_body(r, NULL)) : -1;
+    ag_response_free(r);
+    return n;
+}
+
+/* One ag_fetch in a coroutine of loop, run to the end; the response stays for the caller. */
+typedef struct fetch_ctx {
+    ag_client *c;
+    const ag_request *req;
+    ag_response *resp;
+    int rc;
+} fetch_ctx;
+
+static void fetch_fn(void *arg)
+{
+    fetch_ctx *fx = arg;
+    fx->rc = ag_fetch(fx->c, fx->req, &fx->resp);
+}
+
+static int fetch_in_loop(ag_loop *loop, ag_client *c, const ag_request *req, ag_response **resp)
+{
+    fetch_ctx fx = {c, req, NULL, 1};
+    if (ag_coro_spawn(loop, fetch_fn, &fx, NULL) < 0)
+        abort();
+    ag_loop_run(loop);
+    *resp = fx.resp;
+    return fx.rc;
+}
+
+/* ---- a zero-filled timer is not armed, and starting it without a callback is refused ---- */
+
+static int timer_zero_child(void)
+{
+    ag_loop *loop;
+    if (ag_loop_new(&loop, NULL) < 0)
+        return 2;
+    ag_timer t = {0};
+    int rc = ag_timer_start(loop, &t, ag_now_ns());
+    ag_loop_run(loop); /* fires it if it was armed */
+    int armed = ag_timer_armed(&t);
+    ag_loop_free(loop);
+    return rc == -EINVAL && !armed ? 0 : 1;
+}
+
+static void timer_zero_filled(void)
+{
+    int st = in_child(timer_zero_child);
+    tap_ok(st == 0,
+           "timer_start_without_callback: a zero-filled timer is refused with -EINVAL, not "
+           "called through NULL when due (child status %d)",
+           st);
+}
+
+/* ---- NULL arguments to ag_fetch ---- */
+
+static int fetch_null_child(void)
+{
+    ag_client *c = client_with(NULL);
+    ag_request req = {0};
+    req.url = url_of(hport, "/ok");
+    ag_response *r = (ag_response *)&req, *r2 = (ag_response *)&req;
+    int a = ag_fetch(NULL, &req, &r);
+    int b = ag_fetch(c, NULL, &r2);
+    int d = ag_fetch(c, &req, NULL);
+    ag_client_free(c);
+    return a == -EINVAL && r == NULL && b == -EINVAL && r2 == NULL && d == -EINVAL ? 0 : 1;
+}
+
+static void fetch_null_arguments(void)
+{
+    int st = in_child(fetch_null_child);
+    tap_ok(st == 0,
+           "fetch_null_arguments: a NULL client, request or out is -EINVAL, as in "
+           "ag_fetch_start, not a crash (child status %d)",
+           st);
+}
+
+/* ---- the last completion callback frees the client ---- */
+
+typedef struct free_ctx {
+    int pending;
+    int free_rc;
+    int statuses;
+} free_ctx;
+
+static void free_when_last(ag_client *c, ag_response *r, int status, void *arg)
+{
+    free_ctx *fc = arg;
+    fc->statuses += status == 0 && ag_response_status(r) == 200;
+    ag_response_free(r);
+    if (--fc->pending == 0)
+        fc->free_rc = ag_client_free(c);
+}
+
+static void client_free_in_last_callback(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    ag_client_opts o = {0};
+    o.loop = loop;
+    ag_client *c = client_with(&o);
+    free_ctx fc = {0, 1, 0};
+    ag_request req = {0};
+    req.url = url_of(hport, "/ok");
+    for (int i = 0; i < 3; i++)
+        fc.pending += ag_fetch_start(c, &req, free_when_last, &fc, NULL) == 0;
+    ag_loop_run(loop);
+    tap_ok(fc.free_rc == 0 && fc.statuses == 3,
+           "client_free_in_last_callback: the callback of the last request may free the client "
+           "(%s; %d of 3 answered)",
+           ag_err_name(fc.free_rc), fc.statuses);
+    if (fc.free_rc != 0)
+        ag_client_free(c); /* the old behaviour: -EBUSY, and the client would leak */
+    ag_loop_free(loop);
+}
+
+/* ---- a request cancelled before it starts sends nothing ---- */
+
+typedef struct done_ctx {
+    int calls;
+    int status;
+} done_ctx;
+
+static void record_done(ag_client *c, ag_response *r, int status, void *arg)
+{
+    (void)c;
+    done_ctx *d = arg;
+    d->calls++;
+    d->status = status;
+    ag_response_free(r);
+}
+
+static void cancel_before_start(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    ag_client_opts o = {0};
+    o.loop = loop;
+    ag_client *c = client_with(&o);
+
+    /* A keep-alive connection waits in the pool: the cancelled request could take it and write
+     * at once, with no wait that would notice the cancel. */
+    ag_request req = {0};
+    req.url = url_of(hport, "/attack/mark?tag=warm");
+    done_ctx warm = {0, 1};
+    ag_fetch_start(c, &req, record_done, &warm, NULL);
+    ag_loop_run(loop);
+
+    req.method = "POST";
+    req.url = url_of(hport, "/attack/mark?tag=cancelled");
+    req.body_kind = AG_BODY_MEMORY;
+    req.body = "charge the card";
+    req.body_len = 15;
+    done_ctx d = {0, 0};
+    ag_coro *h = NULL;
+    ag_fetch_start(c, &req, record_done, &d, &h);
+    ag_coro_cancel(h);
+    ag_loop_run(loop);
+    ag_coro_unref(h);
+
+    long seen = server_seen(c, "cancelled");
+    tap_ok(warm.status == 0 && d.calls == 1 && d.status == -ECANCELED && seen == 0,
+           "fetch_cancel_before_start_sends_nothing: %s, and the server saw the POST %ld times",
+           ag_err_name(d.status), seen);
+    ag_client_free(c);
+    ag_loop_free(loop);
+}
+
+/* ---- an early answer followed by a reset is the answer, not ECONNRESET ---- */
+
+static ptrdiff_t slow_reader(void *arg, void *buf, size_t cap)
+{
+    int *calls = arg;
+    if (++*calls > 3)
+        return 0;
+    /* Meanwhile the server answers 413 and resets the connection. */
+    ag_sleep_ms(300);
+    size_t n = cap < 1000 ? cap : 1000;
+    memset(buf, 'u', n);
+    return (ptrdiff_t)n;
+}
+
+static void early_answer_then_reset(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    ag_client_opts o = {0};
+    o.loop = loop;
+    o.expect_continue_size = AG_NO_EXPECT; /* the body follows the head at once */
+    ag_client *c = client_with(&o);
+    int calls = 0;
+    ag_request req = {0};
+    req.method = "PUT";
+    req.url = url_of(hport, "/attack/early-reset");
+    req.body_kind = AG_BODY_READER;
+    req.body_read = slow_reader;
+    req.body_read_arg = &calls;
+    ag_response *r;
+    int rc = fetch_in_loop(loop, c, &req, &r);
+    tap_ok(rc == 0 && ag_response_status(r) == 413,
+           "upload_early_answer_then_reset: the 413 waiting in the receive queue is the answer, "
+           "not the failed write's error (%s, status %d, \"%s\")",
+           ag_err_name(rc), ag_response_status(r), ag_response_error_detail(r));
+    ag_response_free(r);
+    ag_client_free(c);
+    ag_loop_free(loop);
+}
+
+/* ---- an interim response is not the answer ---- */
+
+static ptrdiff_t failing_reader(void *arg, void *buf, size_t cap)
+{
+    (void)arg, (void)buf, (void)cap;
+    return -1;
+}
+
+static void interim_is_not_the_status(void)
+{
+    ag_client *c = client_with(NULL);
+    int rc;
+    ag_response *r = get(c, url_of(hport, "/many-1xx?n=50"), &rc);
+    tap_ok(rc == AG_EPROTO && ag_response_status(r) == 0,
+           "interim_only_status_zero: too many 1xx fail with AG_EPROTO and no status, since no "
+           "final response arrived (%s, status %d)",
+           ag_err_name(rc), ag_response_status(r));
+    ag_response_free(r);
+
+    /* "100 Continue" arrives, then the body cannot be read. */
+    ag_request req = {0};
+    req.method = "POST";
+    req.url = url_of(hport, "/echo");
+    req.body_kind = AG_BODY_READER;
+    req.body_read = failing_reader;
+    rc = ag_fetch(c, &req, &r);
+    tap_ok(rc == AG_EBODY && ag_response_status(r) == 0,
+           "interim_then_body_error_status_zero: %s with status %d after \"100 Continue\"",
+           ag_err_name(rc), ag_response_status(r));
+    ag_response_free(r);
+    ag_client_free(c);
+}
+
+/* ---- a trace hook that waits loses no readiness ---- */
+
+static void sleepy_trace(void *arg, const ag_trace_event *ev)
+{
+    (void)arg;
+    /* Writing the trace to a pipe or a socket may wait like this. */
+    if (ev->kind == AG_TRACE_RECV)
+        ag_sleep_ms(300);
+}
+
+static void trace_that_waits(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    ag_client_opts o = {0};
+    o.loop = loop;
+    o.trace = sleepy_trace;
+    o.idle_timeout_ms = 2000;
+    ag_client *c = client_with(&o);
+    /* The head and "a" arrive, the hook waits, "b" arrives during the wait: the readiness it
+     * brings must still be there when the read loop asks. */
+    ag_request req = {0};
+    req.url = url_of(hport, "/attack/split-body?ms=100");
+    ag_response *r;
+    int rc = fetch_in_loop(loop, c, &req, &r);
+    size_t len;
+    const char *body = ag_response_body(r, &len);
+    tap_ok(rc == 0 && len == 2 && memcmp(body, "ab", 2) == 0,
+           "trace_hook_that_waits_loses_no_readiness: %s with %zu body bytes (idle timeout 2 s)",
+           ag_err_name(rc), len);
+    ag_response_free(r);
+    ag_client_free(c);
+    ag_loop_free(loop);
+}
+
+int main(void)
+{
+    hport = env_port("AG_HOSTILE_PORT");
+    timer_zero_filled();
+    fetch_null_arguments();
+    client_free_in_last_callback();
+    cancel_before_start();
+    early_answer_then_reset();
+    interim_is_not_the_status();
+    trace_that_waits();
+    return tap_done();
+}
