@@ -115,6 +115,9 @@ int ag_timer_armed(const ag_timer *timer)
 
 int ag_timer_start(ag_loop *loop, ag_timer *timer, int64_t deadline_ns)
 {
+    /* A zero-filled timer has no callback: armed, it would be called through NULL when due. */
+    if (!loop || !timer || !timer->cb)
+        return -EINVAL;
     if (ag_timer_armed(timer))
         ag__timer_heap_remove(&loop->timers, timer);
     timer->deadline_ns = deadline_ns;

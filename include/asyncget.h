@@ -136,7 +136,8 @@ struct ag_timer {
 };
 
 AG_EXPORT void ag_timer_init(ag_timer *timer, ag_timer_cb cb, void *arg);
-/* Arm (or re-arm) the timer for an absolute deadline on ag_now_ns()'s clock. */
+/* Arm (or re-arm) the timer for an absolute deadline on ag_now_ns()'s clock. -EINVAL when it has
+ * no callback (a zero-filled timer). */
 AG_EXPORT int ag_timer_start(ag_loop *loop, ag_timer *timer, int64_t deadline_ns);
 /* Disarm; harmless on a timer that is not armed. */
 AG_EXPORT void ag_timer_stop(ag_loop *loop, ag_timer *timer);
