@@ -639,6 +639,12 @@ static bool redirect_status(int s)
 
 int ag_fetch(ag_client *c, const ag_request *req, ag_response **out)
 {
+    /* Nothing to hold an error in without a client or a request: the code alone tells. */
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!c || !req)
+        return -EINVAL;
     ag_response *r = calloc(1, sizeof *r);
     *out = r;
     if (!r)

@@ -316,7 +316,8 @@ typedef struct ag_timings {
 /* Make one request, following redirects. Inside a coroutine it waits without blocking the loop;
  * outside one it blocks. On return *out holds the response (also on failure, then carrying the
  * error and the timings so far) unless memory ran out; free it with ag_response_free. Returns 0 or
- * the request's error code. */
+ * the request's error code; -EINVAL for a NULL client, request or out (then no response: *out is
+ * NULL when out is not). */
 AG_EXPORT int ag_fetch(ag_client *client, const ag_request *req, ag_response **out);
 
 /* Callback style: start the request in a coroutine of the client's loop; cb runs exactly once,
