@@ -245,8 +245,9 @@ AG_EXPORT void ag_client_opts_init(ag_client_opts *opts);
 AG_EXPORT int ag_client_new(ag_client **out, const ag_client_opts *opts);
 /* Close every idle connection and free the client. With requests still in flight it frees
  * nothing and returns -EBUSY: cancel them (ag_coro_cancel on the handle of ag_fetch_start, or on
- * the coroutines calling ag_fetch) and let the loop run until they end. The client's loop must
- * still exist. NULL is accepted (0). */
+ * the coroutines calling ag_fetch) and let the loop run until they end. A request is over when
+ * its ag_fetch_start callback runs: the callback of the last one may free the client. The
+ * client's loop must still exist. NULL is accepted (0). */
 AG_EXPORT int ag_client_free(ag_client *client);
 
 typedef struct ag_header {
