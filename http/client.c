@@ -519,6 +519,15 @@ static int exchange_on(fetch *f, const char *key)
             if (rc < 0)
                 return rc;
         }
+        /* Cancelled or out of time before a byte went out (cancelled before its first run,
+         * say): send nothing. A reused connection and a send buffer with room would otherwise
+         * let the whole request leave without any wait that notices. The connection is
+         * untouched and goes back to the pool. */
+        rc = ag__coro_checkpoint(f->total_deadline);
+        if (rc < 0) {
+            ag__pool_release(c->pool, conn, true);
+            return timeout_error(f, rc, AG_ETOTAL_TIMEOUT);
+        }
         conn->trace = c->o.trace;
         conn->trace_arg = c->o.trace_arg;
         conn->req_id = r->req_id;
