@@ -143,6 +143,7 @@ typedef struct fetch {
     ag__req_state st;
     int64_t total_deadline; /* -1: none */
     bool body_consumed;     /* a reader body gave bytes: it cannot be sent again */
+    uint64_t bytes_read;    /* response bytes read so far, to tell a read that made progress */
 } fetch;
 
 static int64_t after_ms(int64_t ms)
@@ -232,6 +233,8 @@ static int read_once(fetch *f, ag__conn *conn, ag__parse *ps, bool wait)
         rbuf_give(c, buf);
         return 0;
     }
+    if (n > 0)
+        f->bytes_read += (uint64_t)n;
     if (n > 0 && !f->resp->t.first_byte)
         f->resp->t.first_byte = ag_now_ns();
     rc = n < 0 ? (int)n : ag__parse_feed(ps, buf, (size_t)n);
@@ -259,11 +262,30 @@ static int read_early(fetch *f, ag__conn *conn, ag__parse *ps)
 
 /* Write iov; answer the server if it speaks first. 0 when written, 1 when the final response
  * came first, or a negative code. */
+/* A write failed because the server closed or reset the connection while the request was still
+ * going out. What it said before that (a 413 to an upload it refused) waits in the receive queue
+ * ahead of the close, and is the request's answer: read the queue out. Returns 1 when it holds a
+ * whole final response, else err. */
+static int answer_before_close(fetch *f, ag__conn *conn, ag__parse *ps, int err)
+{
+    for (;;) {
+        uint64_t before = f->bytes_read;
+        conn->io.ready |= AG_READ; /* the queue is read out, whatever the reactor last said */
+        int rc = read_once(f, conn, ps, false);
+        if (ps->done)
+            return 1;
+        if (rc != 0 || f->bytes_read == before)
+            return err;
+    }
+}
+
 static int write_watching(fetch *f, ag__conn *conn, ag__parse *ps, struct iovec *iov, int n)
 {
     ag__deadline d = {f->total_deadline, f->client->o.idle_timeout_ms * 1000000};
     for (;;) {
         int rc = ag__conn_writev(conn, iov, n, &d, true);
+        if (rc == -EPIPE || rc == -ECONNRESET)
+            return answer_before_close(f, conn, ps, rc);
         if (rc != AG__READABLE)
             return rc < 0 ? timeout_error(f, rc, AG_EIDLE_TIMEOUT) : 0;
         rc = read_early(f, conn, ps);
