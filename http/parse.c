@@ -324,12 +324,17 @@ static int on_message_complete(http_parser *p)
     if (rc < 0)
         return fail(ps, rc);
     if (ps->resp->status < 200) {
-        if (++ps->interim > ps->client->o.max_interim)
-            return fail(ps, AG_EPROTO);
+        /* An interim response is not the answer: forgotten at once, so that a request failing
+         * before its final response (too many 1xx, a body that cannot be read after "100
+         * Continue") reports no status and no fields rather than the 1xx's. */
+        ps->resp->status = 0;
+        ps->resp->http_minor = 0;
         ag__fields_clear(&ps->resp->headers);
         ag__fields_clear(&ps->resp->trailers);
         ps->trailers = false;
         ps->in_value = false;
+        if (++ps->interim > ps->client->o.max_interim)
+            return fail(ps, AG_EPROTO);
     } else {
         ps->done = true;
     }
