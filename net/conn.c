@@ -162,8 +162,6 @@ ssize_t ag__conn_read(ag__conn *c, void *buf, size_t len, int64_t deadline_ns)
         unsigned want = AG_READ;
         if (c->io.ready & want) {
             ssize_t n = c->tp->read(c, buf, len, &want);
-            if (n > 0 && c->trace)
-                ag__conn_trace(c, AG_TRACE_RECV, buf, (size_t)n);
             if (n >= 0) {
                 /* A short read drained the socket: the next read would say EAGAIN, and new
                  * data brings a new readiness report. Not so once the peer has closed: the end
@@ -171,6 +169,12 @@ ssize_t ag__conn_read(ag__conn *c, void *buf, size_t len, int64_t deadline_ns)
                 if ((size_t)n < len && n > 0 && want == AG_READ && !(c->io.ready & AG__POLL_HUP) &&
                     ag__poller_reports_every_edge())
                     ag__io_clear(&c->io, AG_READ);
+                /* The hook comes after that decision: a hook that waits (it writes the trace
+                 * to a pipe) lets the loop record readiness that arrives meanwhile, and a clear
+                 * after it would wipe that edge and leave the request waiting for bytes that
+                 * are already there. */
+                if (n > 0 && c->trace)
+                    ag__conn_trace(c, AG_TRACE_RECV, buf, (size_t)n);
                 return n;
             }
             if (n == -EINTR)
