@@ -315,6 +315,60 @@ static void trace_that_waits(void)
     ag_loop_free(loop);
 }
 
+/* ---- a reader that keeps producing is stopped at the total deadline ---- */
+
+typedef struct stream_ctx {
+    int calls;
+    int64_t starts[64];
+} stream_ctx;
+
+static ptrdiff_t endless_reader(void *arg, void *buf, size_t cap)
+{
+    stream_ctx *s = arg;
+    if (s->calls == 40)
+        return 0; /* 2 s: where the old code stopped, long past the deadline */
+    s->starts[s->calls++] = ag_now_ns();
+    /* A live source: the socket takes each piece at once and never makes the request wait. */
+    ag_sleep_ms(50);
+    size_t n = cap < 1000 ? cap : 1000;
+    memset(buf, 's', n);
+    return (ptrdiff_t)n;
+}
+
+static void reader_deadline(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    ag_client_opts o = {0};
+    o.loop = loop;
+    ag_client *c = client_with(&o);
+    stream_ctx s = {0};
+    ag_request req = {0};
+    req.method = "POST";
+    req.url = url_of(hport, "/echo");
+    req.body_kind = AG_BODY_READER;
+    req.body_read = endless_reader;
+    req.body_read_arg = &s;
+    req.timeout_ms = 300;
+    ag_response *r;
+    int rc = fetch_in_loop(loop, c, &req, &r);
+    ag_timings t;
+    ag_response_timings(r, &t);
+    /* The check before a call and the call's own clock read may straddle the deadline: a call
+     * counts as late only well after it. */
+    int64_t late_after = t.start + 300 * 1000000LL + 20 * 1000000LL;
+    int late = 0;
+    for (int i = 0; i < s.calls; i++)
+        late += s.starts[i] > late_after;
+    tap_ok(rc == AG_ETOTAL_TIMEOUT && late == 0,
+           "upload_reader_stopped_at_total_deadline: %s after %d reader calls, %d of them begun "
+           "after the 300 ms deadline",
+           ag_err_name(rc), s.calls, late);
+    ag_response_free(r);
+    ag_client_free(c);
+    ag_loop_free(loop);
+}
+
 int main(void)
 {
     hport = env_port("AG_HOSTILE_PORT");
@@ -325,5 +379,6 @@ int main(void)
     early_answer_then_reset();
     interim_is_not_the_status();
     trace_that_waits();
+    reader_deadline();
     return tap_done();
 }
