@@ -381,6 +381,14 @@ static int send_request(fetch *f, ag__conn *conn, ag__parse *ps)
         goto out;
     }
     for (uint64_t off = 0;;) {
+        /* Writes that never have to wait (a server that reads as fast as a reader produces,
+         * or a file is read) would never notice the deadline or a cancel, and never let the
+         * loop run the others: check before each piece. */
+        rc = ag__coro_checkpoint(f->total_deadline);
+        if (rc < 0) {
+            rc = timeout_error(f, rc, AG_ETOTAL_TIMEOUT);
+            break;
+        }
         int got = ag__body_read(req, &bp, off, buf, BODY_CHUNK);
         if (got < 0) {
             ag__response_detail(f->resp,
