@@ -1,6 +1,7 @@
 /* test-pool.c: the keep-alive pool without any server: a waiter that asks for a fresh connection
- * never gets an idle one, and ten thousand waiters timing out together each get their timeout
- * and leave the pool at rest. Connections are socketpairs, so nothing leaves the process. */
+ * never gets an idle one, an idle connection its peer closed is seen on every backend, and ten
+ * thousand waiters timing out together each get their timeout and leave the pool at rest.
+ * Connections are socketpairs, so nothing leaves the process. */
 #include "net/net.h"
 #include "tests/tap.h"
 
@@ -130,6 +131,53 @@ static void fresh_idle_only(void)
     ag__pool_free(pool);
 }
 
+/* ---- the peer closes an idle connection ---- */
+
+static int idle_rc = 1;
+static ag__conn *idle_before, *idle_after;
+
+static void idle_close(void *arg)
+{
+    (void)arg;
+    ag__host *h;
+    ag__conn *c;
+    if (ag__pool_acquire(pool, key, false, -1, &h, &c) != 0 || c)
+        abort();
+    idle_before = make_conn(h);
+    /* A response read to its end, as the client reads it: the wait reports the byte (and on
+     * backends that report only armed directions, leaves read interest disarmed), the reads
+     * drain it and forget the readiness. */
+    char b;
+    while (recv(idle_before->io.fd, &b, 1, 0) > 0)
+        ;
+    ag__io_clear(&idle_before->io, AG_READ);
+    if (write(peer_fd, "x", 1) != 1 || ag__io_wait(&idle_before->io, AG_READ, -1) < 0)
+        abort();
+    while (recv(idle_before->io.fd, &b, 1, 0) > 0)
+        ;
+    ag__io_clear(&idle_before->io, AG_READ);
+    ag__pool_release(pool, idle_before, true);
+    close(peer_fd);
+    peer_fd = -1;
+    ag_sleep_ms(50); /* the loop polls its backend meanwhile */
+    idle_rc = ag__pool_acquire(pool, key, false, -1, &h, &idle_after);
+    if (idle_rc == 0 && idle_after)
+        ag__pool_release(pool, idle_after, false);
+    else if (idle_rc == 0)
+        ag__pool_release_slot(pool, h);
+}
+
+static void idle_closed(void)
+{
+    new_pool(4, 1);
+    ag_coro_spawn(loop, idle_close, NULL, NULL);
+    ag_loop_run(loop);
+    tap_ok(idle_rc == 0 && idle_after == NULL,
+           "pool_idle_close_seen: an idle connection its peer closed is not handed out (%s, %s)",
+           idle_after ? "handed out" : "a slot for a new one", ag_loop_backend());
+    ag__pool_free(pool);
+}
+
 /* ---- many waiters timing out together ---- */
 
 enum { NWAITERS = 10000 };
@@ -197,6 +245,7 @@ int main(void)
     ag_loop_new(&loop, NULL);
     fresh_queued();
     fresh_idle_only();
+    idle_closed();
     many_timeouts(0, "one deadline");
     many_timeouts(-1, "newest first");
     ag_loop_free(loop);
