@@ -15,7 +15,7 @@ extern "C" {
 #define AG_EXPORT
 #endif
 
-#define AG_VERSION "0.1.0"
+#include "asyncget_version.h" /* AG_VERSION, AG_VERSION_MAJOR, _MINOR and _PATCH */
 
 /*
  * Errors. Every fallible function returns 0 (or a count) on success and a negative code on
