@@ -20,8 +20,9 @@ static const char *seeds[] = {
     "HTTP/1.1 301 Moved\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n",
     "HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n",
     "HTTP/1.1 200 OK\r\nTransfer-Encoding: , chunked \r\nX-A: b\tc\r\n\r\n2\r\nok\r\n0\r\n\r\n",
-    "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
-    "2\r\nok\r\n0\r\n\r\n",
+    /* One seed in two literals: the parentheses tell clang the concatenation is meant. */
+    ("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "2\r\nok\r\n0\r\n\r\n"),
 };
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
