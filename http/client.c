@@ -579,15 +579,6 @@ static int exchange_on(fetch *f, const char *key)
             rc = read_response(f, conn, &ps);
         } else if (early) {
             rc = 0;
-        } else if (rc == -EPIPE || rc == -ECONNRESET) {
-            /* The server closed while the request was still going out: it may have answered
-             * first (a 413 to an upload, then a close). Its answer, when complete, is the
-             * response; otherwise the write's error stands. */
-            int wrc = rc;
-            rc = read_response(f, conn, &ps);
-            early = rc == 0;
-            if (rc < 0 && !ps.got_bytes)
-                rc = wrc;
         }
         if (rc == 0) {
             conn->served++;
