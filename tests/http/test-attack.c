@@ -369,6 +369,36 @@ static void reader_deadline(void)
     ag_loop_free(loop);
 }
 
+/* ---- freeing the loop before its client is refused, not a use after free ---- */
+
+static int loop_before_client_child(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    ag_client_opts o = {0};
+    o.loop = loop;
+    ag_client *c = client_with(&o);
+    ag_request req = {0};
+    req.url = url_of(hport, "/ok");
+    ag_response *r;
+    int rc = fetch_in_loop(loop, c, &req, &r); /* leaves an idle connection on the loop */
+    ag_response_free(r);
+    int early = ag_loop_free(loop); /* the wrong order */
+    int cfree = early == 0 ? 1 : ag_client_free(c);
+    int late = early == 0 ? 1 : ag_loop_free(loop);
+    return rc == 0 && early == -EBUSY && cfree == 0 && late == 0 ? 0 : 1;
+}
+
+static void loop_free_before_client(void)
+{
+    int st = in_child(loop_before_client_child);
+    tap_ok(st == 0,
+           "loop_free_with_client_connections_busy: freeing a loop whose client still keeps an "
+           "idle connection on it is -EBUSY, and the client then frees cleanly (child status "
+           "%d)",
+           st);
+}
+
 int main(void)
 {
     hport = env_port("AG_HOSTILE_PORT");
@@ -380,5 +410,6 @@ int main(void)
     interim_is_not_the_status();
     trace_that_waits();
     reader_deadline();
+    loop_free_before_client();
     return tap_done();
 }
