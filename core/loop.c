@@ -218,6 +218,14 @@ int ag_loop_free(ag_loop *loop)
      * under it would leak them or run its callbacks on freed memory. */
     if (loop->live > 0 || loop->in_run || loop->in_iteration)
         return -EBUSY;
+    /* A record that ag_fd_register did not make belongs to an object that outlives this call,
+     * such as a client's idle connection: it would unregister from a freed loop later. Free
+     * the client first. */
+    for (size_t fd = 0; fd < loop->nfds; fd++) {
+        ag__io *io = loop->fds[fd];
+        if (io && !io->heap && io != &loop->wake_io)
+            return -EBUSY;
+    }
     /* Registered fds are the caller's to close; only our records of them go. */
     for (size_t fd = 0; fd < loop->nfds; fd++) {
         ag__io *io = loop->fds[fd];

@@ -89,7 +89,8 @@ AG_EXPORT void ag_loop_opts_init(ag_loop_opts *opts);
 AG_EXPORT int ag_loop_new(ag_loop **out, const ag_loop_opts *opts);
 /* Free a loop. While a coroutine of it is alive (a request in flight is one), or when called from
  * inside the loop's own run or callbacks, it returns -EBUSY and leaves the loop untouched: cancel
- * them and run the loop until they finish, then free it (as libuv's uv_loop_close). Fds still
+ * them and run the loop until they finish, then free it (as libuv's uv_loop_close). -EBUSY too
+ * while a client made on the loop keeps connections on it: free the clients first. Fds still
  * registered with ag_fd_register are forgotten, not closed (they are the caller's); timers still
  * armed are disarmed (ag_timer_armed() says 0). NULL returns 0. */
 AG_EXPORT int ag_loop_free(ag_loop *loop);
