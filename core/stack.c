@@ -10,7 +10,8 @@
  * EFAULT.
  *
  * Memory: a stack costs only the pages its coroutine touched. Freed stacks go on a LIFO list so
- * the warmest stack is reused first; beyond the cache size their pages are returned to the kernel.
+ * the warmest stack is reused first; beyond the cache size of warm stacks their pages are
+ * returned to the kernel and they wait below the warm ones.
  */
 #include "core/internal.h"
 
@@ -52,8 +53,9 @@ struct ag__stack_pool {
     size_t cache; /* free stacks kept with their pages */
     slab *slabs;
     size_t next_slab;
-    void **free; /* LIFO of free stacks (their lowest usable byte) */
-    size_t nfree, cap;
+    void **free; /* free stacks (their lowest usable byte): [0, ncold) without pages, then the
+                  * warm ones, the most recently freed on top */
+    size_t nfree, ncold, cap;
     size_t total; /* stacks in all slabs: the free list has room for all of them */
 };
 
@@ -175,9 +177,11 @@ static int add_slab(ag__stack_pool *pool)
         }
     }
 #endif
-    /* Push in reverse so the lowest stack is handed out first. */
+    /* Push in reverse so the lowest stack is handed out first. Untouched, they have no pages:
+     * they go below the warm ones (none are left: a slab is added when the list is empty). */
     for (size_t i = count; i-- > 0;)
         pool->free[pool->nfree++] = (char *)s->base + i * stride + ps;
+    pool->ncold = pool->nfree;
     s->next = pool->slabs;
     pool->slabs = s;
     pool->total += count;
@@ -194,6 +198,8 @@ int ag__stack_get(ag__stack_pool *pool, void **lo)
             return rc;
     }
     *lo = pool->free[--pool->nfree];
+    if (pool->ncold > pool->nfree)
+        pool->ncold = pool->nfree; /* the warm ones are gone: this one had no pages */
 #ifdef AG_ASAN
     /* A finished coroutine leaves its frames' redzones poisoned; the next one starts clean. */
     __asan_unpoison_memory_region(*lo, pool->size);
@@ -203,12 +209,19 @@ int ag__stack_get(ag__stack_pool *pool, void **lo)
 
 void ag__stack_put(ag__stack_pool *pool, void *lo)
 {
-    if (pool->nfree >= pool->cache) {
-        /* Too many idle stacks: give the pages back but keep the address range. */
-        madvise(lo, pool->size, MADV_DONTNEED);
-    }
     /* The free list always has room: add_slab sized it for every stack of every slab. */
-    pool->free[pool->nfree++] = lo;
+    if (pool->nfree - pool->ncold < pool->cache) {
+        pool->free[pool->nfree++] = lo; /* warm, on top: handed out next */
+        return;
+    }
+    /* Too many warm stacks: give the pages back but keep the address range, and file the stack
+     * below the warm ones, or the next coroutine would fault its pages in again while warm
+     * stacks wait. The warm stack displaced from the boundary goes on top. */
+    madvise(lo, pool->size, MADV_DONTNEED);
+    if (pool->ncold < pool->nfree)
+        pool->free[pool->nfree] = pool->free[pool->ncold];
+    pool->free[pool->ncold++] = lo;
+    pool->nfree++;
 }
 
 void ag__stack_pool_free(ag__stack_pool *pool)
