@@ -278,14 +278,14 @@ int ag_sleep_ms(int64_t ms)
 int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
 {
     ag_coro *co = ag__current;
-    if (io->ready & events) {
+    if (ag__io_ready(io, events)) {
         /* No wait: a caller that never sees EAGAIN would otherwise never let anything else run
          * and never notice its cancel or deadline. */
         int rc = ag__coro_checkpoint(deadline_ns);
         if (rc < 0)
             return rc;
-        if (io->ready & events)
-            return (int)(io->ready & events);
+        if (ag__io_ready(io, events))
+            return (int)ag__io_ready(io, events);
     }
     if (!co || co->loop != io->loop) {
         /* Plain blocking code: the same wait, in poll(). */
@@ -300,7 +300,7 @@ int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
             if (deadline_ns >= 0) {
                 /* A deadline already past still gets one look at the fd. */
                 left = deadline_ns - ag_now_ns();
-                ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+                ms = left <= 0 ? 0 : ag__timeout_ms(left);
             }
             int n = poll(&pfd, 1, ms);
             if (n < 0 && errno == EINTR)
@@ -318,7 +318,7 @@ int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
                 got |= AG_WRITE;
             if (pfd.revents & POLLNVAL)
                 return -EBADF;
-            io->ready |= got;
+            io->ready |= ag__poll_bits(got);
             if (pfd.revents & (POLLHUP | AG__POLLRDHUP))
                 io->ready |= AG__POLL_HUP;
             if (got & events)
@@ -367,6 +367,6 @@ int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
         io->waiter[1] = NULL;
     if (rc < 0)
         return rc;
-    unsigned got = io->ready & events;
+    unsigned got = ag__io_ready(io, events);
     return got ? (int)got : (int)events; /* an error report: let the I/O call tell */
 }

@@ -82,11 +82,28 @@ void ag__io_close(ag__io *io);
  * ag__coro_checkpoint() instead of parking: a cancel or a past deadline is reported, and a
  * coroutine that never parks still lets the loop run now and then. */
 int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns);
-/* Forget cached readiness after an I/O call returned EAGAIN. */
+/* io->ready holds the backend's AG__POLL_* bits; callers speak AG_READ and AG_WRITE. The two
+ * happen to have equal values, which nothing may rely on: convert. */
+static inline unsigned ag__poll_bits(unsigned events)
+{
+    return (events & AG_READ ? AG__POLL_IN : 0u) | (events & AG_WRITE ? AG__POLL_OUT : 0u);
+}
+/* The subset of events (AG_READ, AG_WRITE) that io's cached readiness has. */
+static inline unsigned ag__io_ready(const ag__io *io, unsigned events)
+{
+    unsigned bits = io->ready & ag__poll_bits(events);
+    return (bits & AG__POLL_IN ? (unsigned)AG_READ : 0u) |
+           (bits & AG__POLL_OUT ? (unsigned)AG_WRITE : 0u);
+}
+/* Forget cached readiness (AG_READ, AG_WRITE) after an I/O call returned EAGAIN. */
 static inline void ag__io_clear(ag__io *io, unsigned events)
 {
-    io->ready &= ~events;
+    io->ready &= ~ag__poll_bits(events);
 }
+/* net/ and http/ still test io.ready with AG_READ directly; until they use ag__io_ready this keeps
+ * the coincidence from breaking silently. */
+_Static_assert(AG__POLL_IN == (int)AG_READ && AG__POLL_OUT == (int)AG_WRITE,
+               "convert the io.ready tests of net/ and http/ to ag__io_ready first");
 
 /* ---- coroutines and the loop (core/coro.c, core/loop.c) ---- */
 

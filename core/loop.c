@@ -335,11 +335,7 @@ static int64_t next_timeout_ns(const ag_loop *loop)
 
 int ag_loop_timeout_ms(const ag_loop *loop)
 {
-    int64_t ns = next_timeout_ns(loop);
-    if (ns < 0)
-        return -1;
-    int64_t ms = (ns + 999999) / 1000000;
-    return ms > INT32_MAX ? INT32_MAX : (int)ms;
+    return ag__timeout_ms(next_timeout_ns(loop));
 }
 
 int ag_loop_fd(const ag_loop *loop)

@@ -23,6 +23,17 @@ enum {
                        * edge will say so */
 };
 
+/* A timeout in nanoseconds as the milliseconds an int-taking wait needs: rounded up, so that the
+ * wait never ends before the deadline it stands for; -1 (none) for a negative one. Past INT_MAX
+ * ms (24.8 days) it is clamped, not wrapped: the caller wakes early and computes again. */
+static inline int ag__timeout_ms(int64_t ns)
+{
+    if (ns < 0)
+        return -1;
+    int64_t ms = ns / 1000000 + (ns % 1000000 != 0);
+    return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
 typedef struct ag__poller ag__poller;
 
 typedef struct ag__poll_event {

@@ -75,12 +75,7 @@ int ag__poller_want(ag__poller *p, int fd, unsigned events)
 
 int ag__poller_wait(ag__poller *p, ag__poll_event *events, int max, int64_t timeout_ns)
 {
-    int ms = -1;
-    if (timeout_ns >= 0) {
-        /* Round up so that the wait never ends before the deadline it stands for. */
-        int64_t t = (timeout_ns + 999999) / 1000000;
-        ms = t > 0x7fffffff ? 0x7fffffff : (int)t;
-    }
+    int ms = ag__timeout_ms(timeout_ns);
     if (max > (int)(sizeof p->buf / sizeof p->buf[0]))
         max = (int)(sizeof p->buf / sizeof p->buf[0]);
     int n = epoll_wait(p->epfd, p->buf, max, ms);

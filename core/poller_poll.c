@@ -19,6 +19,7 @@ struct ag__poller {
     size_t cap;
     int *index; /* index[fd] is the position of fd in fds, or -1 */
     size_t index_cap;
+    size_t start; /* where the next scan of poll()'s results begins */
 };
 
 bool ag__poller_reports_every_edge(void)
@@ -198,6 +199,7 @@ static int poll_ns(ag__poller *p, int64_t timeout_ns)
 int ag__poller_wait(ag__poller *p, ag__poll_event *events, int max, int64_t timeout_ns)
 {
     size_t i;
+    size_t k;
     int n;
     int out = 0;
 
@@ -206,8 +208,18 @@ int ag__poller_wait(ag__poller *p, ag__poll_event *events, int max, int64_t time
     n = poll_ns(p, timeout_ns);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
-    for (i = 0; i < p->nfds && n > 0 && out < max; i++) {
-        struct pollfd *pfd = &p->fds[i];
+    /*
+     * The scan starts where the last one stopped: with more ready fds than max, starting at 0 each
+     * time would report the same first max fds for as long as their waiters re-arm them, and
+     * never the others.
+     */
+    if (p->start >= p->nfds)
+        p->start = 0;
+    for (k = 0; k < p->nfds && n > 0 && out < max; k++) {
+        struct pollfd *pfd;
+
+        i = (p->start + k) % p->nfds;
+        pfd = &p->fds[i];
         short armed = pfd->events;
         short ready = pfd->revents;
         unsigned bits = 0;
@@ -238,5 +250,7 @@ int ag__poller_wait(ag__poller *p, ag__poll_event *events, int max, int64_t time
         events[out].events = bits;
         out++;
     }
+    if (p->nfds > 0)
+        p->start = (p->start + k) % p->nfds;
     return out;
 }
