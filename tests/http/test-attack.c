@@ -399,6 +399,84 @@ static void loop_free_before_client(void)
            st);
 }
 
+/* ---- two bodies into one pipe that fills ---- */
+
+typedef struct drain_ctx {
+    int fd;
+    int *pending;
+    size_t drained;
+} drain_ctx;
+
+static void drain_slowly(void *arg)
+{
+    drain_ctx *d = arg;
+    static char buf[64 * 1024]; /* not on the coroutine's stack */
+    for (;;) {
+        ssize_t n = read(d->fd, buf, sizeof buf);
+        if (n > 0) {
+            d->drained += (size_t)n;
+            ag_sleep_ms(5); /* slower than the server: the pipe fills and writers wait */
+            continue;
+        }
+        if (n == 0 || *d->pending == 0)
+            return;
+        ag_wait_fd(d->fd, AG_READ, ag_now_ns() + 100 * 1000000LL);
+    }
+}
+
+typedef struct sink_result {
+    int *pending;
+    int status;
+    uint64_t bytes;
+    char detail[160];
+} sink_result;
+
+static void sink_done(ag_client *c, ag_response *r, int status, void *arg)
+{
+    (void)c;
+    sink_result *res = arg;
+    res->status = status;
+    res->bytes = ag_response_body_bytes(r);
+    snprintf(res->detail, sizeof res->detail, "%s", ag_response_error_detail(r));
+    --*res->pending;
+    ag_response_free(r);
+}
+
+static void shared_sink_fd(void)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        abort();
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    fcntl(p[1], F_SETFL, O_NONBLOCK);
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    ag_client_opts o = {0};
+    o.loop = loop;
+    ag_client *c = client_with(&o);
+    int pending = 2;
+    sink_result res[2] = {{&pending, 1, 0, ""}, {&pending, 1, 0, ""}};
+    ag_request req = {0};
+    req.url = url_of(hport, "/close-no-length?size=1000000");
+    req.sink = AG_SINK_FD;
+    req.sink_fd = p[1];
+    for (int i = 0; i < 2; i++)
+        ag_fetch_start(c, &req, sink_done, &res[i], NULL);
+    drain_ctx d = {p[0], &pending, 0};
+    ag_coro_spawn(loop, drain_slowly, &d, NULL);
+    ag_loop_run(loop);
+    tap_ok(res[0].status == 0 && res[1].status == 0 && res[0].bytes == 1000000 &&
+               res[1].bytes == 1000000 && d.drained == 2000000,
+           "sink_fd_shared_by_two_requests: both bodies go into one pipe that fills (%s \"%s\", "
+           "%s \"%s\"; %zu bytes drained)",
+           ag_err_name(res[0].status), res[0].detail, ag_err_name(res[1].status), res[1].detail,
+           d.drained);
+    ag_client_free(c);
+    ag_loop_free(loop);
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void)
 {
     hport = env_port("AG_HOSTILE_PORT");
@@ -411,5 +489,6 @@ int main(void)
     trace_that_waits();
     reader_deadline();
     loop_free_before_client();
+    shared_sink_fd();
     return tap_done();
 }
