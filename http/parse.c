@@ -271,6 +271,20 @@ static int on_headers_complete(http_parser *p)
     return 0;
 }
 
+/* Another coroutine already waits on the sink fd (two bodies into one pipe): the loop keeps one
+ * waiter per fd and direction, so this one tries again a millisecond later. 0, -ETIMEDOUT or
+ * -ECANCELED. */
+static int wait_behind(int64_t deadline)
+{
+    int64_t until = ag_now_ns() + 1000000;
+    if (deadline >= 0 && deadline < until)
+        until = deadline;
+    int rc = ag_sleep_until(until);
+    if (rc == 0 && deadline >= 0 && ag_now_ns() >= deadline)
+        return -ETIMEDOUT;
+    return rc;
+}
+
 static int write_all_fd(int fd, const char *p, size_t n, int64_t deadline)
 {
     while (n > 0) {
@@ -279,6 +293,8 @@ static int write_all_fd(int fd, const char *p, size_t n, int64_t deadline)
             continue;
         if (w < 0 && errno == EAGAIN) {
             int rc = ag_wait_fd(fd, AG_WRITE, deadline);
+            if (rc == -EBUSY)
+                rc = wait_behind(deadline);
             if (rc == -ETIMEDOUT)
                 return AG_ETOTAL_TIMEOUT;
             if (rc < 0)
