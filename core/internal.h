@@ -100,11 +100,6 @@ static inline void ag__io_clear(ag__io *io, unsigned events)
 {
     io->ready &= ~ag__poll_bits(events);
 }
-/* net/ and http/ still test io.ready with AG_READ directly; until they use ag__io_ready this keeps
- * the coincidence from breaking silently. */
-_Static_assert(AG__POLL_IN == (int)AG_READ && AG__POLL_OUT == (int)AG_WRITE,
-               "convert the io.ready tests of net/ and http/ to ag__io_ready first");
-
 /* ---- coroutines and the loop (core/coro.c, core/loop.c) ---- */
 
 enum ag__coro_state { AG__CO_READY, AG__CO_RUNNING, AG__CO_PARKED, AG__CO_DONE };

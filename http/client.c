@@ -215,7 +215,7 @@ static int read_once(fetch *f, ag__conn *conn, ag__parse *ps, bool wait)
     int rc = ag__coro_checkpoint(f->total_deadline);
     if (rc < 0)
         return timeout_error(f, rc, AG_ETOTAL_TIMEOUT);
-    if (!(conn->io.ready & AG_READ)) {
+    if (!ag__io_ready(&conn->io, AG_READ)) {
         if (!wait)
             return 0;
         int64_t deadline = earlier(f->total_deadline, after_ms(c->o.idle_timeout_ms));
@@ -270,7 +270,8 @@ static int answer_before_close(fetch *f, ag__conn *conn, ag__parse *ps, int err)
 {
     for (;;) {
         uint64_t before = f->bytes_read;
-        conn->io.ready |= AG_READ; /* the queue is read out, whatever the reactor last said */
+        conn->io.ready |=
+            ag__poll_bits(AG_READ); /* the queue is read out, whatever the reactor last said */
         int rc = read_once(f, conn, ps, false);
         if (ps->done)
             return 1;
@@ -306,7 +307,7 @@ static int await_continue(fetch *f, ag__conn *conn, ag__parse *ps)
         int rc = ag__coro_checkpoint(f->total_deadline);
         if (rc < 0)
             return timeout_error(f, rc, AG_ETOTAL_TIMEOUT);
-        if (!(conn->io.ready & AG_READ)) {
+        if (!ag__io_ready(&conn->io, AG_READ)) {
             rc = ag__io_wait(&conn->io, AG_READ, until);
             if (rc == -ETIMEDOUT && (f->total_deadline < 0 || ag_now_ns() < f->total_deadline))
                 return 0; /* no word from the server: send the body anyway, as curl does */

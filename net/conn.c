@@ -160,7 +160,7 @@ ssize_t ag__conn_read(ag__conn *c, void *buf, size_t len, int64_t deadline_ns)
 {
     for (;;) {
         unsigned want = AG_READ;
-        if (c->io.ready & want) {
+        if (ag__io_ready(&c->io, want)) {
             ssize_t n = c->tp->read(c, buf, len, &want);
             if (n >= 0) {
                 /* A short read drained the socket: the next read would say EAGAIN, and new
@@ -201,7 +201,7 @@ int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, const ag__deadli
             continue;
         }
         unsigned want = AG_WRITE;
-        if (c->io.ready & want) {
+        if (ag__io_ready(&c->io, want)) {
             ssize_t n = c->tp->writev(c, iov, iovcnt, &want);
             if (n >= 0) {
                 size_t left = (size_t)n;
@@ -226,7 +226,7 @@ int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, const ag__deadli
                 return (int)n;
             ag__io_clear(&c->io, want);
         }
-        if (watch_read && (c->io.ready & AG_READ))
+        if (watch_read && ag__io_ready(&c->io, AG_READ))
             return AG__READABLE;
         int rc = ag__io_wait(&c->io, want | (watch_read ? AG_READ : 0), ag__deadline_next(d));
         if (rc < 0)
@@ -241,7 +241,7 @@ bool ag__conn_idle_alive(ag__conn *c)
 {
     /* With a reactor, an idle connection that was never reported readable is alive. Blocking
      * code has no reactor watching: it always asks. */
-    if (c->io.loop && !(c->io.ready & AG_READ))
+    if (c->io.loop && !ag__io_ready(&c->io, AG_READ))
         return true;
     char b;
     ssize_t n = recv(c->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
