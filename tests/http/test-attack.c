@@ -477,6 +477,51 @@ static void shared_sink_fd(void)
     close(p[1]);
 }
 
+/* ---- 417 to "Expect: 100-continue": the request is repeated without it ---- */
+
+static ptrdiff_t five_bytes(void *arg, void *buf, size_t cap)
+{
+    int *calls = arg;
+    if ((*calls)++ || cap < 5)
+        return 0;
+    memcpy(buf, "hello", 5);
+    return 5;
+}
+
+static void expectation_failed(void)
+{
+    ag_client_opts o = {0};
+    o.expect_continue_size = 1; /* every body of 2 bytes or more asks first */
+    ag_client *c = client_with(&o);
+    const char *kinds[] = {"memory", "reader"};
+    for (int k = 0; k < 2; k++) {
+        int calls = 0;
+        ag_request req = {0};
+        req.method = "POST";
+        req.url = url_of(hport, "/attack/expect-417");
+        if (k == 0) {
+            req.body_kind = AG_BODY_MEMORY;
+            req.body = "hello";
+            req.body_len = 5;
+        } else {
+            req.body_kind = AG_BODY_READER;
+            req.body_read = five_bytes;
+            req.body_read_arg = &calls;
+        }
+        ag_response *r;
+        int rc = ag_fetch(c, &req, &r);
+        size_t len;
+        const char *body = ag_response_body(r, &len);
+        tap_ok(rc == 0 && ag_response_status(r) == 200 && strstr(body, "\"body\": \"hello\"") &&
+                   !strstr(body, "100-continue"),
+               "expect_417_repeated_without_expect_%s: a 417 to the expectation is answered by "
+               "the same request without it, as RFC 9110 10.1.1 asks (%s, status %d)",
+               kinds[k], ag_err_name(rc), ag_response_status(r));
+        ag_response_free(r);
+    }
+    ag_client_free(c);
+}
+
 int main(void)
 {
     hport = env_port("AG_HOSTILE_PORT");
@@ -490,5 +535,6 @@ int main(void)
     reader_deadline();
     loop_free_before_client();
     shared_sink_fd();
+    expectation_failed();
     return tap_done();
 }

@@ -561,6 +561,19 @@ def attack_split_body(c, req):
     return KEEP
 
 
+def attack_expect_417(c, req):
+    """Refuses "Expect: 100-continue" with 417, as some servers do; a request without the
+    expectation has its body read and is echoed. The connection closes after either."""
+    if (req.header("expect") or "").lower() == "100-continue":
+        c.send(simple(417, b"no expectations here\n", close=True))
+        return
+    if "chunked" in (req.header("transfer-encoding") or "").lower():
+        req.body = c.read_chunked_body()
+    else:
+        req.body = c.read_exact(int(req.header("content-length") or "0"))
+    case_echo(c, req)
+
+
 CASES.update({
     "/attack/mark": case_attack_mark,
     "/attack/seen": case_attack_seen,
@@ -568,6 +581,7 @@ CASES.update({
 })
 EARLY.update({
     "/attack/early-reset": attack_early_reset,
+    "/attack/expect-417": attack_expect_417,
 })
 
 
