@@ -144,6 +144,7 @@ typedef struct fetch {
     int64_t total_deadline; /* -1: none */
     bool body_consumed;     /* a reader body gave bytes: it cannot be sent again */
     uint64_t bytes_read;    /* response bytes read so far, to tell a read that made progress */
+    bool asked_expect;      /* the last request sent said "Expect: 100-continue" */
 } fetch;
 
 static int64_t after_ms(int64_t ms)
@@ -331,6 +332,7 @@ static int send_request(fetch *f, ag__conn *conn, ag__parse *ps)
     const ag_request *req = f->req;
     ag__body_plan bp;
     ag__body_plan_make(&bp, f->client, req, &f->st);
+    f->asked_expect = bp.expect;
     if (bp.kind == AG_BODY_READER && f->body_consumed) {
         ag__response_detail(f->resp, "the reader body was consumed and cannot be sent again", NULL,
                             NULL, NULL);
@@ -589,6 +591,14 @@ static int exchange_on(fetch *f, const char *key)
                         !f->st.close && !early;
             conn->trace = NULL;
             ag__pool_release(c->pool, conn, keep);
+            /* A server that refuses the expectation says 417: the same request again without
+             * it, once, as RFC 9110 section 10.1.1 asks (a reader body still unread only). */
+            if (r->status == 417 && f->asked_expect && !f->st.no_expect && !f->body_consumed) {
+                f->st.no_expect = true;
+                ag__response_reset(r);
+                r->t.first_byte = r->t.sent = 0;
+                continue;
+            }
             r->t.done = ag_now_ns();
             return 0;
         }

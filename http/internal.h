@@ -114,6 +114,7 @@ typedef struct ag__req_state {
     bool close;     /* the caller sent "Connection: close": the connection ends with this request */
     bool drop_auth; /* scheme, host or port changed on a redirect */
     bool drop_body; /* a redirect turned the method into GET */
+    bool no_expect; /* a 417 refused "Expect: 100-continue": the request goes without it */
 } ag__req_state;
 /* Check every field of a request before anything is sent: 0, or AG_EREQUEST, AG_EHEADER or
  * AG_EURL with *why a static text saying what is wrong. */

@@ -228,7 +228,8 @@ void ag__body_plan_make(ag__body_plan *bp, const ag_client *client, const ag_req
         break;
     }
     uint64_t limit = client->o.expect_continue_size;
-    bp->expect = limit != AG_NO_EXPECT && ((bp->content_length && bp->len > limit) || bp->chunked);
+    bp->expect = !st->no_expect && limit != AG_NO_EXPECT &&
+                 ((bp->content_length && bp->len > limit) || bp->chunked);
 }
 
 int ag__request_head(ag_client *client, const ag__url *url, const ag_request *req,
