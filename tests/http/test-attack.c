@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/wait.h>
 
@@ -522,6 +523,79 @@ static void expectation_failed(void)
     ag_client_free(c);
 }
 
+/* ---- a frame larger than one page faults instead of writing on a sibling's stack ---- */
+
+static uintptr_t canary_at[6];
+static int canary_hit;
+
+static void victim(void *arg)
+{
+    long i = (long)arg;
+    volatile unsigned char canary[512];
+    memset((void *)canary, 0xAA, sizeof canary);
+    canary_at[i] = (uintptr_t)canary;
+    ag_sleep_ms(50);
+    for (size_t k = 0; k < sizeof canary; k++)
+        canary_hit |= canary[k] != 0xAA;
+}
+
+/* The project builds with -fstack-clash-protection; a caller's code may not. Clang has no way to
+ * turn it off for one function: there the probes find the guard whatever its size. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_STACK_PROBES __attribute__((noinline, optimize("no-stack-clash-protection")))
+#else
+#define NO_STACK_PROBES __attribute__((noinline))
+#endif
+
+/* A callback with a big local array, compiled without stack probes: the first byte it writes
+ * lies 100 KiB below where the frame starts. It writes a sibling's canary if the frame covers
+ * one, else its lowest byte. */
+NO_STACK_PROBES static void big_frame(void)
+{
+    volatile char big[100 * 1024];
+    uintptr_t lo = (uintptr_t)big;
+    size_t at = 0;
+    for (int i = 0; i < 6; i++)
+        if (canary_at[i] >= lo && canary_at[i] + 512 <= lo + sizeof big)
+            at = canary_at[i] - lo;
+    big[at] = 0;
+}
+
+static void big_framer(void *arg)
+{
+    (void)arg;
+    ag_sleep_ms(10);
+    big_frame();
+}
+
+static int big_frame_child(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    for (long i = 0; i < 3; i++)
+        ag_coro_spawn(loop, victim, (void *)i, NULL);
+    ag_coro_spawn(loop, big_framer, NULL, NULL);
+    for (long i = 3; i < 6; i++)
+        ag_coro_spawn(loop, victim, (void *)i, NULL);
+    ag_loop_run(loop);
+    return canary_hit ? 1 : 2; /* 1: a sibling's stack was written, 2: no fault at all */
+}
+
+static void big_frame_guard(void)
+{
+    if (getenv("AG_SANITIZED")) {
+        /* AddressSanitizer may move the array to its fake stack, away from any guard. */
+        tap_skip("coro_big_frame_faults_on_guard: not under AddressSanitizer");
+        return;
+    }
+    int st = in_child(big_frame_child);
+    tap_ok(st == 128 + SIGSEGV,
+           "coro_big_frame_faults_on_guard: a 100 KiB frame on a 64 KiB coroutine stack dies on "
+           "the guard instead of writing a sibling's live stack (child status %d: 1 a sibling "
+           "written, 2 no fault)",
+           st);
+}
+
 int main(void)
 {
     hport = env_port("AG_HOSTILE_PORT");
@@ -536,5 +610,6 @@ int main(void)
     loop_free_before_client();
     shared_sink_fd();
     expectation_failed();
+    big_frame_guard();
     return tap_done();
 }
