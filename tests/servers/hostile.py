@@ -563,7 +563,8 @@ def attack_split_body(c, req):
 
 def attack_expect_417(c, req):
     """Refuses "Expect: 100-continue" with 417, as some servers do; a request without the
-    expectation has its body read and is echoed. The connection closes after either."""
+    expectation has its body read and is echoed. The connection closes after either, and says
+    so: a client must not keep it."""
     if (req.header("expect") or "").lower() == "100-continue":
         c.send(simple(417, b"no expectations here\n", close=True))
         return
@@ -571,7 +572,9 @@ def attack_expect_417(c, req):
         req.body = c.read_chunked_body()
     else:
         req.body = c.read_exact(int(req.header("content-length") or "0"))
-    case_echo(c, req)
+    doc = {"method": req.method, "headers": [[k, v] for k, v in req.headers],
+           "body": req.body.decode("latin-1")}
+    c.send(simple(200, json.dumps(doc).encode() + b"\n", ctype="application/json", close=True))
 
 
 CASES.update({
