@@ -1,13 +1,16 @@
-/* stack.c: coroutine stacks, mmap'd in slabs with a guard page below each stack, and recycled.
+/* stack.c: coroutine stacks, mmap'd in slabs with a guard below each stack, and recycled.
  *
  * Scheme. A slab is one anonymous mapping holding many stacks, each laid out as
- * [guard page][usable stack]. Where the kernel offers MADV_GUARD_INSTALL (Linux 6.13+) the guard
- * pages are markers inside that one mapping, so 100,000 stacks cost a few dozen mappings; elsewhere
- * (older kernels, qemu-user and valgrind, which accept the call but ignore it) each guard is a
- * PROT_NONE page, which splits the mapping and costs about two mappings per stack, so
- * vm.max_map_count (65,530 by default) allows about 30,000 stacks. The mode is probed once per
- * process by asking the kernel to read from a guarded page: a real guard makes write(2) fail with
- * EFAULT.
+ * [guard][usable stack]. The guard is GUARD_BYTES, not one page: code without stack probes
+ * (callbacks compiled without -fstack-clash-protection) can open a frame larger than a page
+ * below the stack, and a one-page guard lets that frame's first write land in the live stack of
+ * the coroutine below. A guard costs address space only, never memory. Where the kernel offers
+ * MADV_GUARD_INSTALL (Linux 6.13+) the guard pages are markers inside that one mapping, so 100,000
+ * stacks cost a few dozen mappings; elsewhere (older kernels, qemu-user and valgrind, which accept
+ * the call but ignore it) each guard is a PROT_NONE page, which splits the mapping and costs about
+ * two mappings per stack, so vm.max_map_count (65,530 by default) allows about 30,000 stacks. The
+ * mode is probed once per process by asking the kernel to read from a guarded page: a real guard
+ * makes write(2) fail with EFAULT.
  *
  * Memory: a stack costs only the pages its coroutine touched. Freed stacks go on a LIFO list so
  * the warmest stack is reused first; beyond the cache size of warm stacks their pages are
@@ -34,6 +37,9 @@
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102 /* Linux uapi value; glibc 2.36 does not define it */
 #endif
+
+/* Frames up to this size below a stack fault instead of writing a neighbour's stack. */
+#define GUARD_BYTES (64 * 1024)
 
 #define SLAB_MIN 16
 #define SLAB_MAX 1024
@@ -129,7 +135,8 @@ static void slab_unmap(slab *s)
 static int add_slab(ag__stack_pool *pool)
 {
     size_t ps = ag__page_size();
-    size_t stride = pool->size + ps;
+    size_t guard_len = (GUARD_BYTES + ps - 1) / ps * ps;
+    size_t stride = pool->size + guard_len;
     size_t count = pool->next_slab;
     slab *s = calloc(1, sizeof *s);
     if (!s)
@@ -157,9 +164,9 @@ static int add_slab(ag__stack_pool *pool)
     enum ag__guard_mode mode = ag__stack_guard_mode();
     for (size_t i = 0; i < count; i++) {
         char *guard = (char *)s->base + i * stride;
-        int rc = mode == AG__GUARD_MADVISE ? madvise(guard, ps, MADV_GUARD_INSTALL) : -1;
+        int rc = mode == AG__GUARD_MADVISE ? madvise(guard, guard_len, MADV_GUARD_INSTALL) : -1;
         if (rc != 0) /* not probed, or refused for this mapping (locked memory, say) */
-            rc = mprotect(guard, ps, PROT_NONE);
+            rc = mprotect(guard, guard_len, PROT_NONE);
         if (rc != 0) {
             /* Out of mappings (vm.max_map_count) shows up here as ENOMEM. */
             int err = -errno;
@@ -172,7 +179,7 @@ static int add_slab(ag__stack_pool *pool)
     if (RUNNING_ON_VALGRIND) {
         s->vg_ids = calloc(count, sizeof *s->vg_ids);
         for (size_t i = 0; s->vg_ids && i < count; i++) {
-            char *lo = (char *)s->base + i * stride + ps;
+            char *lo = (char *)s->base + i * stride + guard_len;
             s->vg_ids[i] = VALGRIND_STACK_REGISTER(lo, lo + pool->size);
         }
     }
@@ -180,7 +187,7 @@ static int add_slab(ag__stack_pool *pool)
     /* Push in reverse so the lowest stack is handed out first. Untouched, they have no pages:
      * they go below the warm ones (none are left: a slab is added when the list is empty). */
     for (size_t i = count; i-- > 0;)
-        pool->free[pool->nfree++] = (char *)s->base + i * stride + ps;
+        pool->free[pool->nfree++] = (char *)s->base + i * stride + guard_len;
     pool->ncold = pool->nfree;
     s->next = pool->slabs;
     pool->slabs = s;
