@@ -596,6 +596,38 @@ static void big_frame_guard(void)
            st);
 }
 
+/* ---- an answer that starts while the body is written: the body goes out once ---- */
+
+static void answer_while_writing(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    ag_client_opts o = {0};
+    o.loop = loop;
+    o.expect_continue_size = AG_NO_EXPECT; /* head and body in one write that fills the socket */
+    ag_client *c = client_with(&o);
+    size_t n = 8 * 1024 * 1024;
+    char *body = malloc(n);
+    memset(body, 'b', n);
+    ag_request req = {0};
+    req.method = "PUT";
+    req.url = url_of(hport, "/attack/answer-while-reading");
+    req.body_kind = AG_BODY_MEMORY;
+    req.body = body;
+    req.body_len = n;
+    ag_response *r;
+    int rc = fetch_in_loop(loop, c, &req, &r);
+    const char *answer = ag_response_body(r, NULL);
+    tap_ok(rc == 0 && strcmp(answer, "received 8388608, not b: 0") == 0,
+           "upload_answer_while_writing_sends_body_once: the server got the body as sent (%s, "
+           "\"%s\")",
+           ag_err_name(rc), answer);
+    ag_response_free(r);
+    free(body);
+    ag_client_free(c);
+    ag_loop_free(loop);
+}
+
 int main(void)
 {
     hport = env_port("AG_HOSTILE_PORT");
@@ -611,5 +643,6 @@ int main(void)
     shared_sink_fd();
     expectation_failed();
     big_frame_guard();
+    answer_while_writing();
     return tap_done();
 }

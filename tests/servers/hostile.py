@@ -577,6 +577,23 @@ def attack_expect_417(c, req):
     c.send(simple(200, json.dumps(doc).encode() + b"\n", ctype="application/json", close=True))
 
 
+def attack_answer_while_reading(c, req):
+    """Starts the answer as soon as the head is read (a streaming server), waits ?ms= (default
+    200) so that the client's write of a large body fills the socket, then reads the whole body
+    (Content-Length) and ends the answer with a chunk saying how many bytes were not 'b'."""
+    c.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+    time.sleep(req.qint("ms", 200) / 1000.0)
+    n = int(req.header("content-length") or "0")
+    bad = 0
+    left = n
+    while left > 0:
+        chunk = c.read_exact(min(left, 65536))
+        bad += len(chunk) - chunk.count(b"b")
+        left -= len(chunk)
+    text = b"received %d, not b: %d" % (n, bad)
+    c.send(b"%x\r\n" % len(text) + text + b"\r\n0\r\n\r\n")
+
+
 CASES.update({
     "/attack/mark": case_attack_mark,
     "/attack/seen": case_attack_seen,
@@ -584,6 +601,7 @@ CASES.update({
 })
 EARLY.update({
     "/attack/early-reset": attack_early_reset,
+    "/attack/answer-while-reading": attack_answer_while_reading,
     "/attack/expect-417": attack_expect_417,
 })
 
