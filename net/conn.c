@@ -206,9 +206,13 @@ int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, const ag__deadli
             if (n >= 0) {
                 size_t left = (size_t)n;
                 while (iovcnt > 0 && left >= iov->iov_len) {
-                    if (c->trace)
+                    if (c->trace && iov->iov_len)
                         ag__conn_trace(c, AG_TRACE_SEND, iov->iov_base, iov->iov_len);
                     left -= iov->iov_len;
+                    /* Emptied in the caller's array too: after AG__READABLE the caller calls
+                     * again with the same array, which must hold only what is left, or a
+                     * written piece (the request head) would go out a second time. */
+                    iov->iov_len = 0;
                     iov++;
                     iovcnt--;
                 }
