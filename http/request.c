@@ -42,6 +42,10 @@ int ag__request_check(const ag_request *req, const char **why)
     const char *m = req->method ? req->method : "GET";
     if (!ag__http_is_token(m, strlen(m)))
         BAD(AG_EREQUEST, "method is not an HTTP token");
+    /* CONNECT asks for a tunnel, which needs the proxy support that is not built: sent as an
+     * ordinary request, its 2xx would leave a tunnel in the keep-alive pool. */
+    if (strcmp(m, "CONNECT") == 0)
+        BAD(AG_EREQUEST, "CONNECT is not supported (no proxy support yet)");
     if (!req->url)
         BAD(AG_EURL, "url is NULL");
     if (req->nheaders && !req->headers)

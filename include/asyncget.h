@@ -330,7 +330,9 @@ AG_EXPORT int ag_fetch(ag_client *client, const ag_request *req, ag_response **o
  * coroutine: ag_coro_cancel(handle) cancels the request (cb still runs, with -ECANCELED), and
  * ag_coro_unref(handle) drops the reference (at any time, also after cb ran). Returns 0 or an error
  * (then cb never runs and *handle is NULL). Safe to call from outside the loop's iteration (from a
- * foreign loop's callback): the loop's fd becomes readable. */
+ * foreign loop's callback): the loop's fd becomes readable. cb, like on_body, body_read and the
+ * trace hook, runs on the request's coroutine stack (ag_loop_opts.stack_size, 64 KiB by default):
+ * keep large buffers off it. The request's timeout_ms counts from the coroutine's first run. */
 typedef void (*ag_fetch_cb)(ag_client *client, ag_response *resp, int status, void *arg);
 AG_EXPORT int ag_fetch_start(ag_client *client, const ag_request *req, ag_fetch_cb cb, void *arg,
                              ag_coro **handle);

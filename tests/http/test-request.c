@@ -154,6 +154,7 @@ static void validation(void)
         {"request_negative_timeout", {.timeout_ms = -5}, AG_EREQUEST, "timeout_ms"},
         {"request_bad_method", {.method = "GET /x"}, AG_EREQUEST, "method"},
         {"request_headers_null", {.nheaders = 2}, AG_EREQUEST, "headers"},
+        {"request_connect_refused", {.method = "CONNECT"}, AG_EREQUEST, "CONNECT"},
         {"request_reserved_not_zero", {.reserved = {0, 7}}, AG_EREQUEST, "reserved"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
