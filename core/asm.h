@@ -11,6 +11,8 @@
 #define AG_SYM(name) name
 #endif
 
+/* Assembler text, not C: clang-format would split its tokens. */
+/* clang-format off */
 #if defined(__ELF__)
 #define AG_HIDDEN(name) .hidden AG_SYM(name)
 /* %function, not @function: on AArch64 "@" starts a comment. */
@@ -26,5 +28,6 @@
 #else
 #error "core/asm.h: neither ELF nor Mach-O"
 #endif
+/* clang-format on */
 
 #endif
