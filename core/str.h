@@ -30,6 +30,21 @@ static inline size_t ag__fmt_u64(char *buf, uint64_t v)
     return n;
 }
 
+/* Writes the lower-case hexadecimal digits of v at w, without a NUL (1 to 16 bytes); returns how
+ * many. A chunk-size line, for one. */
+static inline size_t ag__put_hex(char *w, uint64_t v)
+{
+    char tmp[16];
+    size_t n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        w[i] = tmp[n - 1 - i];
+    return n;
+}
+
 /* The value of a hexadecimal digit, or -1. */
 static inline int ag__hex_value(char c)
 {

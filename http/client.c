@@ -261,8 +261,6 @@ static int read_early(fetch *f, ag__conn *conn, ag__parse *ps)
     return rc < 0 ? rc : (ps->done ? 1 : 0);
 }
 
-/* Write iov; answer the server if it speaks first. 0 when written, 1 when the final response
- * came first, or a negative code. */
 /* A write failed because the server closed or reset the connection while the request was still
  * going out. What it said before that (a 413 to an upload it refused) waits in the receive queue
  * ahead of the close, and is the request's answer: read the queue out. Returns 1 when it holds a
@@ -281,6 +279,8 @@ static int answer_before_close(fetch *f, ag__conn *conn, ag__parse *ps, int err)
     }
 }
 
+/* Write iov; answer the server if it speaks first. 0 when written, 1 when the final response
+ * came first, or a negative code. */
 static int write_watching(fetch *f, ag__conn *conn, ag__parse *ps, struct iovec *iov, int n)
 {
     ag__deadline d = {f->total_deadline, f->client->o.idle_timeout_ms * 1000000};
@@ -406,21 +406,11 @@ static int send_request(fetch *f, ag__conn *conn, ag__parse *ps)
             if (got > 0)
                 f->body_consumed = true;
             /* chunk-size CRLF data CRLF; the last chunk is "0" CRLF CRLF */
-            static const char hex[] = "0123456789abcdef";
             char size_line[24];
-            int k = 0;
-            char digits[16];
-            int nd = 0;
-            unsigned v = (unsigned)got;
-            do {
-                digits[nd++] = hex[v & 15];
-                v >>= 4;
-            } while (v);
-            while (nd)
-                size_line[k++] = digits[--nd];
+            size_t k = ag__put_hex(size_line, (uint64_t)got);
             size_line[k++] = '\r';
             size_line[k++] = '\n';
-            iov[0] = (struct iovec){size_line, (size_t)k};
+            iov[0] = (struct iovec){size_line, k};
             iov[1] = (struct iovec){buf, (size_t)got};
             iov[2] = (struct iovec){(void *)"\r\n", 2};
             rc = write_watching(f, conn, ps, iov, 3);

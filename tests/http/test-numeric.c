@@ -131,5 +131,17 @@ int main(void)
         hex_ok &= ag__hex_value((char)c) == want;
     }
     tap_ok(hex_ok, "str_hex_value: the 22 hex digits have their values, the other 234 bytes -1");
+    static const struct {
+        uint64_t v;
+        const char *text;
+    } hexes[] = {{0, "0"},    {9, "9"},         {10, "a"},
+                 {255, "ff"}, {65536, "10000"}, {UINT64_MAX, "ffffffffffffffff"}};
+    for (size_t i = 0; i < sizeof hexes / sizeof *hexes; i++) {
+        char buf[24];
+        memset(buf, 'x', sizeof buf);
+        size_t n = ag__put_hex(buf, hexes[i].v);
+        tap_ok(n == strlen(hexes[i].text) && memcmp(buf, hexes[i].text, n) == 0 && buf[n] == 'x',
+               "str_put_hex %s: lower-case digits, no NUL", hexes[i].text);
+    }
     return tap_done();
 }
