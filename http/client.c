@@ -668,7 +668,15 @@ static bool redirect_status(int s)
     return s == 301 || s == 302 || s == 303 || s == 307 || s == 308;
 }
 
+static int fetch_from(ag_client *c, const ag_request *req, ag_response **out, int64_t start);
+
 int ag_fetch(ag_client *c, const ag_request *req, ag_response **out)
+{
+    return fetch_from(c, req, out, ag_now_ns());
+}
+
+/* One request whose time counts from start: the call of ag_fetch, or of ag_fetch_start. */
+static int fetch_from(ag_client *c, const ag_request *req, ag_response **out, int64_t start)
 {
     /* Nothing to hold an error in without a client or a request: the code alone tells. */
     if (!out)
@@ -680,7 +688,6 @@ int ag_fetch(ag_client *c, const ag_request *req, ag_response **out)
     *out = r;
     if (!r)
         return -ENOMEM;
-    int64_t start = ag_now_ns();
     r->t.start = start;
     r->req_id = ++c->next_req_id;
     c->inflight++;
@@ -732,13 +739,14 @@ typedef struct job {
     ag_request req;
     ag_fetch_cb cb;
     void *arg;
+    int64_t start; /* when ag_fetch_start was called: the request's time counts from there */
 } job;
 
 static void job_main(void *arg)
 {
     job *j = arg;
     ag_response *resp;
-    int rc = ag_fetch(j->client, &j->req, &resp);
+    int rc = fetch_from(j->client, &j->req, &resp, j->start);
     /* No longer in flight when its callback runs: the callback of the last request may free
      * the client (nothing here touches it afterwards). */
     j->client->inflight--;
@@ -800,6 +808,7 @@ int ag_fetch_start(ag_client *c, const ag_request *req, ag_fetch_cb cb, void *ar
     j->client = c;
     j->cb = cb;
     j->arg = arg;
+    j->start = ag_now_ns();
     /* Counted from now: the coroutine first runs at the loop's next iteration, and the client
      * must not be freed before. */
     c->inflight++;

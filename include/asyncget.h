@@ -332,7 +332,8 @@ AG_EXPORT int ag_fetch(ag_client *client, const ag_request *req, ag_response **o
  * (then cb never runs and *handle is NULL). Safe to call from outside the loop's iteration (from a
  * foreign loop's callback): the loop's fd becomes readable. cb, like on_body, body_read and the
  * trace hook, runs on the request's coroutine stack (ag_loop_opts.stack_size, 64 KiB by default):
- * keep large buffers off it. The request's timeout_ms counts from the coroutine's first run. */
+ * keep large buffers off it. The request's timeout_ms, and its timings, count from the call of
+ * ag_fetch_start, not from the coroutine's first run. */
 typedef void (*ag_fetch_cb)(ag_client *client, ag_response *resp, int status, void *arg);
 AG_EXPORT int ag_fetch_start(ag_client *client, const ag_request *req, ag_fetch_cb cb, void *arg,
                              ag_coro **handle);

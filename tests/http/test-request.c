@@ -464,6 +464,23 @@ static void handles(void)
     ag_coro_unref(h2);
     tap_ok(ag_client_free(c) == 0, "client_free_after: 0 once nothing is in flight");
 
+    /* A started request's time counts from ag_fetch_start: a loop that runs late does not give
+     * it more. */
+    c = client_with(&o);
+    ag_request late = {0};
+    late.url = url_of(hport, "/ok");
+    late.timeout_ms = 100;
+    done_n = 0;
+    ag_fetch_start(c, &late, on_done, (void *)2, NULL);
+    usleep(200 * 1000); /* the host is busy elsewhere */
+    while (done_n < 1)
+        ag_loop_run_once(loop, 100);
+    tap_ok(done_rc[2] == AG_ETOTAL_TIMEOUT,
+           "fetch_start_timeout_from_start: 100 ms from the call, and 200 ms passed before the "
+           "loop ran (%s)",
+           ag_err_name(done_rc[2]));
+    ag_client_free(c);
+
     /* The last request's callback may free its client. */
     c = client_with(&o);
     req.url = url_of(hport, "/ok");
