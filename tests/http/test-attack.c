@@ -19,6 +19,16 @@ static ag_client *client_with(const ag_client_opts *o)
     return c;
 }
 
+/* A new loop in *loop and a client on it with every default. */
+static ag_client *loop_client(ag_loop **loop)
+{
+    if (ag_loop_new(loop, NULL) < 0)
+        abort();
+    ag_client_opts o = {0};
+    o.loop = *loop;
+    return client_with(&o);
+}
+
 /* Run fn in a child process, so that a crash fails one case and not the whole file. Returns
  * fn's exit status, or 128 + the signal that killed the child. */
 static int in_child(int (*fn)(void))
@@ -137,10 +147,7 @@ static void free_when_last(ag_client *c, ag_response *r, int status, void *arg)
 static void client_free_in_last_callback(void)
 {
     ag_loop *loop;
-    ag_loop_new(&loop, NULL);
-    ag_client_opts o = {0};
-    o.loop = loop;
-    ag_client *c = client_with(&o);
+    ag_client *c = loop_client(&loop);
     free_ctx fc = {0, 1, 0};
     ag_request req = {0};
     req.url = url_of(hport, "/ok");
@@ -175,10 +182,7 @@ static void record_done(ag_client *c, ag_response *r, int status, void *arg)
 static void cancel_before_start(void)
 {
     ag_loop *loop;
-    ag_loop_new(&loop, NULL);
-    ag_client_opts o = {0};
-    o.loop = loop;
-    ag_client *c = client_with(&o);
+    ag_client *c = loop_client(&loop);
 
     /* A keep-alive connection waits in the pool: the cancelled request could take it and write
      * at once, with no wait that would notice the cancel. */
@@ -339,10 +343,7 @@ static ptrdiff_t endless_reader(void *arg, void *buf, size_t cap)
 static void reader_deadline(void)
 {
     ag_loop *loop;
-    ag_loop_new(&loop, NULL);
-    ag_client_opts o = {0};
-    o.loop = loop;
-    ag_client *c = client_with(&o);
+    ag_client *c = loop_client(&loop);
     stream_ctx s = {0};
     ag_request req = {0};
     req.method = "POST";
@@ -375,10 +376,7 @@ static void reader_deadline(void)
 static int loop_before_client_child(void)
 {
     ag_loop *loop;
-    ag_loop_new(&loop, NULL);
-    ag_client_opts o = {0};
-    o.loop = loop;
-    ag_client *c = client_with(&o);
+    ag_client *c = loop_client(&loop);
     ag_request req = {0};
     req.url = url_of(hport, "/ok");
     ag_response *r;
@@ -451,10 +449,7 @@ static void shared_sink_fd(void)
     fcntl(p[0], F_SETFL, O_NONBLOCK);
     fcntl(p[1], F_SETFL, O_NONBLOCK);
     ag_loop *loop;
-    ag_loop_new(&loop, NULL);
-    ag_client_opts o = {0};
-    o.loop = loop;
-    ag_client *c = client_with(&o);
+    ag_client *c = loop_client(&loop);
     int pending = 2;
     sink_result res[2] = {{&pending, 1, 0, ""}, {&pending, 1, 0, ""}};
     ag_request req = {0};
