@@ -406,6 +406,21 @@ static void reader_body(void)
            "reader_body_error: a failing reader ends the request with AG_EBODY (%s)",
            ag_err_name(rc));
     ag_response_free(r);
+    /* A 307 keeps method and body: a memory body goes again, a reader's cannot. */
+    ag_request mem = {.method = "PUT", .body_kind = AG_BODY_MEMORY, .body = "again", .body_len = 5};
+    mem.url = url_of(hport, "/redirect-307-echo");
+    rc = ag_fetch(c, &mem, &r);
+    tap_ok(rc == 0 && ag_response_redirects(r) == 1 && body_has(r, "\"body\": \"again\""),
+           "redirect_307_memory_body_sent_again (%s)", ag_err_name(rc));
+    ag_response_free(r);
+    rd = (reader){1000, 1000, 0, 0, 0};
+    req.url = url_of(hport, "/redirect-307-echo");
+    rc = ag_fetch(c, &req, &r);
+    tap_ok(rc == AG_EBODY && strstr(ag_response_error_detail(r), "cannot be sent again"),
+           "redirect_307_reader_body_not_replayed: AG_EBODY, not an empty body (%s: \"%s\")",
+           ag_err_name(rc), ag_response_error_detail(r));
+    ag_response_free(r);
+    req.url = url_of(hport, "/echo");
     /* The connection that carried half a body is gone; the next request works. */
     r = get(c, url_of(hport, "/ok"), &rc);
     tap_ok(rc == 0 && ag_response_status(r) == 200, "reader_body_error_next_ok");
@@ -422,6 +437,31 @@ static void on_done(ag_client *c, ag_response *r, int status, void *arg)
     done_rc[(intptr_t)arg] = status;
     done_n++;
     ag_response_free(r);
+}
+
+/* ag_fetch in a coroutine of the loop, run until it is done. */
+typedef struct fetch_job {
+    ag_client *c;
+    ag_request *req;
+    ag_response **out;
+    int rc;
+} fetch_job;
+
+static void fetch_job_main(void *arg)
+{
+    fetch_job *j = arg;
+    j->rc = ag_fetch(j->c, j->req, j->out);
+}
+
+static int fetch_in_loop(ag_client *c, ag_request *req, ag_response **out)
+{
+    fetch_job j = {c, req, out, 1};
+    ag_coro *co;
+    ag_coro_spawn(loop, fetch_job_main, &j, &co);
+    while (!ag_coro_done(co))
+        ag_loop_run_once(loop, 100);
+    ag_coro_unref(co);
+    return j.rc;
 }
 
 static int free_in_cb_rc = 1;
@@ -463,6 +503,29 @@ static void handles(void)
     ag_coro_unref(h1);
     ag_coro_unref(h2);
     tap_ok(ag_client_free(c) == 0, "client_free_after: 0 once nothing is in flight");
+
+    /* Waiting for a slot past pool_timeout_ms says so, with the host. */
+    ag_client_opts one = o;
+    one.max_conns = 1;
+    one.pool_timeout_ms = 100;
+    c = client_with(&one);
+    ag_request slow = {0};
+    slow.url = url_of(hport, "/slow-body?n=5&ms=100");
+    done_n = 0;
+    ag_fetch_start(c, &slow, on_done, (void *)0, NULL);
+    ag_loop_run_once(loop, 0); /* the first takes the only slot */
+    ag_request queued = {0};
+    queued.url = url_of(hport, "/ok");
+    ag_response *qr = NULL;
+    int qrc = fetch_in_loop(c, &queued, &qr);
+    tap_ok(qrc == AG_EPOOL_TIMEOUT && strstr(ag_response_error_detail(qr), "pool_timeout_ms") &&
+               strstr(ag_response_error_detail(qr), "127.0.0.1"),
+           "error_detail_pool_timeout: (%s: \"%s\")", ag_err_name(qrc),
+           ag_response_error_detail(qr));
+    ag_response_free(qr);
+    while (done_n < 1)
+        ag_loop_run_once(loop, 100);
+    ag_client_free(c);
 
     /* A started request's time counts from ag_fetch_start: a loop that runs late does not give
      * it more. */

@@ -434,6 +434,9 @@ CASES = {
     "/path": case_pipeline_echo_path,
     "/no-continue": case_echo,          # /echo that never says 100 Continue
     "/flood": case_flood,
+    "/redirect-307-echo": raw(          # after reading the whole body, like any server
+        b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /echo\r\nContent-Length: 0\r\n\r\n",
+        KEEP),
 
     # valid, then the server closes
     "/close-no-length": case_close_no_length,
