@@ -370,3 +370,104 @@ int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
     unsigned got = ag__io_ready(io, events);
     return got ? (int)got : (int)events; /* an error report: let the I/O call tell */
 }
+
+/* The readiness of each item, from the cached bits; the count of items with some. */
+static int items_ready(ag__wait_item *items, int n)
+{
+    int got = 0;
+    for (int i = 0; i < n; i++) {
+        items[i].revents = ag__io_ready(items[i].io, items[i].events);
+        got += items[i].revents != 0;
+    }
+    return got;
+}
+
+static int wait_any_poll(ag__wait_item *items, int n, int64_t deadline_ns)
+{
+    struct pollfd pfds[AG__WAIT_ANY_MAX];
+    for (int i = 0; i < n; i++) {
+        pfds[i] = (struct pollfd){items[i].io->fd, 0, 0};
+        if (items[i].events & AG_READ)
+            pfds[i].events |= POLLIN;
+        if (items[i].events & AG_WRITE)
+            pfds[i].events |= POLLOUT;
+    }
+    for (;;) {
+        int ms = -1;
+        int64_t left = 0;
+        if (deadline_ns >= 0) {
+            left = deadline_ns - ag_now_ns();
+            ms = left <= 0 ? 0 : ag__timeout_ms(left);
+        }
+        int r = poll(pfds, (nfds_t)n, ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0 && left <= 0 && deadline_ns >= 0)
+            return -ETIMEDOUT;
+        if (r == 0)
+            continue;
+        for (int i = 0; i < n; i++) {
+            short re = pfds[i].revents;
+            unsigned got = 0;
+            if (re & POLLNVAL)
+                return -EBADF;
+            if (re & (POLLIN | POLLHUP | POLLERR))
+                got |= AG_READ;
+            if (re & (POLLOUT | POLLHUP | POLLERR))
+                got |= AG_WRITE;
+            items[i].io->ready |= ag__poll_bits(got);
+        }
+        int ready = items_ready(items, n);
+        if (ready)
+            return ready;
+    }
+}
+
+int ag__wait_any(ag__wait_item *items, int n, int64_t deadline_ns)
+{
+    if (n < 0 || n > AG__WAIT_ANY_MAX)
+        return -EINVAL;
+    int ready = items_ready(items, n);
+    if (ready) {
+        int rc = ag__coro_checkpoint(deadline_ns);
+        return rc < 0 ? rc : items_ready(items, n);
+    }
+    ag_coro *co = ag__current;
+    if (!co)
+        return n ? wait_any_poll(items, n, deadline_ns) : -EINVAL;
+    if (co->cancelled)
+        return -ECANCELED;
+    int i = 0, rc = 0;
+    for (; i < n; i++) {
+        ag__io *io = items[i].io;
+        if (io->loop != co->loop) {
+            rc = -EINVAL;
+            break;
+        }
+        if (((items[i].events & AG_READ) && io->waiter[0]) ||
+            ((items[i].events & AG_WRITE) && io->waiter[1])) {
+            rc = -EBUSY;
+            break;
+        }
+        if (items[i].events & AG_READ)
+            io->waiter[0] = co;
+        if (items[i].events & AG_WRITE)
+            io->waiter[1] = co;
+        ag__poller_want(co->loop->poller, io->fd, ag__poll_bits(items[i].events));
+    }
+    if (rc == 0)
+        rc = ag__coro_park_until(deadline_ns);
+    /* Every item this wait claimed is given back, whatever woke it. */
+    for (int j = 0; j < i; j++) {
+        ag__io *io = items[j].io;
+        if (io->waiter[0] == co)
+            io->waiter[0] = NULL;
+        if (io->waiter[1] == co)
+            io->waiter[1] = NULL;
+    }
+    if (rc < 0)
+        return rc;
+    return items_ready(items, n);
+}

@@ -64,17 +64,25 @@ static inline ag_timer *ag__timer_heap_top(const ag__timer_heap *h)
 /* One fd known to a loop for its whole life, registered once with the backend. I/O is tried
  * first; only after EAGAIN does the caller clear the cached readiness and wait. Without a loop
  * (blocking code) the same calls wait in poll(). */
-typedef struct ag__io {
+typedef struct ag__io ag__io;
+struct ag__io {
     int fd;
     unsigned ready;     /* AG__POLL_IN / AG__POLL_OUT seen since the last EAGAIN */
     ag_loop *loop;      /* NULL: plain blocking fd */
     ag_coro *waiter[2]; /* parked reader and writer */
     bool heap;          /* allocated by ag_fd_register, freed by ag_fd_unregister */
     bool temp;          /* registered for one ag_wait_fd, on the waiting coroutine's stack */
-} ag__io;
+    /* Set: the loop calls this with the new readiness (AG_READ, AG_WRITE) instead of waking
+     * waiters, from the loop's own context (no coroutine runs it). It may close io. On the poll
+     * backend it must re-arm what it still wants with ag__io_rearm. */
+    void (*on_ready)(ag__io *io, unsigned events);
+    void *data; /* the owner's, for on_ready */
+};
 
 /* Register fd with loop (NULL for blocking use). The fd must be non-blocking. */
 int ag__io_init(ag__io *io, ag_loop *loop, int fd);
+/* Unregister without closing (the fd is someone else's to close). */
+void ag__io_detach(ag__io *io);
 /* Unregister and close the fd. */
 void ag__io_close(ag__io *io);
 /* Wait for AG_READ and/or AG_WRITE on io, or the deadline (-1 none). Returns the ready subset,
@@ -95,6 +103,29 @@ static inline unsigned ag__io_ready(const ag__io *io, unsigned events)
     return (bits & AG__POLL_IN ? (unsigned)AG_READ : 0u) |
            (bits & AG__POLL_OUT ? (unsigned)AG_WRITE : 0u);
 }
+/* Move a registered record to another address (a connection attempt's socket becoming the
+ * connection's): the loop's table follows. Nobody may wait on src. */
+void ag__io_move(ag__io *dst, ag__io *src);
+/* Ask the backend for the next report of events (AG_READ, AG_WRITE) on io: needed by on_ready
+ * owners on the poll backend, free on the others. */
+void ag__io_rearm(ag__io *io, unsigned events);
+
+#define AG__WAIT_ANY_MAX 32
+/* One entry of ag__wait_any: wait for events (AG_READ, AG_WRITE) on io; revents is the ready
+ * subset on return. */
+typedef struct ag__wait_item {
+    ag__io *io;
+    unsigned events;
+    unsigned revents;
+} ag__wait_item;
+/* Wait for the first of several things: one of the items becomes ready, the deadline (-1: none)
+ * passes, or (inside a coroutine) another party wakes the coroutine with ag__coro_wake(co, 0),
+ * as a DNS answer does. Returns the number of ready items (their revents set; cached readiness
+ * counts, so an item ready before the call returns at once), 0 for a wake with no item ready,
+ * -ETIMEDOUT, -ECANCELED, or -EBUSY when another coroutine waits on an item's fd and
+ * direction. Inside a coroutine every io must belong to its loop; plain code waits in poll(). */
+int ag__wait_any(ag__wait_item *items, int n, int64_t deadline_ns);
+
 /* Forget cached readiness (AG_READ, AG_WRITE) after an I/O call returned EAGAIN. */
 static inline void ag__io_clear(ag__io *io, unsigned events)
 {

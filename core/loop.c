@@ -76,6 +76,12 @@ static void io_forget(ag__io *io)
     io->loop = NULL;
 }
 
+void ag__io_detach(ag__io *io)
+{
+    io_forget(io);
+    io->fd = -1;
+}
+
 void ag__io_close(ag__io *io)
 {
     if (io->fd < 0)
@@ -83,6 +89,22 @@ void ag__io_close(ag__io *io)
     io_forget(io);
     close(io->fd);
     io->fd = -1;
+}
+
+void ag__io_move(ag__io *dst, ag__io *src)
+{
+    *dst = *src;
+    ag_loop *loop = src->loop;
+    if (loop && src->fd >= 0 && (size_t)src->fd < loop->nfds && loop->fds[src->fd] == src)
+        loop->fds[src->fd] = dst;
+    src->fd = -1;
+    src->loop = NULL;
+}
+
+void ag__io_rearm(ag__io *io, unsigned events)
+{
+    if (io->loop && io->fd >= 0)
+        ag__poller_want(io->loop->poller, io->fd, ag__poll_bits(events));
 }
 
 int ag_wait_fd(int fd, int events, int64_t deadline_ns)
@@ -302,6 +324,13 @@ static void dispatch(ag_loop *loop, int n)
         if (ev & AG__POLL_ERR)
             ev |= AG__POLL_IN | AG__POLL_OUT;
         io->ready |= ev & (AG__POLL_IN | AG__POLL_OUT | AG__POLL_HUP);
+        if (io->on_ready) {
+            unsigned got = (ev & AG__POLL_IN ? (unsigned)AG_READ : 0u) |
+                           (ev & AG__POLL_OUT ? (unsigned)AG_WRITE : 0u);
+            if (got)
+                io->on_ready(io, got); /* may close and free io: nothing of it after this */
+            continue;
+        }
         if ((ev & AG__POLL_IN) && io->waiter[0])
             ag__coro_wake(io->waiter[0], AG_READ);
         if ((ev & AG__POLL_OUT) && io->waiter[1])

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define RBUF_SIZE         (64 * 1024)
 #define PRIVATE_RBUF_SIZE (16 * 1024)
@@ -60,6 +61,98 @@ static void parser_setup(void)
     http_parser_set_max_header_size(0x7fffffff);
 }
 
+/* One field of a connect_to rule at *p, up to the next ':' outside brackets: an empty host
+ * (NULL), or a copy without brackets. */
+static int cto_host(const char **p, char **out)
+{
+    const char *s = *p, *end;
+    *out = NULL;
+    if (*s == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || (close[1] != ':' && close[1] != '\0'))
+            return -EINVAL;
+        s++;
+        end = close;
+        *p = close + 1;
+    } else {
+        end = strchr(s, ':');
+        if (!end)
+            end = s + strlen(s);
+        *p = end;
+    }
+    if (end == s)
+        return 0;
+    if (!(*out = strndup(s, (size_t)(end - s))))
+        return -ENOMEM;
+    for (char *q = *out; *q; q++) {
+        if (*q >= 'A' && *q <= 'Z')
+            *q = (char)(*q - 'A' + 'a');
+        if ((unsigned char)*q <= ' ' || *q == '/' || *q == '[' || *q == ']')
+            return -EINVAL;
+    }
+    return 0;
+}
+
+static int cto_port(const char **p, uint16_t *out)
+{
+    unsigned long v = 0;
+    const char *s = *p;
+    while (*s >= '0' && *s <= '9' && v <= 65535)
+        v = v * 10 + (unsigned)(*s++ - '0');
+    if (v > 65535 || (*s != ':' && *s != '\0') || (s > *p && v == 0))
+        return -EINVAL;
+    *out = (uint16_t)v;
+    *p = s;
+    return 0;
+}
+
+static int connect_to_parse(ag_client *c, const char *const *list)
+{
+    size_t n = 0;
+    while (list && list[n])
+        n++;
+    if (!n)
+        return 0;
+    if (!(c->cto = calloc(n, sizeof *c->cto)))
+        return -ENOMEM;
+    for (; c->ncto < n; c->ncto++) {
+        ag__connect_to *t = &c->cto[c->ncto];
+        const char *p = list[c->ncto];
+        int rc;
+        if ((rc = cto_host(&p, &t->from_host)) < 0 || *p++ != ':' ||
+            (rc = cto_port(&p, &t->from_port)) < 0 || *p++ != ':' ||
+            (rc = cto_host(&p, &t->to_host)) < 0 || *p++ != ':' ||
+            (rc = cto_port(&p, &t->to_port)) < 0 || *p != '\0') {
+            c->ncto++; /* freed with the others */
+            return rc == -ENOMEM ? rc : -EINVAL;
+        }
+    }
+    return 0;
+}
+
+void ag__connect_to_apply(const ag_client *c, const char **host, uint16_t *port)
+{
+    for (size_t i = 0; i < c->ncto; i++) {
+        const ag__connect_to *t = &c->cto[i];
+        if ((t->from_host && strcasecmp(t->from_host, *host) != 0) ||
+            (t->from_port && t->from_port != *port))
+            continue;
+        if (t->to_host)
+            *host = t->to_host;
+        if (t->to_port)
+            *port = t->to_port;
+        return;
+    }
+}
+
+int ag_client_dns_stats(const ag_client *c, ag_dns_stats *out)
+{
+    if (!c || !out)
+        return -EINVAL;
+    ag__resolver_stats(c->res, out);
+    return 0;
+}
+
 int ag_client_new(ag_client **out, const ag_client_opts *opts)
 {
     pthread_once(&parser_once, parser_setup);
@@ -90,6 +183,11 @@ int ag_client_new(ag_client **out, const ag_client_opts *opts)
     DEFAULT(max_interim, 10);
     DEFAULT(expect_continue_size, 1024 * 1024);
     DEFAULT(expect_timeout_ms, 1000);
+    DEFAULT(dns_timeout_ms, 1000);
+    DEFAULT(dns_tries, 3);
+    DEFAULT(dns_negative_ttl_ms, 5000);
+    DEFAULT(happy_eyeballs_delay_ms, 250);
+    DEFAULT(dns_cache_size, 1024);
 #undef DEFAULT
     c->loop = o->loop;
     c->ua = strdup(o->user_agent ? o->user_agent : "asyncget/" AG_VERSION);
@@ -111,6 +209,30 @@ int ag_client_new(ag_client **out, const ag_client_opts *opts)
     rc = ag__pool_new(&c->pool, c->loop, &po);
     if (rc < 0)
         goto fail;
+    rc = -EINVAL;
+    if (o->ip_family != AG_IP_ANY && o->ip_family != AG_IP_V4 && o->ip_family != AG_IP_V6)
+        goto fail;
+    if (o->dns_timeout_ms < 0 || o->dns_negative_ttl_ms < 0 || o->happy_eyeballs_delay_ms < 0)
+        goto fail;
+    ag__resolver_opts ro = {
+        .loop = c->loop,
+        .servers = o->dns_servers,
+        .timeout_ms = o->dns_timeout_ms,
+        .tries = o->dns_tries,
+        .family = o->ip_family,
+        .cache_size = o->dns_cache_size,
+        .negative_ttl_ms = o->dns_negative_ttl_ms,
+        .resolve = o->resolve,
+    };
+    rc = ag__resolver_new(&c->res, &ro);
+    if (rc < 0)
+        goto fail;
+    rc = connect_to_parse(c, o->connect_to);
+    if (rc < 0)
+        goto fail;
+    /* The lists and the server text were the caller's: what the client keeps is parsed. */
+    o->dns_servers = NULL;
+    o->resolve = o->connect_to = NULL;
     *out = c;
     return 0;
 fail:
@@ -127,6 +249,12 @@ int ag_client_free(ag_client *c)
     if (c->inflight > 0)
         return -EBUSY;
     ag__pool_free(c->pool);
+    ag__resolver_free(c->res);
+    for (size_t i = 0; i < c->ncto; i++) {
+        free(c->cto[i].from_host);
+        free(c->cto[i].to_host);
+    }
+    free(c->cto);
     free(c->rbuf);
     free(c->ua);
     free(c);
@@ -435,12 +563,11 @@ out:
 
 /* Connect a new connection for a granted slot: resolve, cap on connects, TCP connect. The
  * connect timeout covers this whole phase, and not the wait for the slot before it. */
-static int open_conn(fetch *f, ag__host *host, ag__conn **out)
+static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
 {
     ag_client *c = f->client;
     ag_response *r = f->resp;
-    ag__conn *conn = ag__pool_conn_new(c->pool, host);
-    ag__addrs addrs_buf, *addrs = &addrs_buf; /* 232 bytes */
+    ag__conn *conn = ag__pool_conn_new(c->pool, slot);
     int rc = -ENOMEM;
     if (!conn)
         goto fail;
@@ -452,28 +579,53 @@ static int open_conn(fetch *f, ag__host *host, ag__conn **out)
         goto fail;
     }
     int64_t deadline = earlier(f->total_deadline, after_ms(c->o.connect_timeout_ms));
-    rc = ag__resolve(f->url.host, f->url.port, addrs, deadline);
-    if (rc < 0) {
-        if (rc == AG_EDNS)
-            ag__response_detail(r, "cannot resolve ", f->url.host,
-                                ": this build resolves only numeric addresses and localhost", NULL);
+    const char *host = f->url.host;
+    uint16_t port = f->url.port;
+    ag__connect_to_apply(c, &host, &port);
+    ag__lookup lk;
+    rc = ag__lookup_start(c->res, &lk, host, port);
+    if (rc < 0)
         goto fail;
+    /* The connect slots (max_connecting) are for connects: a name still being looked up does
+     * not hold one. */
+    while (lk.first < 0 && !ag__lookup_done(&lk) && rc == 0)
+        rc = ag__lookup_wait(&lk, deadline);
+    bool slot_wait = false;
+    if (rc == 0) {
+        rc = ag__pool_connect_begin(c->pool, deadline);
+        slot_wait = rc < 0;
     }
-    f->resp->t.dns = ag_now_ns();
-    rc = ag__pool_connect_begin(c->pool, deadline);
-    if (rc < 0) {
+    const char *why = NULL;
+    int64_t dns_at = 0;
+    if (rc == 0) {
+        ag__connect_opts co = {
+            .attempt_delay_ns = c->o.happy_eyeballs_delay_ms * 1000000,
+            .resolution_delay_ns = 50 * 1000000,
+        };
+        rc = ag__conn_connect(conn, c->loop, &lk, &co, deadline, &dns_at, &why);
+        ag__pool_connect_end(c->pool);
+    }
+    if (dns_at)
+        f->resp->t.dns = dns_at;
+    memcpy(r->peer, conn->peer, sizeof r->peer);
+    if (rc == -ETIMEDOUT && !slot_wait && !dns_at) {
+        /* Out of time before an address was known: the lookup's fault, unless the total
+         * deadline it shared was the one that passed. */
+        rc = timeout_error(f, rc, AG_EDNS_TIMEOUT);
+        if (rc == AG_EDNS_TIMEOUT)
+            why = "no answer within the connect timeout";
+    } else if (rc < 0) {
         rc = timeout_error(f, rc, AG_ECONNECT_TIMEOUT);
-        if (rc == AG_ECONNECT_TIMEOUT)
+    }
+    ag__lookup_end(&lk);
+    if (rc < 0) {
+        if (rc == AG_EDNS || rc == AG_EDNS_FAIL || rc == AG_EDNS_TIMEOUT)
+            ag__response_detail(r, "cannot resolve ", host, ": ", why ? why : ag_strerror(rc));
+        else if (slot_wait && rc == AG_ECONNECT_TIMEOUT)
             ag__response_detail(r, "timed out waiting for a connect slot (max_connecting)", NULL,
                                 NULL, NULL);
-        goto fail;
-    }
-    rc = ag__conn_connect(conn, c->loop, addrs, deadline);
-    ag__pool_connect_end(c->pool);
-    memcpy(r->peer, conn->peer, sizeof r->peer);
-    if (rc < 0) {
-        rc = timeout_error(f, rc, AG_ECONNECT_TIMEOUT);
-        ag__response_detail(r, "connect to ", conn->peer, ": ", ag_strerror(rc));
+        else if (conn->peer[0])
+            ag__response_detail(r, "connect to ", conn->peer, ": ", ag_strerror(rc));
         goto fail;
     }
     f->resp->t.connected = ag_now_ns();
@@ -481,7 +633,7 @@ static int open_conn(fetch *f, ag__host *host, ag__conn **out)
     return 0;
 fail:
     free(conn);
-    ag__pool_release_slot(c->pool, host);
+    ag__pool_release_slot(c->pool, slot);
     return rc;
 }
 
@@ -817,5 +969,47 @@ int ag_fetch_start(ag_client *c, const ag_request *req, ag_fetch_cb cb, void *ar
         c->inflight--;
         free(j);
     }
+    return rc;
+}
+
+int ag_client_resolve(ag_client *c, const char *host, ag_addr *out, size_t max, size_t *count)
+{
+    if (count)
+        *count = 0;
+    if (!c || !host || !*host || !count || (!out && max))
+        return -EINVAL;
+    c->inflight++; /* the client may not be freed under a lookup */
+    ag__lookup lk;
+    int rc = ag__lookup_start(c->res, &lk, host, 0);
+    if (rc < 0) {
+        c->inflight--;
+        return rc;
+    }
+    int64_t deadline = after_ms(c->o.connect_timeout_ms);
+    while (rc == 0 && !ag__lookup_done(&lk))
+        rc = ag__lookup_wait(&lk, deadline);
+    if (rc == -ETIMEDOUT)
+        rc = AG_EDNS_TIMEOUT;
+    if (rc == 0) {
+        ag__addrs addrs;
+        ag__lookup_addrs(&lk, &addrs);
+        if (addrs.count == 0) {
+            const char *why;
+            rc = ag__lookup_error(&lk, &why);
+        }
+        for (int i = 0; i < addrs.count && *count < max; i++) {
+            ag_addr *a = &out[(*count)++];
+            memset(a, 0, sizeof *a);
+            if (addrs.addr[i].sa.sa_family == AF_INET) {
+                a->family = 4;
+                memcpy(a->addr, &addrs.addr[i].in.sin_addr, 4);
+            } else {
+                a->family = 6;
+                memcpy(a->addr, &addrs.addr[i].in6.sin6_addr, 16);
+            }
+        }
+    }
+    ag__lookup_end(&lk);
+    c->inflight--;
     return rc;
 }

@@ -9,10 +9,19 @@
 #include <http_parser.h>
 #include <stdbool.h>
 
+/* A connect_to rule: HOST1:PORT1 (NULL, 0: any) is reached at HOST2:PORT2 (NULL, 0: kept). */
+typedef struct ag__connect_to {
+    char *from_host, *to_host;
+    uint16_t from_port, to_port;
+} ag__connect_to;
+
 struct ag_client {
     ag_client_opts o; /* defaults filled in */
     ag_loop *loop;
     ag__pool *pool;
+    ag__resolver *res;
+    ag__connect_to *cto;
+    size_t ncto;
     char *ua;   /* User-Agent value */
     char *rbuf; /* read buffer shared by the client's requests, see ag__rbuf_take */
     size_t rbuf_cap;
@@ -20,6 +29,9 @@ struct ag_client {
     size_t inflight;      /* requests between the start and the end of ag_fetch */
     uint64_t next_req_id; /* the last request id given out */
 };
+
+/* Where a connection to host:port really goes, by the first connect_to rule that matches. */
+void ag__connect_to_apply(const ag_client *c, const char **host, uint16_t *port);
 
 /* Header fields and trailers: "name\0value\0" records in one buffer, indexed by offset. */
 typedef struct ag__fields {

@@ -26,7 +26,7 @@ extern "C" {
     X(URL, -20001, "malformed URL")                                                                \
     X(SCHEME, -20002, "unsupported URL scheme")                                                    \
     X(HEADER, -20003, "invalid header name or value")                                              \
-    X(DNS, -20004, "host name could not be resolved")                                              \
+    X(DNS, -20004, "host name not found")                                                          \
     X(TLS, -20005, "TLS failure")                                                                  \
     X(TLS_VERIFY, -20006, "TLS certificate verification failed")                                   \
     X(PROTO, -20007, "HTTP protocol violation by the server")                                      \
@@ -41,7 +41,9 @@ extern "C" {
     X(TRUNCATED, -20016, "response body truncated")                                                \
     X(BODY, -20017, "request body could not be read or replayed")                                  \
     X(SINK, -20018, "response body consumer failed")                                               \
-    X(REQUEST, -20019, "invalid request")
+    X(REQUEST, -20019, "invalid request")                                                          \
+    X(DNS_FAIL, -20020, "name resolution failed at the DNS server")                                \
+    X(DNS_TIMEOUT, -20021, "no answer from the DNS servers in time")
 
 enum ag_error {
 #define AG__ERR_ENUM(name, value, text) AG_E##name = value,
@@ -236,8 +238,39 @@ typedef struct ag_client_opts {
                                     * after "Expect: 100-continue"; 0: 1 MiB;
                                     * AG_NO_EXPECT: never */
     int64_t expect_timeout_ms;     /* how long to wait for "100 Continue"; 0: 1,000 */
-    uint64_t reserved[46];
+    /* Names. Resolution never blocks the loop (c-ares on the reactor); /etc/hosts is honoured.
+     * Answers are cached per name and family for their TTL; concurrent lookups of a name share
+     * one query. Numeric hosts and "localhost" never reach the resolver. */
+    const char *dns_servers; /* "ADDR[:PORT],...", an IPv6 ADDR in brackets when it has a
+                              * port ("[::1]:5353"); NULL: the servers of /etc/resolv.conf */
+    /* A server's first try; each later round over the servers waits twice as long as the one
+     * before (c-ares), and the connect timeout bounds the whole. 0: 1,000 */
+    int64_t dns_timeout_ms;
+    int64_t dns_negative_ttl_ms; /* how long "no such name" is remembered; 0: 5,000 */
+    /* Happy Eyeballs (RFC 8305): when a name has several addresses, the next connection attempt
+     * starts after this delay while the earlier ones go on; the first to connect wins. 0: 250 */
+    int64_t happy_eyeballs_delay_ms;
+    /* NULL-terminated lists, copied. resolve: "HOST:PORT:ADDR[,ADDR]..." answers HOST at PORT
+     * (or any port: "*") with these addresses, without a lookup (curl's --resolve). connect_to:
+     * "HOST1:PORT1:HOST2:PORT2" connects to HOST2:PORT2 instead of HOST1:PORT1 (an empty field
+     * matches any host or port, or keeps it), while the request still names HOST1 (curl's
+     * --connect-to). IPv6 addresses in brackets. A malformed entry fails ag_client_new with
+     * -EINVAL. */
+    const char *const *resolve;
+    const char *const *connect_to;
+    unsigned dns_tries;      /* rounds over the servers; 0: 3 */
+    unsigned dns_cache_size; /* entries (a name and a family); 0: 1,024; AG_NO_DNS_CACHE: none */
+    int ip_family;           /* enum ag_ip_family: which addresses to look up and use */
+    uint64_t reserved[38];
 } ag_client_opts;
+
+enum ag_ip_family {
+    AG_IP_ANY = 0, /* IPv6 and IPv4 */
+    AG_IP_V4 = 4,  /* IPv4 only */
+    AG_IP_V6 = 6,  /* IPv6 only */
+};
+
+#define AG_NO_DNS_CACHE 0xffffffffu
 
 #define AG_NO_REDIRECTS 0xffffffffu
 #define AG_NO_EXPECT    UINT64_MAX
@@ -251,6 +284,35 @@ AG_EXPORT int ag_client_new(ag_client **out, const ag_client_opts *opts);
  * its ag_fetch_start callback runs: the callback of the last one may free the client. The
  * client's loop must still exist. NULL is accepted (0). */
 AG_EXPORT int ag_client_free(ag_client *client);
+
+/* Counters of the client's resolver since it was made. */
+typedef struct ag_dns_stats {
+    uint64_t queries;      /* lookups sent to the DNS servers (one per name and family) */
+    uint64_t cache_hits;   /* lookups answered by the cache (positive or negative) */
+    uint64_t cache_misses; /* lookups the cache could not answer */
+    uint64_t joined;       /* misses that joined a query already in flight for the same name */
+    uint64_t failures;     /* queries that ended without an address */
+    uint64_t entries;      /* entries in the cache now */
+    uint64_t reserved[10];
+} ag_dns_stats;
+
+/* Fill *out with the client's resolver counters. -EINVAL for a NULL argument. */
+AG_EXPORT int ag_client_dns_stats(const ag_client *client, ag_dns_stats *out);
+
+/* An address as the resolver returns it. */
+typedef struct ag_addr {
+    int family;       /* 4 or 6 */
+    uint8_t addr[16]; /* network byte order; IPv4 in the first 4 bytes */
+} ag_addr;
+
+/* Resolve host as a request to it would: the client's overrides (resolve, not connect_to), its
+ * cache and servers, its ip_family. Up to max addresses go to out, IPv6 and IPv4 interleaved in
+ * the order a connect tries them; *count says how many. Waits like ag_fetch (parks a coroutine,
+ * blocks plain code), at most the connect timeout. Returns 0 or AG_EDNS (no such name, or no
+ * address of the family asked), AG_EDNS_FAIL, AG_EDNS_TIMEOUT, -ECANCELED, -ENOMEM, or -EINVAL
+ * for a NULL argument or an empty host. */
+AG_EXPORT int ag_client_resolve(ag_client *client, const char *host, ag_addr *out, size_t max,
+                                size_t *count);
 
 typedef struct ag_header {
     const char *name;

@@ -107,8 +107,22 @@ fail:
     return rc;
 }
 
-int ag__conn_connect(ag__conn *c, ag_loop *loop, const ag__addrs *addrs, int64_t deadline_ns)
+int ag__conn_connect(ag__conn *c, ag_loop *loop, ag__lookup *lk, const ag__connect_opts *o,
+                     int64_t deadline_ns, int64_t *dns_at, const char **why)
 {
+    (void)o;
+    c->peer[0] = '\0';
+    while (!ag__lookup_done(lk)) {
+        int rc = ag__lookup_wait(lk, deadline_ns);
+        if (rc < 0)
+            return rc;
+    }
+    if (dns_at)
+        *dns_at = ag_now_ns();
+    ag__addrs addrs_buf, *addrs = &addrs_buf;
+    ag__lookup_addrs(lk, addrs);
+    if (addrs->count == 0)
+        return ag__lookup_error(lk, why);
     int rc = -EADDRNOTAVAIL;
     for (int i = 0; i < addrs->count; i++) {
         /* An equal share of what remains for each address left, so that one that never answers

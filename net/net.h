@@ -59,12 +59,25 @@ static inline int64_t ag__deadline_next(const ag__deadline *d)
 
 /* ---- conn.c ---- */
 
-/* Connect to one of addrs (in order) before the deadline, on loop (NULL: blocking). Each address
- * gets an equal share of the time that remains, the last one all of it. On success c is a
- * connected, registered, TCP_NODELAY connection. On failure c->peer names the last address tried.
- * Errors: negative errno of the last attempt, -ETIMEDOUT when the deadline passed, or -ECANCELED.
- */
-int ag__conn_connect(ag__conn *c, ag_loop *loop, const ag__addrs *addrs, int64_t deadline_ns);
+/* How the connect phase runs (the client's options, in nanoseconds). */
+typedef struct ag__connect_opts {
+    int64_t attempt_delay_ns;    /* Happy Eyeballs: start the next attempt after this */
+    int64_t resolution_delay_ns; /* an IPv4 answer waits this long for the IPv6 one */
+} ag__connect_opts;
+
+/* Connect to the addresses of a started lookup (its families done or pending) on loop (NULL:
+ * blocking), before the deadline, by Happy Eyeballs (RFC 8305): the first attempt starts as soon
+ * as an answer can be used (an IPv4 answer waits up to resolution_delay_ns for IPv6), the
+ * families interleave, each next attempt starts attempt_delay_ns after the last one or at once
+ * when the last one failed, answers that arrive meanwhile join the list, and the first attempt to
+ * connect wins while the others are closed. A single address is one plain attempt. On success c
+ * is a connected, registered, TCP_NODELAY connection and c->peer names its address; *dns_at (if
+ * not NULL) is when the first answer was used. On failure c->peer names the last address tried
+ * (or is empty). Errors: the lookup's (AG_EDNS, AG_EDNS_FAIL, AG_EDNS_TIMEOUT, with *why set)
+ * when it found no address, the negative errno of the last attempt, -ETIMEDOUT when the deadline
+ * passed, or -ECANCELED. */
+int ag__conn_connect(ag__conn *c, ag_loop *loop, ag__lookup *lk, const ag__connect_opts *o,
+                     int64_t deadline_ns, int64_t *dns_at, const char **why);
 /* Close the socket (and its transport state); the struct stays the caller's. */
 void ag__conn_close(ag__conn *c);
 /* Read at least one byte: bytes read, 0 at end of stream, -ETIMEDOUT at the deadline, or a
