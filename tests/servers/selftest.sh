@@ -1,20 +1,53 @@
 #!/bin/bash
-# Self-check of the test servers: starts nginx, httpbin and hostile.py via
-# with-servers and checks a few answers with curl. Prints TAP-style lines
-# and a closing "N passed, N failed"; exits 0 when all pass, 77 when a
-# server program or curl is missing (1 with AG_REQUIRE_SERVERS=1).
+# Self-check of the test servers, in three parts: nginx, httpbin and
+# hostile.py via with-servers, answers checked with curl; dnsmasq and the
+# blackhole via with-servers --dnsmasq, answers checked with dnsq.py; and
+# with-system-dns (root only): getent in the private mount namespace gets
+# its answers from the test dnsmasq and the test hosts file, and the
+# machine's /etc/resolv.conf and /etc/hosts are the same bytes afterwards.
+# Each part prints TAP-style lines and a closing "N passed, N failed".
+# Exits 1 when a part fails, 77 when every part skipped (a server program,
+# curl or root missing; 1 with AG_REQUIRE_SERVERS=1), else 0.
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-if [ "${1:-}" != "--inner" ]; then
-    if ! command -v curl >/dev/null 2>&1; then
+if [ $# -eq 0 ]; then
+    results=()
+    if command -v curl >/dev/null 2>&1; then
+        "$here/with-servers" --nginx --httpbin --hostile -- "$here/selftest.sh" --http
+        results+=("$?")
+    else
         echo "selftest: SKIP: curl not found (Debian package curl)" >&2
         [ "${AG_REQUIRE_SERVERS:-}" = 1 ] && exit 1
-        exit 77
+        results+=(77)
     fi
-    exec "$here/with-servers" --nginx --httpbin --hostile -- "$here/selftest.sh" --inner
+    "$here/with-servers" --dnsmasq -- "$here/selftest.sh" --dns
+    results+=("$?")
+    before=$(cat /etc/resolv.conf /etc/hosts | sha256sum)
+    AG_SELFTEST_HOST_ETC=$before AG_SELFTEST_HOST_NS=$(readlink /proc/self/ns/mnt) \
+        "$here/with-system-dns" -- "$here/selftest.sh" --system-dns
+    rc=$?
+    after=$(cat /etc/resolv.conf /etc/hosts | sha256sum)
+    if [ "$before" != "$after" ]; then
+        echo "not ok - the machine's /etc/resolv.conf or /etc/hosts changed during with-system-dns"
+        rc=1
+    elif [ $rc != 77 ]; then
+        echo "ok - the machine's /etc/resolv.conf and /etc/hosts are unchanged after with-system-dns"
+    fi
+    results+=("$rc")
+    echo "selftest: part results (http dns system-dns): ${results[*]}"
+    status=77
+    for r in "${results[@]}"; do
+        case $r in
+        0) [ $status = 77 ] && status=0 ;;
+        77) ;;
+        *) status=1 ;;
+        esac
+    done
+    exit $status
 fi
+part=$1
 
 n=0
 pass=0
@@ -38,6 +71,78 @@ check() {
 
 c() { curl -s --max-time 10 "$@"; }
 
+# ---- dnsmasq (with-servers --dnsmasq)
+if [ "$part" = --dns ]; then
+    q() { "$here/dnsq.py" "$@" | paste -sd ' '; }
+    S=$AG_DNS_SERVER
+    # One Python start for all the questions; a() picks the answer to "NAME TYPE".
+    answers=$(printf '%s\n' v4.test v6.test both.test alias.test nx.test short.test multi.test \
+        h0.bulk.test h999.bulk.test refused.test x.refused.test example.org |
+        awk '{ print $1, "A"; print $1, "AAAA" }' | "$here/dnsq.py" --batch "$S")
+    a() { printf '%s\n' "$answers" | awk -v k="$1 $2 " 'index($0, k) == 1 { print substr($0, length(k) + 1) }'; }
+    check "v4.test A" "NOERROR A 60 127.0.0.1" "$(a v4.test A)"
+    check "v4.test AAAA is NODATA" "NODATA" "$(a v4.test AAAA)"
+    check "v6.test A is NODATA" "NODATA" "$(a v6.test A)"
+    check "v6.test AAAA" "NOERROR AAAA 60 ::1" "$(a v6.test AAAA)"
+    check "both.test A" "NOERROR A 60 127.0.0.1" "$(a both.test A)"
+    check "both.test AAAA" "NOERROR AAAA 60 ::1" "$(a both.test AAAA)"
+    check "both.test AAAA over TCP" "NOERROR AAAA 60 ::1" "$(q --tcp "$S" both.test AAAA)"
+    check "alias.test A: a chain of two CNAMEs" \
+        "NOERROR CNAME 60 alias2.test CNAME 60 both.test A 60 127.0.0.1" "$(a alias.test A)"
+    check "alias.test AAAA" "NOERROR CNAME 60 alias2.test CNAME 60 both.test AAAA 60 ::1" \
+        "$(a alias.test AAAA)"
+    check "nx.test A is NXDOMAIN" "NXDOMAIN" "$(a nx.test A)"
+    check "nx.test AAAA is NXDOMAIN" "NXDOMAIN" "$(a nx.test AAAA)"
+    check "short.test A has TTL 1" "NOERROR A 1 127.0.0.1" "$(a short.test A)"
+    check "short.test AAAA is NODATA" "NODATA" "$(a short.test AAAA)"
+    check "multi.test has two A records" "127.0.0.1 127.0.0.2" \
+        "$(a multi.test A | tr ' ' '\n' | grep '^127\.' | sort | paste -sd ' ')"
+    check "multi.test AAAA is NODATA" "NODATA" "$(a multi.test AAAA)"
+    check "h0.bulk.test A" "NOERROR A 60 127.0.0.1" "$(a h0.bulk.test A)"
+    check "h999.bulk.test A" "NOERROR A 60 127.0.0.1" "$(a h999.bulk.test A)"
+    check "h999.bulk.test AAAA is NODATA, not NXDOMAIN" "NODATA" "$(a h999.bulk.test AAAA)"
+    check "refused.test A is REFUSED" "REFUSED" "$(a refused.test A)"
+    check "x.refused.test AAAA is REFUSED" "REFUSED" "$(a x.refused.test AAAA)"
+    check "a name outside test. is REFUSED" "REFUSED" "$(a example.org A)"
+    n0=$(grep -c 'query\[A\] both\.test from' "$AG_DNS_LOG")
+    q "$S" both.test A >/dev/null
+    check "the log has the query's line as soon as the answer arrived" "$((n0 + 1))" \
+        "$(grep -c 'query\[A\] both\.test from' "$AG_DNS_LOG")"
+    check "the log counts AAAA apart" "2" "$(grep -c 'query\[AAAA\] both\.test from' "$AG_DNS_LOG")"
+    check "the blackhole never answers (UDP)" "TIMEOUT" "$(q --timeout 0.3 "$AG_DNS_BLACKHOLE" both.test A)"
+    check "the blackhole never answers (TCP)" "TIMEOUT" \
+        "$(q --tcp --timeout 0.3 "$AG_DNS_BLACKHOLE" both.test A)"
+    check "the blackhole is another port" "yes" \
+        "$([ "${AG_DNS_BLACKHOLE##*:}" != "$AG_DNS_PORT" ] && echo yes)"
+fi
+
+# ---- the system resolver in the private mount namespace (with-system-dns)
+if [ "$part" = --system-dns ]; then
+    addrs() { getent ahosts "$1" | awk '{ print $1 }' | sort -u | paste -sd ' '; }
+    queries() { grep -c "query\[$1\] $2 from" "$AG_DNS_LOG"; }
+    check "in a mount namespace of its own" "yes" \
+        "$([ "$(readlink /proc/self/ns/mnt)" != "${AG_SELFTEST_HOST_NS:-}" ] && echo yes)"
+    check "resolv.conf names the test dnsmasq" "nameserver ${AG_DNS_SERVER%:53}" \
+        "$(grep '^nameserver' /etc/resolv.conf)"
+    check "resolv.conf and hosts differ from the machine's" "yes" \
+        "$([ "$(cat /etc/resolv.conf /etc/hosts | sha256sum)" != "${AG_SELFTEST_HOST_ETC:-}" ] && echo yes)"
+    check "dnsmasq answers on port 53" "NOERROR A 60 127.0.0.1" \
+        "$("$here/dnsq.py" "$AG_DNS_SERVER" both.test A | paste -sd ' ')"
+    a0=$(queries A both.test)
+    check "getent ahosts both.test" "127.0.0.1 ::1" "$(addrs both.test)"
+    check "getaddrinfo asked dnsmasq for both.test A and AAAA" "$((a0 + 1)) 1" \
+        "$(queries A both.test) $(queries AAAA both.test)"
+    check "getent ahosts v6.test" "::1" "$(addrs v6.test)"
+    check "getent ahosts alias.test follows the CNAMEs" "127.0.0.1 ::1" "$(addrs alias.test)"
+    check "getent ahosts h7.bulk.test" "127.0.0.1" "$(addrs h7.bulk.test)"
+    getent ahosts nx.test >/dev/null
+    check "getent ahosts nx.test: not found" "2" "$?"
+    check "getent ahosts hosts-only.test, from the hosts file" "127.0.0.9" "$(addrs hosts-only.test)"
+    check "hosts-only.test never reached dnsmasq" "0" "$(grep -c 'hosts-only' "$AG_DNS_LOG")"
+fi
+
+
+if [ "$part" = --http ]; then
 N=http://127.0.0.1:$AG_NGINX_PORT
 H=http://127.0.0.1:$AG_HTTPBIN_PORT
 X=http://127.0.0.1:$AG_HOSTILE_PORT
@@ -88,6 +193,7 @@ check "hostile /echo" "POST 3 abc" \
     "$(c -d abc $X/echo | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["method"], d["body_len"], d["body"])')"
 check "hostile /stats counts connections" "True" \
     "$(c $X/stats | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["connections"] >= 10)')"
+fi
 
 echo "1..$n"
 echo "$pass passed, $fail failed"
