@@ -27,6 +27,8 @@ typedef struct opts {
     bool modes_given;
     bool csv, json, sweep;
     const char *out;
+    const char *dns_server;
+    bool close;
 } opts;
 
 static void usage(FILE *f)
@@ -44,6 +46,8 @@ static void usage(FILE *f)
             "  --workers P       fork: processes (CPUs)\n"
             "  --threads T       thread: threads (10)\n"
             "  --url URL         fetch URL from another server instead of starting one\n"
+            "  --dns-server A:P  resolve the URL's host name with this DNS server\n"
+            "  --close           send \"Connection: close\": a new connection per request\n"
             "  --csv, --json     machine-readable rows on stdout (notes go to stderr)\n"
             "  --sweep           N = 10, 100, 1000, 10000 (concurrency alike), JSON lines to\n"
             "                    --out FILE (sweep.jsonl); bench/plot draws them\n"
@@ -78,6 +82,8 @@ static void parse_opts(int argc, char **argv, opts *o)
         O_SWEEP,
         O_OUT,
         O_SERVE,
+        O_DNS,
+        O_CLOSE,
         O_PORTFD,
         O_NOPIN,
         O_HELP
@@ -95,6 +101,8 @@ static void parse_opts(int argc, char **argv, opts *o)
         {"sweep", no_argument, 0, O_SWEEP},
         {"out", required_argument, 0, O_OUT},
         {"serve", required_argument, 0, O_SERVE},
+        {"dns-server", required_argument, 0, O_DNS},
+        {"close", no_argument, 0, O_CLOSE},
         {"port-fd", required_argument, 0, O_PORTFD},
         {"no-pin", no_argument, 0, O_NOPIN},
         {"help", no_argument, 0, O_HELP},
@@ -153,6 +161,12 @@ static void parse_opts(int argc, char **argv, opts *o)
             break;
         case O_NOPIN:
             o->pin = false;
+            break;
+        case O_DNS:
+            o->dns_server = optarg;
+            break;
+        case O_CLOSE:
+            o->close = true;
             break;
         case O_HELP:
         case 'h':
@@ -359,7 +373,9 @@ int main(int argc, char **argv)
                    .requests = o.requests,
                    .workers = o.workers ? o.workers : ncpu,
                    .threads = o.threads,
-                   .delay_ms = o.delay_ms};
+                   .delay_ms = o.delay_ms,
+                   .dns_server = o.dns_server,
+                   .close = o.close};
     int rc = 0;
     if (o.sweep) {
         FILE *jsonl = fopen(o.out, "w");

@@ -62,10 +62,13 @@ typedef struct mode_result {
 typedef struct run_cfg {
     const char *url; /* what every request fetches */
     long requests;
-    int concurrency; /* async: coroutines in flight */
-    int workers;     /* fork: processes */
-    int threads;     /* thread: threads */
-    int delay_ms;    /* reported only; the server applies it */
+    int concurrency;        /* async: coroutines in flight */
+    int workers;            /* fork: processes */
+    int threads;            /* thread: threads */
+    int delay_ms;           /* reported only; the server applies it */
+    const char *dns_server; /* the resolver's server, "ADDR:PORT" (NULL: /etc/resolv.conf) */
+    bool close;             /* every request says "Connection: close": a connect (and, for a
+                             * name, a lookup) per request */
 } run_cfg;
 
 /* The modes in their canonical order, and whether a name is one of them. */

@@ -57,11 +57,16 @@ typedef struct tally {
 
 /* Fetch the URL once; *ms gets the latency. Returns 0, an asyncget error, or the HTTP status
  * when it was not 200. */
-static int fetch_one(ag_client *cl, const char *url, double *ms)
+static int fetch_one(ag_client *cl, const run_cfg *cfg, double *ms)
 {
+    static const ag_header close_hdr[] = {{"Connection", "close"}};
     ag_request rq;
     ag_request_init(&rq);
-    rq.url = url;
+    rq.url = cfg->url;
+    if (cfg->close) {
+        rq.headers = close_hdr;
+        rq.nheaders = 1;
+    }
     ag_response *resp = NULL;
     int64_t t0 = ag_now_ns();
     int rc = ag_fetch(cl, &rq, &resp);
@@ -88,10 +93,11 @@ static void tally_merge(tally *into, const tally *from)
 }
 
 /* A client with no loop: every wait blocks in poll(). */
-static int blocking_client(ag_client **out)
+static int blocking_client(const run_cfg *cfg, ag_client **out)
 {
     ag_client_opts o;
     ag_client_opts_init(&o);
+    o.dns_servers = cfg->dns_server;
     return ag_client_new(out, &o);
 }
 
@@ -100,13 +106,13 @@ static int blocking_client(ag_client **out)
 static void run_seq(const run_cfg *cfg, double *lat, tally *t)
 {
     ag_client *cl;
-    int rc = blocking_client(&cl);
+    int rc = blocking_client(cfg, &cl);
     if (rc < 0) {
         t->first_error = rc;
         return;
     }
     for (long i = 0; i < cfg->requests; i++)
-        tally_add(t, fetch_one(cl, cfg->url, &lat[i]));
+        tally_add(t, fetch_one(cl, cfg, &lat[i]));
     ag_client_free(cl);
 }
 
@@ -124,12 +130,12 @@ static void fork_worker(const run_cfg *cfg, long lo, long hi, int fd)
     worker_report wr = {0};
     double *lat = calloc((size_t)(hi - lo) + 1, sizeof *lat);
     ag_client *cl = NULL;
-    int rc = lat ? blocking_client(&cl) : -ENOMEM;
+    int rc = lat ? blocking_client(cfg, &cl) : -ENOMEM;
     if (rc < 0)
         wr.t.first_error = rc;
     else {
         for (long i = lo; i < hi; i++)
-            tally_add(&wr.t, fetch_one(cl, cfg->url, &lat[i - lo]));
+            tally_add(&wr.t, fetch_one(cl, cfg, &lat[i - lo]));
         wr.count = hi - lo;
         ag_client_free(cl);
     }
@@ -208,7 +214,7 @@ static void *thread_main(void *arg)
 {
     thread_ctx *tc = arg;
     ag_client *cl;
-    int rc = blocking_client(&cl);
+    int rc = blocking_client(tc->cfg, &cl);
     if (rc < 0) {
         tc->t.first_error = rc;
         return NULL;
@@ -217,7 +223,7 @@ static void *thread_main(void *arg)
         long i = atomic_fetch_add(tc->next, 1);
         if (i >= tc->cfg->requests)
             break;
-        tally_add(&tc->t, fetch_one(cl, tc->cfg->url, &tc->lat[i]));
+        tally_add(&tc->t, fetch_one(cl, tc->cfg, &tc->lat[i]));
     }
     ag_client_free(cl);
     return NULL;
@@ -265,7 +271,7 @@ static void async_worker(void *arg)
     async_ctx *ac = arg;
     while (ac->next < ac->cfg->requests) {
         long i = ac->next++;
-        tally_add(&ac->t, fetch_one(ac->cl, ac->cfg->url, &ac->lat[i]));
+        tally_add(&ac->t, fetch_one(ac->cl, ac->cfg, &ac->lat[i]));
     }
 }
 
@@ -279,6 +285,7 @@ static void run_async(const run_cfg *cfg, double *lat, tally *t)
         ag_client_opts o;
         ag_client_opts_init(&o);
         o.loop = loop;
+        o.dns_servers = cfg->dns_server;
         o.max_conns = (unsigned)c;
         o.max_conns_per_host = (unsigned)c;
         rc = ag_client_new(&ac.cl, &o);

@@ -542,6 +542,11 @@ void ag__resolver_stats(const ag__resolver *r, ag_dns_stats *out)
     out->entries = r->cached;
 }
 
+const char *ag__resolver_version(void)
+{
+    return ares_version(NULL);
+}
+
 /* ---- lookups ---- */
 
 /* addr: n addresses of 16 bytes each (IPv4 in the first 4). */

@@ -59,6 +59,8 @@ int ag__resolver_new(ag__resolver **out, const ag__resolver_opts *opts);
 /* Free; no lookup may be in progress (queries nobody waits for any more are dropped). */
 void ag__resolver_free(ag__resolver *r);
 void ag__resolver_stats(const ag__resolver *r, ag_dns_stats *out);
+/* The version of the c-ares library in use, "1.18.1". */
+const char *ag__resolver_version(void);
 
 enum { AG__FAM4 = 0, AG__FAM6 = 1 };
 enum { AG__LK_UNASKED = 0, AG__LK_PENDING, AG__LK_DONE };

@@ -26,7 +26,7 @@ const char *ag_version(void)
     return AG_VERSION;
 }
 
-static char version_buf[96];
+static char version_buf[128];
 
 static void version_text(void)
 {
@@ -36,8 +36,8 @@ static void version_text(void)
     ag__fmt_u64(num[1], (v >> 8) & 255);
     ag__fmt_u64(num[2], v & 255);
     const char *parts[] = {
-        "asyncget/", AG_VERSION, " (",  ag_loop_backend(), ") http-parser/", num[0], ".",
-        num[1],      ".",        num[2]};
+        "asyncget/", AG_VERSION, " (",   ag_loop_backend(), ") http-parser/",      num[0], ".",
+        num[1],      ".",        num[2], " c-ares/",        ag__resolver_version()};
     size_t n = 0;
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         for (const char *p = parts[i]; *p && n + 1 < sizeof version_buf; p++)

@@ -60,7 +60,7 @@ AG_EXPORT const char *ag_err_name(int err);
  * may differ from the header a program was compiled with). */
 AG_EXPORT const char *ag_version(void);
 /* One line naming the library's version, its reactor backend and the versions of the libraries
- * it runs with, e.g. "asyncget/0.2.0 (epoll) http-parser/2.9.4". Never NULL. */
+ * it runs with, e.g. "asyncget/0.2.0 (epoll) http-parser/2.9.4 c-ares/1.18.1". Never NULL. */
 AG_EXPORT const char *ag_version_details(void);
 
 /*

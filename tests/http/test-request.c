@@ -226,6 +226,7 @@ static void details(void)
            ag_response_error_detail(r));
     ag_response_free(r);
     tap_ok(strlen(ag_version()) >= 5 && strstr(ag_version_details(), "http-parser/") &&
+               strstr(ag_version_details(), " c-ares/1.") &&
                strstr(ag_version_details(), ag_loop_backend()),
            "version: %s / %s", ag_version(), ag_version_details());
     ag_client_free(c);
