@@ -435,17 +435,18 @@ int ag__wait_any(ag__wait_item *items, int n, int64_t deadline_ns)
         return rc < 0 ? rc : items_ready(items, n);
     }
     ag_coro *co = ag__current;
-    if (!co)
+    /* Plain code, or fds of no loop or of another loop (a blocking client used from inside a
+     * coroutine): the same wait in poll(), blocking the thread. */
+    bool foreign = !co;
+    for (int i = 0; i < n && !foreign; i++)
+        foreign = items[i].io->loop != co->loop;
+    if (foreign)
         return n ? wait_any_poll(items, n, deadline_ns) : -EINVAL;
     if (co->cancelled)
         return -ECANCELED;
     int i = 0, rc = 0;
     for (; i < n; i++) {
         ag__io *io = items[i].io;
-        if (io->loop != co->loop) {
-            rc = -EINVAL;
-            break;
-        }
         if (((items[i].events & AG_READ) && io->waiter[0]) ||
             ((items[i].events & AG_WRITE) && io->waiter[1])) {
             rc = -EBUSY;

@@ -123,7 +123,7 @@ typedef struct ag__wait_item {
  * as a DNS answer does. Returns the number of ready items (their revents set; cached readiness
  * counts, so an item ready before the call returns at once), 0 for a wake with no item ready,
  * -ETIMEDOUT, -ECANCELED, or -EBUSY when another coroutine waits on an item's fd and
- * direction. Inside a coroutine every io must belong to its loop; plain code waits in poll(). */
+ * direction. Plain code, and a coroutine given an fd its loop does not watch, waits in poll(). */
 int ag__wait_any(ag__wait_item *items, int n, int64_t deadline_ns);
 
 /* Forget cached readiness (AG_READ, AG_WRITE) after an I/O call returned EAGAIN. */
