@@ -23,6 +23,7 @@ typedef struct entry {
     uint8_t fam;   /* AG__FAM4 or AG__FAM6 */
     uint8_t state; /* AG__LK_PENDING or AG__LK_DONE */
     bool cached;   /* in the hash table (an entry left out only serves its waiters) */
+    bool queued;   /* pending, waiting for a free query slot (linked through lru) */
     ag__lookup_fam answer;
     int64_t expires;
     ag__queue waiters; /* lookups, through their link[fam] */
@@ -56,7 +57,10 @@ struct ag__resolver {
     size_t cached;     /* entries in the table */
     ag__queue lru;
     size_t waiting; /* lookups linked to pending entries */
-    size_t pending; /* queries in flight */
+    size_t pending; /* queries in flight in c-ares */
+    unsigned max_queries;
+    ag__queue queued; /* pending entries not sent yet, oldest first */
+    bool draining;
     sock **socks;
     size_t nsocks, socks_cap;
     ag_timer timer;
@@ -313,6 +317,8 @@ static void set_error(ag__lookup_fam *a, int status)
     }
 }
 
+static void drain(ag__resolver *r);
+
 static void query_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 {
     (void)timeouts;
@@ -382,6 +388,35 @@ static void query_done(void *arg, int status, int timeouts, struct ares_addrinfo
         cache_unlink(r, e);
         free(e);
     }
+    drain(r);
+}
+
+static void query_send(ag__resolver *r, entry *e)
+{
+    r->pending++;
+    r->stats.queries++;
+    struct ares_addrinfo_hints hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = e->fam == AG__FAM4 ? AF_INET : AF_INET6;
+    /* No sorting: c-ares would open a socket per address to sort them (RFC 6724). */
+    hints.ai_flags = ARES_AI_NOSORT;
+    /* The callback may run before this returns (an answer from /etc/hosts, a failure). */
+    ares_getaddrinfo(r->ch, e->name, NULL, &hints, query_done, e);
+}
+
+/* Send queued queries while slots are free. A query that completes at once (from /etc/hosts)
+ * frees its slot inside query_send: the loop here, not a recursion, sends the next one. */
+static void drain(ag__resolver *r)
+{
+    if (r->draining)
+        return;
+    r->draining = true;
+    while (r->pending < r->max_queries && !ag__queue_empty(&r->queued)) {
+        entry *e = ag__queue_data(ag__queue_pop(&r->queued), entry, lru);
+        e->queued = false;
+        query_send(r, e);
+    }
+    r->draining = false;
 }
 
 /* ---- the resolver ---- */
@@ -467,7 +502,9 @@ int ag__resolver_new(ag__resolver **out, const ag__resolver_opts *o)
     r->family = o->family;
     r->cache_size = o->cache_size == AG_NO_DNS_CACHE ? 0 : o->cache_size;
     r->negative_ttl_ns = o->negative_ttl_ms * 1000000;
+    r->max_queries = o->max_queries ? o->max_queries : 64;
     ag__queue_init(&r->lru);
+    ag__queue_init(&r->queued);
     ag_timer_init(&r->timer, on_timer, r);
     int rc = 0;
     size_t n = 0;
@@ -627,7 +664,6 @@ static int start_family(ag__resolver *r, ag__lookup *lk, const char *name, uint8
         return 0;
     }
     r->stats.cache_misses++;
-    lk->cached = false;
     if (e && e->state == AG__LK_PENDING) {
         r->stats.joined++;
         lk->fam[fam].state = AG__LK_PENDING;
@@ -662,15 +698,9 @@ static int start_family(ag__resolver *r, ag__lookup *lk, const char *name, uint8
     lk->entry[fam] = e;
     ag__queue_push(&e->waiters, &lk->link[fam]);
     r->waiting++;
-    r->pending++;
-    r->stats.queries++;
-    struct ares_addrinfo_hints hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = fam == AG__FAM4 ? AF_INET : AF_INET6;
-    /* No sorting: c-ares would open a socket per address to sort them (RFC 6724). */
-    hints.ai_flags = ARES_AI_NOSORT;
-    /* The callback may run before this returns (an answer from /etc/hosts, a failure). */
-    ares_getaddrinfo(r->ch, name, NULL, &hints, query_done, e);
+    e->queued = true;
+    ag__queue_push(&r->queued, &e->lru);
+    drain(r);
     return 0;
 }
 
@@ -680,7 +710,6 @@ int ag__lookup_start(ag__resolver *r, ag__lookup *lk, const char *host, uint16_t
     lk->res = r;
     lk->port = port;
     lk->first = -1;
-    lk->cached = true;
     ag__queue_init(&lk->link[0]);
     ag__queue_init(&lk->link[1]);
     char stackname[256], *lower = stackname;
@@ -690,7 +719,18 @@ int ag__lookup_start(ag__resolver *r, ag__lookup *lk, const char *host, uint16_t
     for (size_t i = 0; i <= len; i++)
         lower[i] = host[i] >= 'A' && host[i] <= 'Z' ? (char)(host[i] - 'A' + 'a') : host[i];
     int rc = 0;
-    if (!answer_locally(r, lk, host, lower)) {
+    /* A host name is printable ASCII without spaces (a URL's host was checked already; the
+     * public ag_client_resolve takes any string): anything else is no name, and is not sent. */
+    bool printable = len > 0 && len <= 1024;
+    for (size_t i = 0; i < len && printable; i++)
+        printable = (unsigned char)host[i] > ' ' && (unsigned char)host[i] < 0x7f;
+    if (!printable) {
+        for (int fam = 0; fam < 2; fam++) {
+            lk->fam[fam].state = AG__LK_DONE;
+            lk->fam[fam].error = AG_EDNS;
+            lk->fam[fam].why = "malformed name";
+        }
+    } else if (!answer_locally(r, lk, host, lower)) {
         for (uint8_t fam = 0; fam < 2 && rc == 0; fam++)
             if (asks(r, fam))
                 rc = start_family(r, lk, lower, fam);
@@ -797,9 +837,16 @@ void ag__lookup_end(ag__lookup *lk)
     for (int fam = 0; fam < 2; fam++) {
         if (!lk->entry[fam])
             continue;
+        entry *e = lk->entry[fam];
         ag__queue_remove(&lk->link[fam]);
         lk->entry[fam] = NULL;
         r->waiting--;
+        /* A query not sent yet that nobody waits for is dropped. */
+        if (e->queued && ag__queue_empty(&e->waiters)) {
+            ag__queue_remove(&e->lru);
+            cache_unlink(r, e);
+            free(e);
+        }
     }
     /* Nobody waits for any answer: the queries in flight would only keep sockets open and the
      * loop's timer armed (a loop would not end until they time out). Their entries leave the

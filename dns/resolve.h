@@ -49,6 +49,7 @@ typedef struct ag__resolver_opts {
     int family; /* enum ag_ip_family */
     unsigned cache_size;
     int64_t negative_ttl_ms;
+    unsigned max_queries; /* in flight at once */
     const char *const *resolve; /* "HOST:PORT:ADDR[,ADDR]..." entries, copied */
 } ag__resolver_opts;
 
@@ -80,7 +81,6 @@ struct ag__lookup {
     ag_coro *co; /* between prepare and finish: the coroutine to wake on an answer */
     uint16_t port;
     bool prefer4; /* try IPv4 first (localhost: most local servers listen there) */
-    bool cached;  /* every family asked was answered without a query of this lookup */
     int first;    /* the family that completed first, -1 before one did */
     ag__lookup_fam fam[2];
     /* private: the cache entries this lookup waits on, and its links in their waiter lists */

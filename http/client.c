@@ -187,7 +187,8 @@ int ag_client_new(ag_client **out, const ag_client_opts *opts)
     DEFAULT(dns_tries, 3);
     DEFAULT(dns_negative_ttl_ms, 5000);
     DEFAULT(happy_eyeballs_delay_ms, 250);
-    DEFAULT(dns_cache_size, 1024);
+    DEFAULT(dns_cache_size, 4096);
+    DEFAULT(dns_max_queries, 64);
 #undef DEFAULT
     c->loop = o->loop;
     c->ua = strdup(o->user_agent ? o->user_agent : "asyncget/" AG_VERSION);
@@ -222,6 +223,7 @@ int ag_client_new(ag_client **out, const ag_client_opts *opts)
         .family = o->ip_family,
         .cache_size = o->dns_cache_size,
         .negative_ttl_ms = o->dns_negative_ttl_ms,
+        .max_queries = o->dns_max_queries,
         .resolve = o->resolve,
     };
     rc = ag__resolver_new(&c->res, &ro);

@@ -259,8 +259,11 @@ typedef struct ag_client_opts {
     const char *const *resolve;
     const char *const *connect_to;
     unsigned dns_tries;      /* rounds over the servers; 0: 3 */
-    unsigned dns_cache_size; /* entries (a name and a family); 0: 1,024; AG_NO_DNS_CACHE: none */
+    unsigned dns_cache_size; /* entries (a name and a family); 0: 4,096; AG_NO_DNS_CACHE: none */
     int ip_family;           /* enum ag_ip_family: which addresses to look up and use */
+    /* Queries in flight at once; more wait their turn. A burst of thousands of datagrams
+     * overflows a server's socket buffer, and each lost query costs a timeout. 0: 64 */
+    unsigned dns_max_queries;
     uint64_t reserved[38];
 } ag_client_opts;
 

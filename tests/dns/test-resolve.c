@@ -94,6 +94,9 @@ static void families(void)
            "dns_several_addresses: both A records kept (%s: \"%s\")", ag_err_name(rc), t);
     rc = resolve_text(c, "nx.test", t, sizeof t);
     tap_ok(rc == AG_EDNS, "dns_nxdomain: AG_EDNS (%s)", ag_err_name(rc));
+    rc = resolve_text(c, "refused.test", t, sizeof t);
+    tap_ok(rc == AG_EDNS_FAIL,
+           "dns_refused_is_server_failure: AG_EDNS_FAIL, not \"not found\" (%s)", ag_err_name(rc));
     rc = resolve_text(c, "BOTH.Test", t, sizeof t);
     tap_ok(rc == 0 && strcmp(t, "::1 127.0.0.1") == 0,
            "dns_case_insensitive: BOTH.Test is both.test (%s: \"%s\")", ag_err_name(rc), t);
@@ -219,9 +222,12 @@ static void many(void)
         snprintf(jobs[i].name, sizeof jobs[i].name, "h%d.bulk.test", i);
     }
     run_jobs(jobs, N);
-    int ok = 0;
-    for (int i = 0; i < N; i++)
+    int ok = 0, shown = 0;
+    for (int i = 0; i < N; i++) {
         ok += jobs[i].rc == 0 && jobs[i].n == 1;
+        if (jobs[i].rc != 0 && shown++ < 3)
+            tap_diag("%s: %s", jobs[i].name, ag_err_name(jobs[i].rc));
+    }
     ag_dns_stats s;
     ag_client_dns_stats(c, &s);
     tap_ok(ok == N && s.queries == 2 * N,
@@ -444,6 +450,15 @@ static void bad_options(void)
     tap_ok(ag_client_resolve(c, "127.0.0.1", NULL, 0, &n) == 0 && n == 0,
            "dns_resolve_zero_max: numeric host, room for nothing, 0 addresses");
     tap_ok(ag_client_dns_stats(NULL, NULL) == -EINVAL, "dns_stats_null: -EINVAL");
+    ag_dns_stats st;
+    ag_client_dns_stats(c, &st);
+    int rcs = ag_client_resolve(c, "a b.test", a, 1, &n) == AG_EDNS &&
+              ag_client_resolve(c, "a\r\nb.test", a, 1, &n) == AG_EDNS &&
+              ag_client_resolve(c, "\xc3\xa9.test", a, 1, &n) == AG_EDNS;
+    ag_dns_stats st2;
+    ag_client_dns_stats(c, &st2);
+    tap_ok(rcs && st2.queries == st.queries,
+           "dns_resolve_malformed_name: spaces, CRLF, raw UTF-8 are AG_EDNS, never sent");
     ag_client_free(c);
 }
 

@@ -1,0 +1,87 @@
+/* test-system.c: the resolver with the system's configuration, no server given: /etc/resolv.conf
+ * names the server and /etc/hosts is honoured. Runs only inside tests/servers/with-system-dns,
+ * which bind-mounts both files in a private mount namespace over a dnsmasq on 127.0.0.77:53;
+ * anywhere else it skips, for the machine's own resolv.conf may name a server off this machine. */
+#include "tests/tap.h"
+
+#include <asyncget.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *dns_log;
+static ag_loop *loop;
+
+static int logged(const char *type, const char *name)
+{
+    FILE *f = fopen(dns_log, "r");
+    if (!f)
+        return -1;
+    char line[512], pat[300];
+    snprintf(pat, sizeof pat, "query[%s] %s from", type, name);
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, pat) != NULL;
+    fclose(f);
+    return n;
+}
+
+static int resolve_text(ag_client *c, const char *name, char *out, size_t cap)
+{
+    ag_addr a[16];
+    size_t n = 0;
+    int rc = ag_client_resolve(c, name, a, 16, &n);
+    out[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        char b[64];
+        inet_ntop(a[i].family == 4 ? AF_INET : AF_INET6, a[i].addr, b, sizeof b);
+        size_t l = strlen(out);
+        snprintf(out + l, cap - l, "%s%s", i ? " " : "", b);
+    }
+    return rc;
+}
+
+static void run(void *arg)
+{
+    const char *mode = arg;
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.loop = ag_coro_self() ? loop : NULL;
+    ag_client *c;
+    int rc = ag_client_new(&c, &o);
+    char t[256];
+    rc = resolve_text(c, "both.test", t, sizeof t);
+    int q = 0;
+    for (int i = 0; i < 100 && (q = logged("A", "both.test")) < 1; i++)
+        usleep(10 * 1000);
+    tap_ok(rc == 0 && strcmp(t, "::1 127.0.0.1") == 0 && q >= 1,
+           "dns_system_resolv_conf%s: both.test through the server of /etc/resolv.conf (%s: "
+           "\"%s\", %d queries logged)",
+           mode, ag_err_name(rc), t, q);
+    int before = logged("A", "hosts-only.test");
+    rc = resolve_text(c, "hosts-only.test", t, sizeof t);
+    usleep(100 * 1000);
+    tap_ok(rc == 0 && strcmp(t, "127.0.0.9") == 0 && logged("A", "hosts-only.test") == before,
+           "dns_system_etc_hosts%s: hosts-only.test from /etc/hosts, no A query (%s: \"%s\")", mode,
+           ag_err_name(rc), t);
+    rc = resolve_text(c, "nx.test", t, sizeof t);
+    tap_ok(rc == AG_EDNS, "dns_system_nxdomain%s: %s", mode, ag_err_name(rc));
+    ag_client_free(c);
+}
+
+int main(void)
+{
+    dns_log = getenv("AG_DNS_LOG");
+    if (!dns_log || !getenv("AG_SYSTEM_DNS")) {
+        tap_skip("dns_system: runs only inside tests/servers/with-system-dns");
+        return tap_done();
+    }
+    run("_blocking");
+    ag_loop_new(&loop, NULL);
+    ag_coro_spawn(loop, run, "", NULL);
+    ag_loop_run(loop);
+    ag_loop_free(loop);
+    return tap_done();
+}
