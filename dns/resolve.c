@@ -3,6 +3,7 @@
  * a loop timer. Answers are cached per name and family for their TTL, in an LRU bounded in
  * entries; a lookup of a name whose query is in flight joins it. */
 #include "dns/resolve.h"
+#include "dns/hosts.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -66,6 +67,7 @@ struct ag__resolver {
     ag_timer timer;
     override *ovr;
     size_t novr;
+    ag__hosts *hosts;
     ag_dns_stats stats;
 };
 
@@ -524,13 +526,18 @@ int ag__resolver_new(ag__resolver **out, const ag__resolver_opts *o)
     ao.tries = (int)o->tries;
     ao.sock_state_cb = sock_state;
     ao.sock_state_cb_data = r;
+    /* DNS only: the hosts file is read here (hosts.c), once, not by c-ares for every query. */
+    ao.lookups = (char *)"b";
     int st = ares_init_options(&r->ch, &ao,
-                               ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB);
+                               ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB |
+                                   ARES_OPT_LOOKUPS);
     if (st != ARES_SUCCESS) {
         rc = st == ARES_ENOMEM ? -ENOMEM : AG_EDNS_FAIL;
         goto fail;
     }
     r->ch_ok = true;
+    if ((rc = ag__hosts_new(&r->hosts, o->hosts_path ? o->hosts_path : "/etc/hosts")) < 0)
+        goto fail;
     if (o->servers) {
         st = ares_set_servers_ports_csv(r->ch, o->servers);
         if (st != ARES_SUCCESS) {
@@ -567,6 +574,7 @@ void ag__resolver_free(ag__resolver *r)
     free(r->table);
     if (r->loop)
         ag_timer_stop(r->loop, &r->timer);
+    ag__hosts_free(r->hosts);
     for (size_t i = 0; i < r->novr; i++)
         free(r->ovr[i].host);
     free(r->ovr);
@@ -648,7 +656,9 @@ static bool answer_locally(ag__resolver *r, ag__lookup *lk, const char *host, co
         lk->prefer4 = true;
         return true;
     }
-    return false;
+    /* Then the hosts file, then DNS: the usual "files dns" order. */
+    ag__hosts_refresh(r->hosts);
+    return ag__hosts_find(r->hosts, lower, lk->fam);
 }
 
 static int start_family(ag__resolver *r, ag__lookup *lk, const char *name, uint8_t fam)

@@ -49,8 +49,9 @@ typedef struct ag__resolver_opts {
     int family; /* enum ag_ip_family */
     unsigned cache_size;
     int64_t negative_ttl_ms;
-    unsigned max_queries; /* in flight at once */
+    unsigned max_queries;       /* in flight at once */
     const char *const *resolve; /* "HOST:PORT:ADDR[,ADDR]..." entries, copied */
+    const char *hosts_path;     /* NULL: /etc/hosts (tests give another; kept, not copied) */
 } ag__resolver_opts;
 
 /* Make a resolver; the options are the client's, defaults filled in. -EINVAL for a malformed
