@@ -39,9 +39,9 @@ static void tcp_close(ag__conn *c)
 
 static const ag__transport tcp_transport = {tcp_read, tcp_writev, tcp_close};
 
-static void format_peer(ag__conn *c, const ag__sockaddr *ss)
+/* "1.2.3.4:80" or "[::1]:80" at p (at most 48 bytes with the NUL); returns the end. */
+static char *addr_format(char *p, const ag__sockaddr *ss)
 {
-    char *p = c->peer;
     unsigned port;
     if (ss->sa.sa_family == AF_INET) {
         const struct sockaddr_in *s = &ss->in;
@@ -55,95 +55,313 @@ static void format_peer(ag__conn *c, const ag__sockaddr *ss)
         *p++ = ']';
     }
     *p++ = ':';
-    ag__fmt_u64(p, port);
+    return p + ag__fmt_u64(p, port);
 }
 
-/* One attempt. Registers the socket before connect() so the completion edge is not missed. */
-static int connect_one(ag__conn *c, ag_loop *loop, const ag__sockaddr *addr, int64_t deadline_ns)
+static void format_peer(ag__conn *c, const ag__sockaddr *ss)
+{
+    addr_format(c->peer, ss);
+}
+
+/* Start connecting a new socket to addr, registered in io before connect() so that the completion
+ * edge is not missed: 1 when connected at once, 0 in progress (wait for AG_WRITE, then
+ * connect_result), or a negative errno with io closed. */
+static int connect_start(ag__io *io, ag_loop *loop, const ag__sockaddr *addr)
 {
     int fd = ag__socket(addr->sa.sa_family, SOCK_STREAM, IPPROTO_TCP);
-    if (fd < 0)
+    if (fd < 0) {
+        io->fd = -1;
         return fd;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int rc = ag__io_init(&c->io, loop, fd);
+    int rc = ag__io_init(io, loop, fd);
     if (rc < 0) {
         close(fd);
-        c->io.fd = -1;
+        io->fd = -1;
         return rc;
     }
-    if (connect(fd, &addr->sa, ag__sockaddr_len(addr)) < 0) {
-        if (errno != EINPROGRESS) {
-            rc = -errno;
-            goto fail;
-        }
-        ag__io_clear(&c->io, AG_WRITE);
-        rc = ag__io_wait(&c->io, AG_WRITE, deadline_ns);
-        if (rc < 0)
-            goto fail;
-        int err = 0;
-        socklen_t elen = sizeof err;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
-            err = errno;
-        if (err == 0) {
-            /* Some kqueue emulations read SO_ERROR themselves, which clears it: ask the socket
-             * whether it really has a peer. */
-            ag__sockaddr peer;
-            socklen_t plen = sizeof peer;
-            if (getpeername(fd, &peer.sa, &plen) < 0) {
-                char b;
-                err = read(fd, &b, 1) < 0 && errno != EAGAIN ? errno : ECONNREFUSED;
-            }
-        }
-        if (err) {
-            rc = -err;
-            goto fail;
+    if (connect(fd, &addr->sa, ag__sockaddr_len(addr)) == 0)
+        return 1;
+    if (errno != EINPROGRESS) {
+        rc = -errno;
+        ag__io_close(io);
+        return rc;
+    }
+    ag__io_clear(io, AG_WRITE);
+    return 0;
+}
+
+/* How a connect that was reported writable ended: 0 connected, or a negative errno. */
+static int connect_result(int fd)
+{
+    int err = 0;
+    socklen_t elen = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+        err = errno;
+    if (err == 0) {
+        /* Some kqueue emulations read SO_ERROR themselves, which clears it: ask the socket
+         * whether it really has a peer. */
+        ag__sockaddr peer;
+        socklen_t plen = sizeof peer;
+        if (getpeername(fd, &peer.sa, &plen) < 0) {
+            char b;
+            err = read(fd, &b, 1) < 0 && errno != EAGAIN ? errno : ECONNREFUSED;
         }
     }
+    return -err;
+}
+
+/* One attempt, alone: a single address costs no more than this. */
+static int connect_one(ag__conn *c, ag_loop *loop, const ag__sockaddr *addr, int64_t deadline_ns)
+{
+    int rc = connect_start(&c->io, loop, addr);
+    if (rc == 0) {
+        rc = ag__io_wait(&c->io, AG_WRITE, deadline_ns);
+        if (rc >= 0)
+            rc = connect_result(c->io.fd);
+        if (rc < 0) {
+            ag__io_close(&c->io);
+            return rc;
+        }
+    }
+    if (rc < 0)
+        return rc;
     c->tp = &tcp_transport;
     return 0;
-fail:
-    ag__io_close(&c->io);
+}
+
+/* Tell the trace hook that an attempt on addr starts (err 0) or failed. */
+static void trace_attempt(const ag__conn *c, const ag__sockaddr *addr, int err)
+{
+    if (!c->trace)
+        return;
+    char buf[160], *p = buf;
+    static const char start[] = "connecting to ", fail[] = "connect failed: ";
+    const char *head = err ? fail : start;
+    size_t hl = err ? sizeof fail - 1 : sizeof start - 1;
+    memcpy(p, head, hl);
+    p = addr_format(p + hl, addr);
+    if (err) {
+        const char *e = ag_strerror(err);
+        size_t el = strlen(e);
+        if (el > (size_t)(buf + sizeof buf - p - 2))
+            el = (size_t)(buf + sizeof buf - p - 2);
+        *p++ = ' ';
+        memcpy(p, e, el);
+        p += el;
+    }
+    ag__conn_trace(c, AG_TRACE_INFO, buf, (size_t)(p - buf));
+}
+
+static bool same_addr(const ag__sockaddr *a, const ag__sockaddr *b)
+{
+    if (a->sa.sa_family != b->sa.sa_family)
+        return false;
+    if (a->sa.sa_family == AF_INET)
+        return a->in.sin_addr.s_addr == b->in.sin_addr.s_addr && a->in.sin_port == b->in.sin_port;
+    return memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof a->in6.sin6_addr) == 0 &&
+           a->in6.sin6_port == b->in6.sin6_port;
+}
+
+/* The state of a Happy Eyeballs connect. Every address started has a slot, in order, which
+ * holds its socket while the attempt is in flight (fd -1 once it ended). The slots never move:
+ * the loop's table points at their io. */
+typedef struct he {
+    ag__sockaddr addr[AG__MAX_ADDRS];
+    ag__io io[AG__MAX_ADDRS];
+    int started, inflight;
+    ag__sockaddr todo[AG__MAX_ADDRS]; /* known and not started, in the order to start them */
+    int ntodo, next;
+} he;
+
+/* Rebuild the list of addresses to start from what the lookup knows now: without those already
+ * started, the families alternating from the one after the last started (RFC 8305 section 4:
+ * answers that arrive late join the interleaving), or in the lookup's order when none started. */
+static void he_plan(he *h, const ag__lookup *lk)
+{
+    ag__addrs all;
+    ag__lookup_addrs(lk, &all);
+    ag__sockaddr fam[2][AG__MAX_ADDRS];
+    int n[2] = {0, 0};
+    for (int i = 0; i < all.count; i++) {
+        bool seen = false;
+        for (int j = 0; j < h->started && !seen; j++)
+            seen = same_addr(&all.addr[i], &h->addr[j]);
+        if (!seen) {
+            int f = all.addr[i].sa.sa_family == AF_INET6;
+            fam[f][n[f]++] = all.addr[i];
+        }
+    }
+    int f;
+    if (h->started > 0)
+        f = h->addr[h->started - 1].sa.sa_family != AF_INET6;
+    else
+        f = all.count > 0 && all.addr[0].sa.sa_family == AF_INET6;
+    int i[2] = {0, 0};
+    h->ntodo = h->next = 0;
+    while (i[0] < n[0] || i[1] < n[1]) {
+        if (i[f] < n[f])
+            h->todo[h->ntodo++] = fam[f][i[f]++];
+        f = !f;
+    }
+}
+
+/* Close every attempt still in flight. */
+static void he_close(he *h)
+{
+    for (int i = 0; i < h->started; i++)
+        ag__io_close(&h->io[i]);
+    h->inflight = 0;
+}
+
+static int64_t earlier(int64_t a, int64_t b)
+{
+    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
+static int happy_eyeballs(ag__conn *c, ag_loop *loop, ag__lookup *lk, const ag__connect_opts *o,
+                          int64_t deadline_ns, int64_t *dns_at, const char **why)
+{
+    he h;
+    h.started = h.inflight = h.ntodo = h.next = 0;
+    uint8_t seen[2] = {0xff, 0xff};
+    int rc = -EADDRNOTAVAIL; /* the error of the last attempt that ended */
+    int last_failed = -1;    /* its slot */
+    int64_t answered = -1;   /* when the first address became known */
+    int64_t resolution_end = -1;
+    int64_t next_at = 0; /* the next attempt starts no earlier than this */
+    for (;;) {
+        int64_t now = ag_now_ns();
+        if (lk->fam[0].state != seen[0] || lk->fam[1].state != seen[1]) {
+            seen[0] = lk->fam[0].state;
+            seen[1] = lk->fam[1].state;
+            he_plan(&h, lk);
+            if (h.ntodo > 0 && answered < 0)
+                answered = now;
+        }
+        /* RFC 8305 section 3: an IPv4 answer waits a little for the IPv6 one, which is preferred,
+         * before the first attempt. */
+        bool may_start = true;
+        if (h.started == 0 && h.ntodo > 0 && lk->fam[AG__FAM6].state == AG__LK_PENDING) {
+            if (resolution_end < 0)
+                resolution_end = now + o->resolution_delay_ns;
+            may_start = now >= resolution_end;
+        }
+        while (may_start && h.next < h.ntodo && (h.inflight == 0 || now >= next_at)) {
+            int s = h.started++;
+            h.addr[s] = h.todo[h.next++];
+            if (s == 0 && dns_at)
+                *dns_at = now;
+            trace_attempt(c, &h.addr[s], 0);
+            int r = connect_start(&h.io[s], loop, &h.addr[s]);
+            if (r == 1) {
+                ag__io_move(&c->io, &h.io[s]);
+                he_close(&h);
+                format_peer(c, &h.addr[s]);
+                c->tp = &tcp_transport;
+                return 0;
+            }
+            if (r < 0) {
+                /* Refused or unreachable at once, or no socket: the next one starts now. */
+                trace_attempt(c, &h.addr[s], r);
+                rc = r;
+                last_failed = s;
+                next_at = now;
+                continue;
+            }
+            h.inflight++;
+            next_at = now + o->attempt_delay_ns;
+        }
+        if (h.inflight == 0 && h.next >= h.ntodo && ag__lookup_done(lk)) {
+            if (h.started == 0) {
+                if (dns_at)
+                    *dns_at = now;
+                return ag__lookup_error(lk, why);
+            }
+            format_peer(c, &h.addr[last_failed]);
+            return rc;
+        }
+        if (deadline_ns >= 0 && now >= deadline_ns) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+
+        /* Wait for an attempt to end, an answer, the next start, or the deadline. */
+        int64_t until = deadline_ns;
+        if (h.next < h.ntodo)
+            until = earlier(until, may_start ? next_at : resolution_end);
+        ag__wait_item items[AG__WAIT_ANY_MAX];
+        int slot[AG__MAX_ADDRS];
+        int n = 0;
+        for (int s = 0; s < h.started; s++) {
+            if (h.io[s].fd >= 0) {
+                slot[n] = s;
+                items[n++] = (ag__wait_item){&h.io[s], AG_WRITE, 0};
+            }
+        }
+        bool pending = !ag__lookup_done(lk);
+        int k = pending ? ag__lookup_prepare(lk, items + n, AG__WAIT_ANY_MAX - n, &until) : 0;
+        int wr;
+        if (n + k > 0 || ag__current)
+            wr = ag__wait_any(items, n + k, until);
+        else /* plain code waiting for c-ares with no socket open: its timeouts only */
+            wr = ag_sleep_until(until < 0 ? ag_now_ns() + 1000000000 : until);
+        if (pending)
+            ag__lookup_finish(lk, items + n, k);
+        if (wr < 0 && wr != -ETIMEDOUT) {
+            rc = wr;
+            break;
+        }
+        now = ag_now_ns();
+        for (int i = 0; i < n && wr > 0; i++) {
+            if (!items[i].revents)
+                continue;
+            int s = slot[i];
+            int r = connect_result(h.io[s].fd);
+            if (r == 0) {
+                ag__io_move(&c->io, &h.io[s]);
+                he_close(&h);
+                format_peer(c, &h.addr[s]);
+                c->tp = &tcp_transport;
+                return 0;
+            }
+            trace_attempt(c, &h.addr[s], r);
+            ag__io_close(&h.io[s]);
+            h.inflight--;
+            rc = r;
+            last_failed = s;
+            next_at = now; /* RFC 8305 section 5: a failure starts the next attempt at once */
+        }
+    }
+    he_close(&h);
+    if (h.started > 0)
+        format_peer(c, &h.addr[h.started - 1]);
+    if (rc == -ETIMEDOUT && h.started == 0 && answered >= 0 && dns_at)
+        *dns_at = answered; /* an address was known: the connect ran out of time, not the lookup */
     return rc;
 }
 
 int ag__conn_connect(ag__conn *c, ag_loop *loop, ag__lookup *lk, const ag__connect_opts *o,
                      int64_t deadline_ns, int64_t *dns_at, const char **why)
 {
-    (void)o;
     c->peer[0] = '\0';
-    while (!ag__lookup_done(lk)) {
-        int rc = ag__lookup_wait(lk, deadline_ns);
-        if (rc < 0)
-            return rc;
+    if (ag__lookup_done(lk) && lk->fam[0].n + lk->fam[1].n <= 1) {
+        /* A numeric host, the usual case: one plain attempt. */
+        if (dns_at)
+            *dns_at = ag_now_ns();
+        ag__addrs one;
+        ag__lookup_addrs(lk, &one);
+        if (one.count == 0)
+            return ag__lookup_error(lk, why);
+        format_peer(c, &one.addr[0]);
+        trace_attempt(c, &one.addr[0], 0);
+        int rc = connect_one(c, loop, &one.addr[0], deadline_ns);
+        if (rc < 0 && rc != -ETIMEDOUT && rc != -ECANCELED)
+            trace_attempt(c, &one.addr[0], rc);
+        return rc;
     }
-    if (dns_at)
-        *dns_at = ag_now_ns();
-    ag__addrs addrs_buf, *addrs = &addrs_buf;
-    ag__lookup_addrs(lk, addrs);
-    if (addrs->count == 0)
-        return ag__lookup_error(lk, why);
-    int rc = -EADDRNOTAVAIL;
-    for (int i = 0; i < addrs->count; i++) {
-        /* An equal share of what remains for each address left, so that one that never answers
-         * leaves time for the others; the last one may use all of it. */
-        int64_t until = deadline_ns;
-        int left = addrs->count - i;
-        if (deadline_ns >= 0 && left > 1) {
-            int64_t now = ag_now_ns();
-            int64_t remain = deadline_ns > now ? deadline_ns - now : 0;
-            until = now + remain / left;
-        }
-        format_peer(c, &addrs->addr[i]);
-        rc = connect_one(c, loop, &addrs->addr[i], until);
-        if (rc == 0 || rc == -ECANCELED)
-            break;
-        if (deadline_ns >= 0 && ag_now_ns() >= deadline_ns) {
-            rc = -ETIMEDOUT;
-            break;
-        }
-    }
-    return rc;
+    return happy_eyeballs(c, loop, lk, o, deadline_ns, dns_at, why);
 }
 
 void ag__conn_trace(const ag__conn *c, int kind, const char *data, size_t len)

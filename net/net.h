@@ -75,7 +75,8 @@ typedef struct ag__connect_opts {
  * not NULL) is when the first answer was used. On failure c->peer names the last address tried
  * (or is empty). Errors: the lookup's (AG_EDNS, AG_EDNS_FAIL, AG_EDNS_TIMEOUT, with *why set)
  * when it found no address, the negative errno of the last attempt, -ETIMEDOUT when the deadline
- * passed, or -ECANCELED. */
+ * passed, or -ECANCELED. With c->trace set, each attempt's start ("connecting to ADDR") and
+ * failure ("connect failed: ADDR ERROR") are reported as AG_TRACE_INFO. */
 int ag__conn_connect(ag__conn *c, ag_loop *loop, ag__lookup *lk, const ag__connect_opts *o,
                      int64_t deadline_ns, int64_t *dns_at, const char **why);
 /* Close the socket (and its transport state); the struct stays the caller's. */
