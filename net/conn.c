@@ -271,7 +271,9 @@ static int happy_eyeballs(ag__conn *c, ag_loop *loop, ag__lookup *lk, const ag__
                 continue;
             }
             h.inflight++;
-            next_at = now + o->attempt_delay_ns;
+            /* Counted from after the start (and its trace event), not from the clock read
+             * before it: a thread preempted in between must not start the next one early. */
+            next_at = ag_now_ns() + o->attempt_delay_ns;
         }
         if (h.inflight == 0 && h.next >= h.ntodo && ag__lookup_done(lk)) {
             if (h.started == 0) {

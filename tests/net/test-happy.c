@@ -738,6 +738,47 @@ static void aaaa_dead(void)
     close(l4);
 }
 
+/* AAAA comes 300 ms late, after the resolution delay: 127.0.0.1 (silent) starts alone, the late
+ * [::1] joins the list and starts one attempt delay later, and wins; 127.0.0.1 is not tried
+ * twice. */
+static void aaaa_joins(void)
+{
+    int l6, l4;
+    int port = listen_pair(&l6, &l4, 64, 0);
+    dns_server d;
+    if (port < 0 || dns_start(&d, 300) < 0) {
+        tap_skip("happy_late_aaaa_joins_the_attempts: %s",
+                 port < 0 ? "no listeners at one port" : "slowdns.py did not start");
+        if (port >= 0) {
+            close(l6);
+            close(l4);
+        }
+        return;
+    }
+    hole h;
+    fill_queue(&h, l4);
+    char servers[32];
+    snprintf(servers, sizeof servers, "127.0.0.1:%d", d.port);
+    connect_case t = {.ro = {.servers = servers, .timeout_ms = 3000, .tries = 1},
+                      .host = "join6.test",
+                      .port = port,
+                      .attempt_delay_ms = 400,
+                      .timeout_ms = 5000};
+    connect_on_loop(&t);
+    int64_t gap = t.log.starts == 2 ? t.log.start_at[1] - t.log.start_at[0] : -1;
+    tap_ok(t.rc == 0 && strcmp(t.peer, v6name(port)) == 0 && t.log.starts == 2 &&
+               strcmp(t.log.start[0], v4name(port)) == 0 &&
+               strcmp(t.log.start[1], v6name(port)) == 0 && gap >= 400 * MS && t.log.fails == 0,
+           "happy_late_aaaa_joins_the_attempts: %s via %s; %d attempts (%s, then %s %lld ms "
+           "later, at least the attempt delay 400), %d failed",
+           ag_err_name(t.rc), t.peer, t.log.starts, t.log.starts > 0 ? t.log.start[0] : "-",
+           t.log.starts > 1 ? t.log.start[1] : "-", (long long)(gap / MS), t.log.fails);
+    hole_close(&h);
+    dns_stop(&d);
+    close(l6);
+    close(l4);
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -754,6 +795,7 @@ int main(int argc, char **argv)
     client_picks_ipv4(true);
     aaaa_late();
     aaaa_dead();
+    aaaa_joins();
     ag_loop_free(loop);
     return tap_done();
 }
