@@ -62,6 +62,7 @@ struct ag__resolver {
     unsigned max_queries;
     ag__queue queued; /* pending entries not sent yet, oldest first */
     bool draining;
+    bool closing; /* ares_destroy runs the callbacks of the queries left: send nothing more */
     sock **socks;
     size_t nsocks, socks_cap;
     ag_timer timer;
@@ -410,7 +411,7 @@ static void query_send(ag__resolver *r, entry *e)
  * frees its slot inside query_send: the loop here, not a recursion, sends the next one. */
 static void drain(ag__resolver *r)
 {
-    if (r->draining)
+    if (r->draining || r->closing)
         return;
     r->draining = true;
     while (r->pending < r->max_queries && !ag__queue_empty(&r->queued)) {
@@ -558,8 +559,15 @@ void ag__resolver_free(ag__resolver *r)
         return;
     /* Queries still in flight end here (their callbacks free the entries outside the cache);
      * c-ares announces the close of each socket, which unregisters it. */
+    r->closing = true;
     if (r->ch_ok)
         ares_destroy(r->ch);
+    /* Queries never sent are in the table (freed below), or were only in the queue. */
+    while (!ag__queue_empty(&r->queued)) {
+        entry *e = ag__queue_data(ag__queue_pop(&r->queued), entry, lru);
+        if (!e->cached)
+            free(e);
+    }
     for (size_t i = 0; i < r->nsocks; i++) {
         ag__io_detach(&r->socks[i]->io);
         free(r->socks[i]);
@@ -697,7 +705,9 @@ static int start_family(ag__resolver *r, ag__lookup *lk, const char *name, uint8
     e->state = AG__LK_PENDING;
     ag__queue_init(&e->waiters);
     ag__queue_init(&e->lru);
-    if (r->cache_size > 0 && (r->cached < r->table_size || cache_grow(r) == 0)) {
+    /* In the table while pending even without a cache, so that concurrent lookups share it;
+     * the answer leaves it at once unless it is to be kept. */
+    if (r->cached < r->table_size || cache_grow(r) == 0) {
         entry **head = &r->table[h & (r->table_size - 1)];
         e->next = *head;
         *head = e;
