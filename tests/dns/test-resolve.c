@@ -254,6 +254,23 @@ static void many(void)
            ok, (unsigned long long)(s.queries - s0.queries), q1 - q0,
            (unsigned long long)(s.joined - s0.joined));
     ag_client_free(c);
+
+    /* Without a cache, lookups at once still share the query. */
+    o.dns_cache_size = AG_NO_DNS_CACHE;
+    ag_client_new(&c, &o);
+    for (int i = 0; i < SAME; i++) {
+        jobs[i].c = c;
+        snprintf(jobs[i].name, sizeof jobs[i].name, "shared-nocache.bulk.test");
+    }
+    run_jobs(jobs, SAME);
+    ok = 0;
+    for (int i = 0; i < SAME; i++)
+        ok += jobs[i].rc == 0 && jobs[i].n == 1;
+    ag_client_dns_stats(c, &s);
+    tap_ok(ok == SAME && s.queries == 2 && s.entries == 0,
+           "dns_no_cache_still_shares_queries: %d ok, %llu queries, %llu entries left", ok,
+           (unsigned long long)s.queries, (unsigned long long)s.entries);
+    ag_client_free(c);
     free(jobs);
 }
 
