@@ -573,6 +573,10 @@ static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
     int rc = -ENOMEM;
     if (!conn)
         goto fail;
+    /* The trace hook sees the connection attempts too. */
+    conn->trace = c->o.trace;
+    conn->trace_arg = c->o.trace_arg;
+    conn->req_id = r->req_id;
     if (f->url.proto == AG__HTTPS) {
         /* The tls/ layer is not built yet: never send https as plain text. */
         ag__response_detail(r, "https is not supported by this build (no TLS layer yet)", NULL,

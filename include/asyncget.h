@@ -217,10 +217,10 @@ typedef struct ag_client_opts {
     unsigned max_connecting;     /* connects in progress at once; 0: 256 */
     int64_t keepalive_idle_ms;   /* idle connections are closed after this; 0: 30,000 */
     int64_t pool_timeout_ms;     /* waiting for a connection slot; 0: none */
-    /* The whole connection phase of one connection: name resolution and the TCP connect to each
-     * address in turn (later the TLS handshake and a proxy tunnel), not the wait for a pool slot.
-     * Each address gets an equal share of what remains, the last one all of it, so a dead first
-     * address does not eat the others' time. 0: 30,000. */
+    /* The whole connection phase of one connection: name resolution and the TCP connection
+     * attempts (later the TLS handshake and a proxy tunnel), not the wait for a pool slot. The
+     * attempts follow Happy Eyeballs (happy_eyeballs_delay_ms below), so a dead first address
+     * does not eat the others' time. 0: 30,000. */
     int64_t connect_timeout_ms;
     int64_t idle_timeout_ms;       /* between reads and writes of one request; 0: 60,000 */
     int64_t total_timeout_ms;      /* whole request with redirects and retries; 0: none */

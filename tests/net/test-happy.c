@@ -573,6 +573,10 @@ static void client_picks_ipv4(bool blocking)
     o.loop = blocking ? NULL : loop;
     o.happy_eyeballs_delay_ms = 120;
     o.resolve = entry;
+    attempt_log log;
+    memset(&log, 0, sizeof log);
+    o.trace = on_trace;
+    o.trace_arg = &log;
     char url[64];
     snprintf(url, sizeof url, "http://he.test:%d/", port);
     fetch_case f = {.url = url};
@@ -584,6 +588,11 @@ static void client_picks_ipv4(bool blocking)
            "%s: %s, status %d via %s after %lld ms (at least the attempt delay, 120)", name,
            ag_err_name(f.rc), f.r ? ag_response_status(f.r) : 0, f.r ? ag_response_peer(f.r) : "-",
            (long long)(f.took_ns / MS));
+    tap_ok(log.starts == 2 && strcmp(log.start[0], v6name(port)) == 0 &&
+               strcmp(log.start[1], v4name(port)) == 0 &&
+               log.start_at[1] - log.start_at[0] >= 120 * MS,
+           "%s_trace: the client's trace hook shows both attempts in order (%d: %s, %s)", name,
+           log.starts, log.start[0], log.starts > 1 ? log.start[1] : "-");
     ag_response_free(f.r);
     ag_client_free(f.c);
     server_stop(&s);
