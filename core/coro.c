@@ -275,6 +275,63 @@ int ag_sleep_ms(int64_t ms)
     return ag_sleep_until(ag_now_ns() + ms * 1000000);
 }
 
+/* The readiness of each item, from the cached bits; the count of items with some. */
+static int items_ready(ag__wait_item *items, int n)
+{
+    int got = 0;
+    for (int i = 0; i < n; i++) {
+        items[i].revents = ag__io_ready(items[i].io, items[i].events);
+        got += items[i].revents != 0;
+    }
+    return got;
+}
+
+/* Plain blocking code: the wait in poll(). A deadline already past still gets one look. */
+static int wait_any_poll(ag__wait_item *items, int n, int64_t deadline_ns)
+{
+    struct pollfd pfds[AG__WAIT_ANY_MAX];
+    for (int i = 0; i < n; i++) {
+        pfds[i] = (struct pollfd){items[i].io->fd, 0, 0};
+        if (items[i].events & AG_READ)
+            pfds[i].events |= POLLIN | AG__POLLRDHUP;
+        if (items[i].events & AG_WRITE)
+            pfds[i].events |= POLLOUT;
+    }
+    for (;;) {
+        int ms = -1;
+        int64_t left = 0;
+        if (deadline_ns >= 0) {
+            left = deadline_ns - ag_now_ns();
+            ms = left <= 0 ? 0 : ag__timeout_ms(left);
+        }
+        int r = poll(pfds, (nfds_t)n, ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0 && left <= 0 && deadline_ns >= 0)
+            return -ETIMEDOUT;
+        if (r == 0)
+            continue;
+        for (int i = 0; i < n; i++) {
+            short re = pfds[i].revents;
+            unsigned got = 0;
+            if (re & POLLNVAL)
+                return -EBADF;
+            if (re & (POLLIN | POLLHUP | POLLERR))
+                got |= AG_READ;
+            if (re & (POLLOUT | POLLHUP | POLLERR))
+                got |= AG_WRITE;
+            items[i].io->ready |= ag__poll_bits(got);
+            if (re & (POLLHUP | AG__POLLRDHUP))
+                items[i].io->ready |= AG__POLL_HUP;
+        }
+        int ready = items_ready(items, n);
+        if (ready)
+            return ready;
+    }
+}
+
 int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
 {
     ag_coro *co = ag__current;
@@ -288,42 +345,9 @@ int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
             return (int)ag__io_ready(io, events);
     }
     if (!co || co->loop != io->loop) {
-        /* Plain blocking code: the same wait, in poll(). */
-        struct pollfd pfd = {io->fd, 0, 0};
-        if (events & AG_READ)
-            pfd.events |= POLLIN | AG__POLLRDHUP;
-        if (events & AG_WRITE)
-            pfd.events |= POLLOUT;
-        for (;;) {
-            int ms = -1;
-            int64_t left = 0;
-            if (deadline_ns >= 0) {
-                /* A deadline already past still gets one look at the fd. */
-                left = deadline_ns - ag_now_ns();
-                ms = left <= 0 ? 0 : ag__timeout_ms(left);
-            }
-            int n = poll(&pfd, 1, ms);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0)
-                return -errno;
-            if (n == 0 && left <= 0 && deadline_ns >= 0)
-                return -ETIMEDOUT;
-            if (n == 0)
-                continue; /* re-check the deadline: poll may wake a little early */
-            unsigned got = 0;
-            if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
-                got |= AG_READ;
-            if (pfd.revents & (POLLOUT | POLLHUP | POLLERR))
-                got |= AG_WRITE;
-            if (pfd.revents & POLLNVAL)
-                return -EBADF;
-            io->ready |= ag__poll_bits(got);
-            if (pfd.revents & (POLLHUP | AG__POLLRDHUP))
-                io->ready |= AG__POLL_HUP;
-            if (got & events)
-                return (int)(got & events);
-        }
+        ag__wait_item it = {io, events, 0};
+        int rc = wait_any_poll(&it, 1, deadline_ns);
+        return rc < 0 ? rc : (int)it.revents;
     }
     if (co->cancelled)
         return -ECANCELED;
@@ -369,60 +393,6 @@ int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
         return rc;
     unsigned got = ag__io_ready(io, events);
     return got ? (int)got : (int)events; /* an error report: let the I/O call tell */
-}
-
-/* The readiness of each item, from the cached bits; the count of items with some. */
-static int items_ready(ag__wait_item *items, int n)
-{
-    int got = 0;
-    for (int i = 0; i < n; i++) {
-        items[i].revents = ag__io_ready(items[i].io, items[i].events);
-        got += items[i].revents != 0;
-    }
-    return got;
-}
-
-static int wait_any_poll(ag__wait_item *items, int n, int64_t deadline_ns)
-{
-    struct pollfd pfds[AG__WAIT_ANY_MAX];
-    for (int i = 0; i < n; i++) {
-        pfds[i] = (struct pollfd){items[i].io->fd, 0, 0};
-        if (items[i].events & AG_READ)
-            pfds[i].events |= POLLIN;
-        if (items[i].events & AG_WRITE)
-            pfds[i].events |= POLLOUT;
-    }
-    for (;;) {
-        int ms = -1;
-        int64_t left = 0;
-        if (deadline_ns >= 0) {
-            left = deadline_ns - ag_now_ns();
-            ms = left <= 0 ? 0 : ag__timeout_ms(left);
-        }
-        int r = poll(pfds, (nfds_t)n, ms);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        if (r == 0 && left <= 0 && deadline_ns >= 0)
-            return -ETIMEDOUT;
-        if (r == 0)
-            continue;
-        for (int i = 0; i < n; i++) {
-            short re = pfds[i].revents;
-            unsigned got = 0;
-            if (re & POLLNVAL)
-                return -EBADF;
-            if (re & (POLLIN | POLLHUP | POLLERR))
-                got |= AG_READ;
-            if (re & (POLLOUT | POLLHUP | POLLERR))
-                got |= AG_WRITE;
-            items[i].io->ready |= ag__poll_bits(got);
-        }
-        int ready = items_ready(items, n);
-        if (ready)
-            return ready;
-    }
 }
 
 int ag__wait_any(ag__wait_item *items, int n, int64_t deadline_ns)

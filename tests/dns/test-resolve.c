@@ -3,6 +3,7 @@
  * client's counters), TTL expiry, shared queries, 1,000 names at once, a server that never
  * answers, the overrides, and requests to nginx through names. Every client is given the test
  * servers explicitly: nothing here reads /etc/resolv.conf. */
+#include "tests/dns/util.h"
 #include "tests/http/util.h"
 
 #include <arpa/inet.h>
@@ -14,31 +15,6 @@
 static const char *dns_server, *dns_log, *blackhole;
 static int nginx_port;
 static ag_loop *loop;
-
-/* Queries for name of type ("A", "AAAA") that dnsmasq logged so far. */
-static int logged(const char *type, const char *name)
-{
-    FILE *f = fopen(dns_log, "r");
-    if (!f)
-        return -1;
-    char line[512], pat[300];
-    snprintf(pat, sizeof pat, "query[%s] %s from", type, name);
-    int n = 0;
-    while (fgets(line, sizeof line, f))
-        n += strstr(line, pat) != NULL;
-    fclose(f);
-    return n;
-}
-
-/* dnsmasq writes its log a little after it answers: wait until the count reaches want, or give
- * up after a while and return what is there. */
-static int logged_at_least(const char *type, const char *name, int want)
-{
-    int n = 0;
-    for (int i = 0; i < 200 && (n = logged(type, name)) < want; i++)
-        usleep(10 * 1000);
-    return n;
-}
 
 static ag_client *client_with(const char *servers, int family, void (*tweak)(ag_client_opts *))
 {
@@ -54,22 +30,6 @@ static ag_client *client_with(const char *servers, int family, void (*tweak)(ag_
     if (rc < 0)
         tap_diag("ag_client_new: %s", ag_err_name(rc));
     return c;
-}
-
-/* The addresses of a name as text, "::1 127.0.0.1". */
-static int resolve_text(ag_client *c, const char *name, char *out, size_t cap)
-{
-    ag_addr a[16];
-    size_t n = 0;
-    int rc = ag_client_resolve(c, name, a, 16, &n);
-    out[0] = 0;
-    for (size_t i = 0; i < n; i++) {
-        char b[64];
-        inet_ntop(a[i].family == 4 ? AF_INET : AF_INET6, a[i].addr, b, sizeof b);
-        size_t l = strlen(out);
-        snprintf(out + l, cap - l, "%s%s", i ? " " : "", b);
-    }
-    return rc;
 }
 
 static void families(void)

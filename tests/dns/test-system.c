@@ -2,6 +2,7 @@
  * names the server and /etc/hosts is honoured. Runs only inside tests/servers/with-system-dns,
  * which bind-mounts both files in a private mount namespace over a dnsmasq on 127.0.0.77:53;
  * anywhere else it skips, for the machine's own resolv.conf may name a server off this machine. */
+#include "tests/dns/util.h"
 #include "tests/tap.h"
 
 #include <asyncget.h>
@@ -13,35 +14,6 @@
 
 static const char *dns_log;
 static ag_loop *loop;
-
-static int logged(const char *type, const char *name)
-{
-    FILE *f = fopen(dns_log, "r");
-    if (!f)
-        return -1;
-    char line[512], pat[300];
-    snprintf(pat, sizeof pat, "query[%s] %s from", type, name);
-    int n = 0;
-    while (fgets(line, sizeof line, f))
-        n += strstr(line, pat) != NULL;
-    fclose(f);
-    return n;
-}
-
-static int resolve_text(ag_client *c, const char *name, char *out, size_t cap)
-{
-    ag_addr a[16];
-    size_t n = 0;
-    int rc = ag_client_resolve(c, name, a, 16, &n);
-    out[0] = 0;
-    for (size_t i = 0; i < n; i++) {
-        char b[64];
-        inet_ntop(a[i].family == 4 ? AF_INET : AF_INET6, a[i].addr, b, sizeof b);
-        size_t l = strlen(out);
-        snprintf(out + l, cap - l, "%s%s", i ? " " : "", b);
-    }
-    return rc;
-}
 
 static void run(void *arg)
 {
