@@ -21,10 +21,11 @@ typedef struct entry {
     struct entry *next; /* hash chain */
     ag__resolver *res;
     uint32_t hash;
-    uint8_t fam;   /* AG__FAM4 or AG__FAM6 */
-    uint8_t state; /* AG__LK_PENDING or AG__LK_DONE */
-    bool cached;   /* in the hash table (an entry left out only serves its waiters) */
-    bool queued;   /* pending, waiting for a free query slot (linked through lru) */
+    uint8_t fam;    /* AG__FAM4 or AG__FAM6 */
+    uint8_t state;  /* AG__LK_PENDING or AG__LK_DONE */
+    bool cached;    /* in the hash table (an entry left out only serves its waiters) */
+    bool queued;    /* pending, waiting for a free query slot (linked through lru) */
+    bool abandoned; /* sent, then left by every lookup: its slot was given back */
     ag__lookup_fam answer;
     int64_t expires;
     ag__queue waiters; /* lookups, through their link[fam] */
@@ -57,8 +58,9 @@ struct ag__resolver {
     size_t table_size; /* a power of two */
     size_t cached;     /* entries in the table */
     ag__queue lru;
-    size_t waiting; /* lookups linked to pending entries */
-    size_t pending; /* queries in flight in c-ares */
+    size_t waiting;  /* lookups linked to pending entries */
+    size_t pending;  /* query slots in use: sent, and someone still waits (dns_max_queries) */
+    size_t inflight; /* queries in c-ares, abandoned ones too */
     unsigned max_queries;
     ag__queue queued; /* pending entries not sent yet, oldest first */
     bool draining;
@@ -371,7 +373,9 @@ static void query_done(void *arg, int status, int timeouts, struct ares_addrinfo
     }
     e->state = AG__LK_DONE;
     e->expires = ag_now_ns() + ttl_ns;
-    r->pending--;
+    r->inflight--;
+    if (!e->abandoned)
+        r->pending--;
     while (!ag__queue_empty(&e->waiters)) {
         ag__queue *l = ag__queue_head(&e->waiters);
         ag__queue_remove(l);
@@ -397,6 +401,7 @@ static void query_done(void *arg, int status, int timeouts, struct ares_addrinfo
 static void query_send(ag__resolver *r, entry *e)
 {
     r->pending++;
+    r->inflight++;
     r->stats.queries++;
     struct ares_addrinfo_hints hints;
     memset(&hints, 0, sizeof hints);
@@ -493,6 +498,82 @@ bad:
     return -EINVAL;
 }
 
+/* Whether a dns_servers list is "ADDR[:PORT],...": IPv4, IPv6 bare or in brackets, a port only
+ * after IPv4 or a bracket, 1 to 65535. c-ares 1.18.1's own parser takes a port above 65535 and
+ * wraps it. */
+static bool servers_valid(const char *list)
+{
+    const char *p = list;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char buf[64];
+        if (len == 0 || len >= sizeof buf)
+            return false;
+        memcpy(buf, p, len);
+        buf[len] = '\0';
+        uint8_t a[16];
+        char *port = NULL;
+        if (buf[0] == '[') {
+            char *close = strchr(buf, ']');
+            if (!close || (close[1] && close[1] != ':'))
+                return false;
+            *close = '\0';
+            if (!ag__ipv6_parse(buf + 1, a))
+                return false;
+            port = close[1] ? close + 2 : NULL;
+        } else if (!ag__ipv6_parse(buf, a)) {
+            char *colon = strchr(buf, ':');
+            if (colon) {
+                *colon = '\0';
+                port = colon + 1;
+            }
+            if (!ag__ipv4_parse(buf, a))
+                return false;
+        }
+        if (port) {
+            unsigned long v = 0;
+            if (!*port || strlen(port) > 5)
+                return false;
+            for (const char *q = port; *q; q++) {
+                if (*q < '0' || *q > '9')
+                    return false;
+                v = v * 10 + (unsigned)(*q - '0');
+            }
+            if (v == 0 || v > 65535)
+                return false;
+        }
+        if (!end)
+            return true;
+        p = end + 1;
+    }
+}
+
+static int channel_open(ag__resolver *r, const ag__resolver_opts *o, int flags)
+{
+    struct ares_options ao;
+    memset(&ao, 0, sizeof ao);
+    ao.flags = flags;
+    ao.timeout = (int)(o->timeout_ms > 0x7fffffff ? 0x7fffffff : o->timeout_ms);
+    ao.tries = (int)(o->tries > 64 ? 64 : o->tries);
+    ao.sock_state_cb = sock_state;
+    ao.sock_state_cb_data = r;
+    /* DNS only: the hosts file is read here (hosts.c), once, not by c-ares for every query. */
+    ao.lookups = (char *)"b";
+    int st = ares_init_options(&r->ch, &ao,
+                               ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+                                   ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS);
+    if (st != ARES_SUCCESS)
+        return st == ARES_ENOMEM ? -ENOMEM : AG_EDNS_FAIL;
+    r->ch_ok = true;
+    if (o->servers) {
+        st = ares_set_servers_ports_csv(r->ch, o->servers);
+        if (st != ARES_SUCCESS)
+            return st == ARES_ENOMEM ? -ENOMEM : -EINVAL;
+    }
+    return 0;
+}
+
 int ag__resolver_new(ag__resolver **out, const ag__resolver_opts *o)
 {
     pthread_once(&ares_once, ares_setup);
@@ -521,30 +602,30 @@ int ag__resolver_new(ag__resolver **out, const ag__resolver_opts *o)
         if ((rc = parse_override(o->resolve[r->novr], &r->ovr[r->novr])) < 0)
             goto fail;
     }
-    struct ares_options ao;
-    memset(&ao, 0, sizeof ao);
-    ao.timeout = (int)(o->timeout_ms > 0x7fffffff ? 0x7fffffff : o->timeout_ms);
-    ao.tries = (int)o->tries;
-    ao.sock_state_cb = sock_state;
-    ao.sock_state_cb_data = r;
-    /* DNS only: the hosts file is read here (hosts.c), once, not by c-ares for every query. */
-    ao.lookups = (char *)"b";
-    int st = ares_init_options(&r->ch, &ao,
-                               ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB |
-                                   ARES_OPT_LOOKUPS);
-    if (st != ARES_SUCCESS) {
-        rc = st == ARES_ENOMEM ? -ENOMEM : AG_EDNS_FAIL;
+    if (o->servers && !servers_valid(o->servers)) {
+        rc = -EINVAL;
         goto fail;
     }
-    r->ch_ok = true;
     if ((rc = ag__hosts_new(&r->hosts, o->hosts_path ? o->hosts_path : "/etc/hosts")) < 0)
         goto fail;
-    if (o->servers) {
-        st = ares_set_servers_ports_csv(r->ch, o->servers);
-        if (st != ARES_SUCCESS) {
-            rc = st == ARES_ENOMEM ? -ENOMEM : -EINVAL;
+    /* c-ares 1.18.1 takes a SERVFAIL or REFUSED as a reason to ask the next server, and when
+     * none is left reports what it started with, "connection refused". With a single server
+     * there is nobody else to ask: let the answer through (ARES_FLAG_NOCHECKRESP), so that the
+     * error can say what the server said. */
+    if ((rc = channel_open(r, o, 0)) < 0)
+        goto fail;
+    struct ares_addr_port_node *list = NULL;
+    int nservers = 0;
+    if (ares_get_servers_ports(r->ch, &list) == ARES_SUCCESS) {
+        for (struct ares_addr_port_node *s = list; s; s = s->next)
+            nservers++;
+        ares_free_data(list);
+    }
+    if (nservers == 1) {
+        ares_destroy(r->ch);
+        r->ch_ok = false;
+        if ((rc = channel_open(r, o, ARES_FLAG_NOCHECKRESP)) < 0)
             goto fail;
-        }
     }
     *out = r;
     return 0;
@@ -643,11 +724,13 @@ static bool answer_locally(ag__resolver *r, ag__lookup *lk, const char *host, co
             return true;
         }
     }
+    /* The special names below, with or without the root's trailing dot. */
     size_t n = strlen(lower);
+    if (n > 1 && lower[n - 1] == '.')
+        n--;
     /* RFC 6761: "invalid" never exists, and is never asked about. */
-    if (strcmp(lower, "invalid") == 0 || strcmp(lower, "invalid.") == 0 ||
-        (n > 8 && strcmp(lower + n - 8, ".invalid") == 0) ||
-        (n > 9 && strcmp(lower + n - 9, ".invalid.") == 0)) {
+    if ((n == 7 && memcmp(lower, "invalid", 7) == 0) ||
+        (n > 8 && memcmp(lower + n - 8, ".invalid", 8) == 0)) {
         for (int fam = 0; fam < 2; fam++) {
             lk->fam[fam].state = AG__LK_DONE;
             lk->fam[fam].error = AG_EDNS;
@@ -656,7 +739,8 @@ static bool answer_locally(ag__resolver *r, ag__lookup *lk, const char *host, co
         return true;
     }
     /* RFC 6761: localhost names the loopback, never a DNS answer. */
-    if (strcmp(lower, "localhost") == 0 || (n > 10 && strcmp(lower + n - 10, ".localhost") == 0)) {
+    if ((n == 9 && memcmp(lower, "localhost", 9) == 0) ||
+        (n > 10 && memcmp(lower + n - 10, ".localhost", 10) == 0)) {
         static const uint8_t lo4[1][16] = {{127, 0, 0, 1}};
         static const uint8_t lo6[1][16] = {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}};
         done_with(&lk->fam[AG__FAM4], lo4, 1, 4);
@@ -861,17 +945,25 @@ void ag__lookup_end(ag__lookup *lk)
         ag__queue_remove(&lk->link[fam]);
         lk->entry[fam] = NULL;
         r->waiting--;
-        /* A query not sent yet that nobody waits for is dropped. */
-        if (e->queued && ag__queue_empty(&e->waiters)) {
+        if (!ag__queue_empty(&e->waiters))
+            continue;
+        if (e->queued) {
+            /* Not sent yet, and nobody waits for it: dropped. */
             ag__queue_remove(&e->lru);
             cache_unlink(r, e);
             free(e);
+        } else if (!e->abandoned) {
+            /* c-ares cannot cancel one query: it goes on (its answer still fills the cache),
+             * but its slot goes to a lookup someone waits for. */
+            e->abandoned = true;
+            r->pending--;
+            drain(r);
         }
     }
     /* Nobody waits for any answer: the queries in flight would only keep sockets open and the
      * loop's timer armed (a loop would not end until they time out). Their entries leave the
      * cache in the callbacks, which ares_cancel runs now. */
-    if (r->waiting == 0 && r->pending > 0) {
+    if (r->waiting == 0 && r->inflight > 0) {
         ares_cancel(r->ch);
         arm_timer(r);
     }

@@ -153,6 +153,13 @@ int ag_client_dns_stats(const ag_client *c, ag_dns_stats *out)
     return 0;
 }
 
+#define MS_MAX (100LL * 365 * 24 * 3600 * 1000) /* a century */
+
+static int64_t ms_clamp(int64_t ms)
+{
+    return ms > MS_MAX ? MS_MAX : ms;
+}
+
 int ag_client_new(ag_client **out, const ag_client_opts *opts)
 {
     pthread_once(&parser_once, parser_setup);
@@ -190,6 +197,14 @@ int ag_client_new(ag_client **out, const ag_client_opts *opts)
     DEFAULT(dns_cache_size, 4096);
     DEFAULT(dns_max_queries, 64);
 #undef DEFAULT
+    /* Times are kept in nanoseconds: a century is as good as forever, and a larger value would
+     * overflow the conversion. */
+    int64_t *times[] = {
+        &o->keepalive_idle_ms, &o->pool_timeout_ms,     &o->connect_timeout_ms,
+        &o->idle_timeout_ms,   &o->total_timeout_ms,    &o->expect_timeout_ms,
+        &o->dns_timeout_ms,    &o->dns_negative_ttl_ms, &o->happy_eyeballs_delay_ms};
+    for (size_t i = 0; i < sizeof times / sizeof *times; i++)
+        *times[i] = ms_clamp(*times[i]);
     c->loop = o->loop;
     c->ua = strdup(o->user_agent ? o->user_agent : "asyncget/" AG_VERSION);
     o->user_agent = NULL; /* the copy above is the client's */
@@ -857,7 +872,7 @@ static int fetch_from(ag_client *c, const ag_request *req, ag_response **out, in
     } else {
         f.st.method = req->method ? req->method : "GET";
         f.st.close = ag__request_closes(req);
-        int64_t total_ms = req->timeout_ms ? req->timeout_ms : c->o.total_timeout_ms;
+        int64_t total_ms = req->timeout_ms ? ms_clamp(req->timeout_ms) : c->o.total_timeout_ms;
         f.total_deadline = total_ms > 0 ? start + total_ms * 1000000 : -1;
         rc = ag__url_parse(&f.url, req->url);
         if (rc < 0 && f.url.why)

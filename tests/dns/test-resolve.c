@@ -373,6 +373,11 @@ static void fetches(void *arg)
            ag_response_status(r));
     ag_response_free(r);
 
+    r = get(c, "http://refused.test/", &rc);
+    tap_ok(rc == AG_EDNS_FAIL && strstr(ag_response_error_detail(r), "REFUSED"),
+           "dns_fetch_refused_detail: the server's answer is named (\"%s\")",
+           ag_response_error_detail(r));
+    ag_response_free(r);
     r = get(c, "http://nx.test/", &rc);
     tap_ok(rc == AG_EDNS && strstr(ag_response_error_detail(r), "nx.test") &&
                strstr(ag_response_error_detail(r), "NXDOMAIN"),
