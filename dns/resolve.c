@@ -64,7 +64,8 @@ struct ag__resolver {
     unsigned max_queries;
     ag__queue queued; /* pending entries not sent yet, oldest first */
     bool draining;
-    bool closing; /* ares_destroy runs the callbacks of the queries left: send nothing more */
+    bool closing;    /* ares_destroy runs the callbacks of the queries left: send nothing more */
+    bool write_kick; /* a socket newly wants writing: the timer runs at once to try it */
     sock **socks;
     size_t nsocks, socks_cap;
     ag_timer timer;
@@ -168,6 +169,10 @@ static void arm_timer(ag__resolver *r)
 {
     if (!r->loop)
         return;
+    if (r->write_kick) {
+        ag_timer_start(r->loop, &r->timer, ag_now_ns());
+        return;
+    }
     struct timeval tv;
     if (!ares_timeout(r->ch, NULL, &tv)) {
         ag_timer_stop(r->loop, &r->timer);
@@ -181,6 +186,18 @@ static void on_timer(ag_timer *t, void *arg)
 {
     (void)t;
     ag__resolver *r = arg;
+    if (r->write_kick) {
+        /* Sockets that c-ares newly wants to write: writing may close one and open another on
+         * the same fd, so take the fds first. */
+        r->write_kick = false;
+        int fds[16];
+        size_t n = 0;
+        for (size_t i = 0; i < r->nsocks && n < 16; i++)
+            if (r->socks[i]->want & AG_WRITE)
+                fds[n++] = r->socks[i]->io.fd;
+        for (size_t i = 0; i < n; i++)
+            ares_process_fd(r->ch, ARES_SOCKET_BAD, fds[i]);
+    }
     ares_process_fd(r->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
     arm_timer(r);
 }
@@ -266,6 +283,13 @@ static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
         s->io.data = s;
         s->res = r;
         r->socks[r->nsocks++] = s;
+    }
+    /* Interest in writing a socket that is writable already (a query queued on c-ares's idle TCP
+     * connection) brings no new readiness edge on epoll or kqueue: try the write from the loop
+     * soon, as an edge would have. */
+    if ((want & AG_WRITE) && !(s->want & AG_WRITE) && r->loop) {
+        r->write_kick = true;
+        ag_timer_start(r->loop, &r->timer, ag_now_ns());
     }
     s->want = want;
     ag__io_rearm(&s->io, want);
