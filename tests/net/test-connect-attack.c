@@ -1996,6 +1996,153 @@ static int resolution_delay_holds_no_slot(void)
     return b.ok == N ? 0 : 1;
 }
 
+/* A trace hook that parks the request's coroutine (ag_sleep_ms, ag_yield) at every attempt's
+ * start and failure: readiness that arrives meanwhile is not lost; and a loop client used from
+ * plain code (no coroutine: every wait blocks in poll()). [::1] a black hole, 127.0.0.2
+ * refused, 127.0.0.1 the server. */
+static void parking_trace(void *arg, const ag_trace_event *ev)
+{
+    attempts *g = arg;
+    on_trace(arg, ev);
+    if (ev->kind == AG_TRACE_INFO && ag_coro_self()) {
+        if (g->starts % 2)
+            ag_sleep_ms(30);
+        else
+            ag_yield();
+    }
+}
+
+static int parking_hook_and_plain_code(void)
+{
+    const char *addrs[] = {"::1", "127.0.0.1"};
+    int back[] = {0, 64}, l[2];
+    int port = listen_set(2, addrs, back, l);
+    if (port < 0)
+        return 77;
+    hole h;
+    fill_queue(&h, l[0]);
+    server s;
+    server_start(&s, SERVE_OK, 1, &l[1]);
+    char entry[128], url[64];
+    const char *res[] = {fmt(entry, sizeof entry, "pk.test:%d:[::1],127.0.0.2,127.0.0.1", port),
+                         NULL};
+    fmt(url, sizeof url, "http://pk.test:%d/", port);
+    int bad = 0;
+    for (int plain = 0; plain < 2; plain++) {
+        int fds = count_fds();
+        ag_loop *loop;
+        ag_loop_new(&loop, NULL);
+        attempts g = {0};
+        ag_client_opts o;
+        ag_client_opts_init(&o);
+        o.loop = loop;
+        o.resolve = res;
+        o.happy_eyeballs_delay_ms = 20;
+        o.connect_timeout_ms = 3000;
+        o.trace = plain ? on_trace : parking_trace;
+        o.trace_arg = &g;
+        one f = {.c = client_new(&o), .url = url};
+        if (plain)
+            one_run(&f);
+        else
+            one_fetch(&f, loop);
+        int free_rc = ag_client_free(f.c);
+        int left = ag_loop_run_once(loop, 0);
+        int loop_rc = ag_loop_free(loop);
+        int after = fds_back(fds);
+        bool ok = f.rc == 0 && f.status == 200 && g.starts == 3 && free_rc == 0 && left == 0 &&
+                  loop_rc == 0 && after == fds;
+        tap_diag("%s: %s %d via %s \"%s\"; %d attempts, %d failed; free %s, %d left, loop "
+                 "free %s; %d fds before, %d after",
+                 plain ? "loop client from plain code" : "trace hook that parks", ag_err_name(f.rc),
+                 f.status, f.peer, f.detail, g.starts, g.fails, ag_err_name(free_rc), left,
+                 ag_err_name(loop_rc), fds, after);
+        bad += !ok;
+    }
+    server_stop(&s);
+    return bad ? 1 : 0;
+}
+
+typedef struct kinds {
+    int port, calls, timeouts, emfile, other, named, other_err;
+    char other_detail[160];
+} kinds;
+
+static void kinds_cb(ag_client *c, ag_response *r, int status, void *arg)
+{
+    (void)c;
+    kinds *k = arg;
+    k->calls++;
+    char p[16];
+    const char *d = ag_response_error_detail(r);
+    k->named += strncmp(d, "connect to ", 11) == 0 && strstr(d, fmt(p, sizeof p, ":%d", k->port));
+    if (status == AG_ECONNECT_TIMEOUT)
+        k->timeouts++;
+    else if (status == -EMFILE)
+        k->emfile++;
+    else if (k->other++ == 0) {
+        k->other_err = status;
+        snprintf(k->other_detail, sizeof k->other_detail, "%s", d);
+    }
+    ag_response_free(r);
+}
+
+/* 100 requests at once to a name of 16 black-holed addresses, with RLIMIT_NOFILE at 512: the
+ * attempts together want 1,600 sockets, so most get EMFILE. Every request ends with the connect
+ * timeout or EMFILE (a clear error naming an address), and every socket is closed. */
+static int sixteen_times_hundred(void)
+{
+    int back[16], l[16];
+    for (int i = 0; i < 16; i++)
+        back[i] = 0;
+    int port = listen_set(16, (const char *const *)addr16, back, l);
+    if (port < 0)
+        return 77;
+    hole h[16];
+    for (int i = 0; i < 16; i++)
+        fill_queue(&h[i], l[i]);
+    char entry[512], url[64];
+    const char *res[] = {list16(entry, sizeof entry, "all.test", port), NULL};
+    fmt(url, sizeof url, "http://all.test:%d/", port);
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_NOFILE, &old);
+    lim = old;
+    lim.rlim_cur = 512;
+    setrlimit(RLIMIT_NOFILE, &lim);
+    int fds = count_fds();
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.loop = loop;
+    o.resolve = res;
+    o.happy_eyeballs_delay_ms = 5;
+    o.connect_timeout_ms = 700;
+    ag_client *c = client_new(&o);
+    enum { N = 100 };
+    kinds k = {.port = port};
+    for (int i = 0; i < N; i++) {
+        ag_request req;
+        ag_request_init(&req);
+        req.url = url;
+        ag_fetch_start(c, &req, kinds_cb, &k, NULL);
+    }
+    ag_loop_run(loop);
+    int free_rc = ag_client_free(c);
+    int left = ag_loop_run_once(loop, 0);
+    int loop_rc = ag_loop_free(loop);
+    int after = fds_back(fds);
+    setrlimit(RLIMIT_NOFILE, &old);
+    bool ok = k.calls == N && k.timeouts + k.emfile == N && k.named == N && free_rc == 0 &&
+              left == 0 && loop_rc == 0 && after == fds;
+    tap_diag("sixteen_times_hundred: %d callbacks: %d connect timeouts, %d EMFILE, %d other "
+             "(%s \"%s\"), %d details naming an address; free %s, %d left, loop free %s; %d fds "
+             "before, %d after",
+             k.calls, k.timeouts, k.emfile, k.other, ag_err_name(k.other_err), k.other_detail,
+             k.named, ag_err_name(free_rc), left, ag_err_name(loop_rc), fds, after);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -2021,6 +2168,7 @@ int main(int argc, char **argv)
         {"connect_all_sixteen_silent", all_sixteen_silent, 60, NULL},
         {"connect_fifteen_refused", fifteen_refused, 60, NULL},
         {"connect_nofile_some_attempts", nofile_some, 60, NULL},
+        {"connect_sixteen_times_hundred", sixteen_times_hundred, 60, NULL},
         {"connect_accept_then_reset", accept_then_reset, 60, NULL},
         {"connect_delay_one_ms", delay_one, 60, NULL},
         {"connect_timeout_one_ms", timeout_one, 60, NULL},
@@ -2033,6 +2181,7 @@ int main(int argc, char **argv)
         {"connect_refused_then_late_aaaa_used", refused_then_aaaa_used, 60, NULL},
         {"connect_total_timeout_in_connect", total_timeout_in_connect, 60, NULL},
         {"connect_embedded_host_loop", embedded_host_loop, 60, NULL},
+        {"connect_parking_hook_and_plain_code", parking_hook_and_plain_code, 60, NULL},
         {"connect_many_names_aaaa_never", many_names_aaaa_never, 120, NULL},
         {"connect_delay_huge_not_overflowed", delay_huge, 60, NULL},
         {"connect_timeout_huge_not_overflowed", timeout_huge, 60, NULL},
