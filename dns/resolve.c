@@ -499,14 +499,26 @@ static int parse_override(const char *spec, override *o)
         memcpy(buf, a0, len);
         buf[len] = '\0';
         uint8_t a[16];
+        /* More addresses than a lookup keeps would be dropped in silence: refused. A repeat is
+         * kept once. */
+        int fam;
+        size_t alen;
         if (ag__ipv4_parse(buf, a)) {
-            if (o->n[AG__FAM4] < AG__DNS_MAX)
-                memcpy(o->addr[AG__FAM4][o->n[AG__FAM4]++], a, 4);
+            fam = AG__FAM4;
+            alen = 4;
         } else if (ag__ipv6_parse(buf, a)) {
-            if (o->n[AG__FAM6] < AG__DNS_MAX)
-                memcpy(o->addr[AG__FAM6][o->n[AG__FAM6]++], a, 16);
+            fam = AG__FAM6;
+            alen = 16;
         } else {
             goto bad;
+        }
+        bool dup = false;
+        for (unsigned i = 0; i < o->n[fam] && !dup; i++)
+            dup = memcmp(o->addr[fam][i], a, alen) == 0;
+        if (!dup) {
+            if (o->n[fam] == AG__DNS_MAX)
+                goto bad;
+            memcpy(o->addr[fam][o->n[fam]++], a, alen);
         }
         any = true;
         if (!end)

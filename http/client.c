@@ -611,6 +611,18 @@ static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
      * not hold one. */
     while (lk.first < 0 && !ag__lookup_done(&lk) && rc == 0)
         rc = ag__lookup_wait(&lk, deadline);
+    /* Nor does the wait for IPv6 after an IPv4 answer (RFC 8305's resolution delay): Happy
+     * Eyeballs gets what is left of it. */
+    int64_t resolution_delay = 50 * 1000000;
+    if (rc == 0 && lk.fam[AG__FAM6].state == AG__LK_PENDING &&
+        lk.fam[AG__FAM4].state == AG__LK_DONE && lk.fam[AG__FAM4].n > 0) {
+        int64_t until = earlier(deadline, ag_now_ns() + resolution_delay);
+        while (rc == 0 && lk.fam[AG__FAM6].state == AG__LK_PENDING)
+            rc = ag__lookup_wait(&lk, until);
+        if (rc == -ETIMEDOUT && (deadline < 0 || ag_now_ns() < deadline))
+            rc = 0; /* the delay is over, the connect phase is not */
+        resolution_delay = 0;
+    }
     bool slot_wait = false;
     if (rc == 0) {
         rc = ag__pool_connect_begin(c->pool, deadline);
@@ -621,7 +633,7 @@ static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
     if (rc == 0) {
         ag__connect_opts co = {
             .attempt_delay_ns = c->o.happy_eyeballs_delay_ms * 1000000,
-            .resolution_delay_ns = 50 * 1000000,
+            .resolution_delay_ns = resolution_delay,
         };
         rc = ag__conn_connect(conn, c->loop, &lk, &co, deadline, &dns_at, &why);
         ag__pool_connect_end(c->pool);

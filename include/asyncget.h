@@ -254,8 +254,8 @@ typedef struct ag_client_opts {
      * (or any port: "*") with these addresses, without a lookup (curl's --resolve). connect_to:
      * "HOST1:PORT1:HOST2:PORT2" connects to HOST2:PORT2 instead of HOST1:PORT1 (an empty field
      * matches any host or port, or keeps it), while the request still names HOST1 (curl's
-     * --connect-to). IPv6 addresses in brackets. A malformed entry fails ag_client_new with
-     * -EINVAL. */
+     * --connect-to). IPv6 addresses in brackets, at most 8 per family in an entry. A malformed
+     * entry fails ag_client_new with -EINVAL. */
     const char *const *resolve;
     const char *const *connect_to;
     unsigned dns_tries;      /* rounds over the servers; 0: 3 */

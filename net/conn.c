@@ -285,6 +285,13 @@ static int happy_eyeballs(ag__conn *c, ag_loop *loop, ag__lookup *lk, const ag__
             return rc;
         }
         if (deadline_ns >= 0 && now >= deadline_ns) {
+            /* Every address known so far failed, and only an answer of the other family was
+             * still awaited: the failure says more than the timeout. */
+            if (h.inflight == 0 && h.next >= h.ntodo && last_failed >= 0) {
+                he_close(&h);
+                format_peer(c, &h.addr[last_failed]);
+                return rc;
+            }
             rc = -ETIMEDOUT;
             break;
         }
