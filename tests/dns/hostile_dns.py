@@ -32,6 +32,7 @@ fd00::666 are "wrong" answers that a correct resolver never returns.
   tc-huge       UDP: TC; TCP: length prefix 65535 then 10 bytes, then nothing
   tc-garbage    UDP: TC; TCP: a length prefix and random bytes, then close
   tc-loop       UDP and TCP: TC bit set, no answer (truncated over TCP too)
+  tc-late6      UDP: TC, for AAAA 300 ms late; TCP: the ok answer (tc-late4: A is late)
   many          300 A records 127.0.1.x over UDP (about 5 KB), no TC
   many-aaaa     300 AAAA records over UDP
   cnameloop     CNAME to cnameloop2.<zone>, which is a CNAME back, no address
@@ -208,6 +209,13 @@ def plan(q, proto):
         off = 12 + len(question)
         loop = struct.pack("!H", 0xC000 | off)
         return [(0, "same", answer(q, [rr(loop, qtype, 60, WRONG6 if qtype == 28 else WRONG4)]))]
+    if b in ("tc-late6", "tc-late4"):
+        # The other family's TC comes 300 ms after the first family went over TCP and got its
+        # answer: its query joins a TCP connection that is idle and writable.
+        late = 28 if b == "tc-late6" else 1
+        if proto == "udp":
+            return [(0.3 if qtype == late else 0, "same", answer(q, [], tc=True))]
+        return [(0, "same", answer(q, [addr_rr(qtype, ok_last)]))]
     if b.startswith("tc-"):
         if proto == "udp":
             return [(0, "same", answer(q, [], tc=True))]

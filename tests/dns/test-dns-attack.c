@@ -36,6 +36,13 @@ static const char *const TODO_ABANDONED_SLOT =
     "a query nobody waits for keeps its dns_max_queries slot until c-ares gives up";
 static const char *const TODO_HUGE_MS = "a huge *_ms option overflows ms * 1000000 (signed)";
 static const char *const TODO_NO_CACHE_SHARE = NULL; /* fixed by 77fc79d */
+static const char *const TODO_TCP_SECOND_QUERY =
+    "on the epoll loop, a query queued on c-ares's idle TCP connection is never written (no new "
+    "edge)";
+/* The same fault where it depends on timing (tc-ok: whether the second family's TC comes before
+ * the first's answer over TCP): a pass says nothing. */
+static const char *const TODO_TCP_RACE =
+    "(race) on the epoll loop, the second query on c-ares's TCP connection can be lost (tc-late6)";
 static const char *const TODO_SERVERS_PORT =
     "a port above 65535 in dns_servers is accepted and wraps";
 
@@ -58,7 +65,7 @@ __attribute__((format(printf, 3, 4))) static int check(int cond, const char *tod
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (!todo || cond) {
-        if (todo)
+        if (todo && strncmp(todo, "(race)", 6) != 0)
             tap_diag("a known fault is fixed: set its TODO_* text to NULL (%s)", todo);
         return tap_ok(cond, "%s", msg);
     }
@@ -263,6 +270,8 @@ static const hcase hcases[] = {
     {"tc-huge", ANY_ERROR, NULL, "TC then a TCP length of 65535 and 10 bytes"},
     {"tc-garbage", ANY_ERROR, NULL, "TC then random bytes over TCP"},
     {"tc-loop", ANY_ERROR, NULL, "TC over TCP too"},
+    {"tc-late6", 0, "::3 127.0.0.3", "AAAA's TC comes after A got its answer over TCP"},
+    {"tc-late4", 0, "::3 127.0.0.3", "A's TC comes after AAAA got its answer over TCP"},
     {"many", 0, "127.0.1.0 127.0.1.1 127.0.1.2 127.0.1.3 127.0.1.4 127.0.1.5 127.0.1.6 127.0.1.7",
      "300 A records in one 5 KB datagram"},
     {"many-aaaa", 0, "::100 ::101 ::102 ::103 ::104 ::105 ::106 ::107", "300 AAAA records"},
@@ -311,8 +320,14 @@ static void hostile_names(void)
         bool ok = h->want == 0           ? rc == 0 && strcmp(t, h->addrs) == 0
                   : h->want == ANY_ERROR ? rc < 0 && t[0] == 0
                                          : rc == h->want && t[0] == 0;
-        tap_ok(ok && !wrong_address(t), "dns_attack_hostile_%s%s: %s (%s \"%s\")", h->behaviour,
-               mode(), h->reason, ag_err_name(rc), t);
+        /* The epoll backend (edge-triggered) never reports an idle socket writable again. */
+        bool epoll_loop = ag_coro_self() && strcmp(ag_loop_backend(), "epoll") == 0;
+        const char *todo = !epoll_loop                                ? NULL
+                           : strncmp(h->behaviour, "tc-late", 7) == 0 ? TODO_TCP_SECOND_QUERY
+                           : strcmp(h->behaviour, "tc-ok") == 0       ? TODO_TCP_RACE
+                                                                      : NULL;
+        check(ok && !wrong_address(t), todo, "dns_attack_hostile_%s%s: %s (%s \"%s\")",
+              h->behaviour, mode(), h->reason, ag_err_name(rc), t);
     }
     ag_client_free(quick);
     ag_client_free(patient);
