@@ -1239,7 +1239,9 @@ static int duplicates_and_mapped(void)
         int64_t took = ag_now_ns() - t0;
         ag_client_free(f.c);
         ag_loop_free(loop);
-        bool ok = f.rc == 0 && f.status == 200 && times_started(&g, a6) == 1;
+        /* Only the outcome: whether [::1] is tried again depends on how soon IPv4 wins (its
+         * own case, connect_duplicates_tried_once, makes every address silent). */
+        bool ok = f.rc == 0 && f.status == 200;
         tap_diag("duplicates: %s %d via %s after %lld ms; %d attempts, [::1] started %d times",
                  ag_err_name(f.rc), f.status, f.peer, (long long)(took / MS), g.starts,
                  times_started(&g, a6));
@@ -1903,7 +1905,7 @@ static int many_names_aaaa_never(void)
         o.dns_tries = 1;
         o.max_connecting = (unsigned)slots;
         o.max_conns = 8;
-        o.connect_timeout_ms = 10000;
+        o.connect_timeout_ms = 30000;
         ag_client *c = client_new(&o);
         enum { N = 100 };
         static char urls[N][64];
