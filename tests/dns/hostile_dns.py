@@ -36,6 +36,7 @@ fd00::666 are "wrong" answers that a correct resolver never returns.
   many          300 A records 127.0.1.x over UDP (about 5 KB), no TC
   many-aaaa     300 AAAA records over UDP
   cnameloop     CNAME to cnameloop2.<zone>, which is a CNAME back, no address
+  cnamepoison   CNAME victim.<zone> and the victim's A 127.0.0.9 / AAAA ::9 (victim itself: NXDOMAIN)
   ttl0          A 127.0.0.5 with TTL 0
   ttlmax        A 127.0.0.6 with TTL 0xffffffff (RFC 2181: MSB set means 0)
   ttlbig        A 127.0.0.7 with TTL 0x7fffffff
@@ -241,6 +242,12 @@ def plan(q, proto):
         a = encode_name(name)
         b2 = encode_name("cnameloop2." + zone)
         return [(0, "same", answer(q, [rr(a, 5, 60, b2), rr(b2, 5, 60, a)]))]
+    if b == "cnamepoison":
+        # A CNAME to victim.<zone> with the victim's address in the same answer: fine for this
+        # name, but it must not become the cached answer for victim.<zone> (which is NXDOMAIN).
+        zone = ".".join(labels[1:])
+        victim = encode_name("victim." + zone)
+        return [(0, "same", answer(q, [rr(PTR_Q, 5, 60, victim), addr_rr(qtype, 9, owner=victim)]))]
     if b == "ttl0":
         return [(0, "same", answer(q, [addr_rr(qtype, 5, ttl=0)]))]
     if b == "ttlmax":

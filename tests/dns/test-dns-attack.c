@@ -32,13 +32,13 @@ static const char *const TODO_LOCALHOST_DOT = NULL;   /* fixed by 1827958 */
 static const char *const TODO_ABANDONED_SLOT = NULL;  /* fixed by 1827958 */
 static const char *const TODO_HUGE_MS = NULL;         /* fixed by 1827958 */
 static const char *const TODO_NO_CACHE_SHARE = NULL;  /* fixed by 77fc79d */
-static const char *const TODO_TCP_SECOND_QUERY =
-    "on the epoll loop, a query queued on c-ares's idle TCP connection is never written (no new "
-    "edge)";
+static const char *const TODO_SERVFAIL_TWO_SERVERS =
+    "with two servers c-ares still reports SERVFAIL as ARES_ECONNREFUSED ('DNS servers "
+    "unreachable')";
+static const char *const TODO_TCP_SECOND_QUERY = NULL; /* fixed by 3091a0f */
 /* The same fault where it depends on timing (tc-ok: whether the second family's TC comes before
  * the first's answer over TCP): a pass says nothing. */
-static const char *const TODO_TCP_RACE =
-    "(race) on the epoll loop, the second query on c-ares's TCP connection can be lost (tc-late6)";
+static const char *const TODO_TCP_RACE = NULL;     /* fixed by 3091a0f */
 static const char *const TODO_SERVERS_PORT = NULL; /* fixed by 1827958 */
 
 /* A bound on the whole run: a hang becomes a failed assertion, not a stuck suite. */
@@ -339,6 +339,15 @@ static void servfail_detail(void)
           "dns_attack_servfail_detail%s: AG_EDNS_FAIL naming SERVFAIL (%s \"%s\")", mode(),
           ag_err_name(rc), d);
     ag_client_free(c);
+    /* The same server twice: every server said SERVFAIL. */
+    char two[160];
+    snprintf(two, sizeof two, "%s,%s", hd_server, hd_server);
+    c = client(two, patient_opts);
+    rc = fetch_detail(c, "servfail.detail2.test", d, sizeof d);
+    check(rc == AG_EDNS_FAIL && strstr(d, "SERVFAIL"), TODO_SERVFAIL_TWO_SERVERS,
+          "dns_attack_servfail_detail_two_servers%s: AG_EDNS_FAIL naming SERVFAIL (%s \"%s\")",
+          mode(), ag_err_name(rc), d);
+    ag_client_free(c);
     c = client(dns_server, NULL);
     rc = fetch_detail(c, "refused.test", d, sizeof d);
     check(rc == AG_EDNS_FAIL && strstr(d, "REFUSED"), TODO_SERVFAIL_DETAIL,
@@ -386,6 +395,25 @@ static void late_answer(void)
                strcmp(t3, "::f 127.0.0.15") == 0,
            "dns_attack_late_answer_dropped%s: %s, then \"%s\" and \"%s\"", mode(), ag_err_name(rc1),
            t2, t3);
+    ag_client_free(c);
+}
+
+/* An answer may carry records of other names (a CNAME's target): they serve this lookup only,
+ * and never become another name's cached answer. */
+static void cname_poison(void)
+{
+    ag_client *c = client(hd_server, patient_opts);
+    const char *zone = ag_coro_self() ? "cp.test" : "cpb.test";
+    char name[64], victim[64], t[256], t2[256];
+    snprintf(name, sizeof name, "cnamepoison.%s", zone);
+    snprintf(victim, sizeof victim, "victim.%s", zone);
+    int rc = resolve_text(c, name, t, sizeof t);
+    int rc2 = resolve_text(c, victim, t2, sizeof t2);
+    int q = hd_count("A", victim);
+    tap_ok(rc == 0 && strcmp(t, "::9 127.0.0.9") == 0 && rc2 == AG_EDNS && q == 1,
+           "dns_attack_cname_target_not_cached%s: the alias resolves (\"%s\"), its target is asked "
+           "itself (%s, %d A query)",
+           mode(), t, ag_err_name(rc2), q);
     ag_client_free(c);
 }
 
@@ -1073,6 +1101,7 @@ int main(int argc, char **argv)
     both_modes(servfail_detail);
     both_modes(localhost_dot);
     both_modes(late_answer);
+    both_modes(cname_poison);
     both_modes(absurd_values);
     both_modes(name_edges);
     both_modes(fd_exhaustion);
