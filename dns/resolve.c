@@ -754,7 +754,9 @@ static bool answer_locally(ag__resolver *r, ag__lookup *lk, const char *host, co
     }
     for (size_t i = 0; i < r->novr; i++) {
         const override *o = &r->ovr[i];
-        if ((o->port == 0 || o->port == lk->port) && strcmp(o->host, lower) == 0) {
+        /* Port 0: a lookup for no port in particular (ag_client_resolve) takes an entry for
+         * any port. */
+        if ((o->port == 0 || lk->port == 0 || o->port == lk->port) && strcmp(o->host, lower) == 0) {
             done_with(&lk->fam[AG__FAM4], o->addr[AG__FAM4], o->n[AG__FAM4], 4);
             done_with(&lk->fam[AG__FAM6], o->addr[AG__FAM6], o->n[AG__FAM6], 16);
             return true;

@@ -205,6 +205,12 @@ int ag_client_new(ag_client **out, const ag_client_opts *opts)
         &o->dns_timeout_ms,    &o->dns_negative_ttl_ms, &o->happy_eyeballs_delay_ms};
     for (size_t i = 0; i < sizeof times / sizeof *times; i++)
         *times[i] = ms_clamp(*times[i]);
+    for (size_t i = 0; i < sizeof times / sizeof *times; i++) {
+        if (*times[i] < 0) {
+            free(c); /* no meaning is given to a negative time */
+            return -EINVAL;
+        }
+    }
     c->loop = o->loop;
     c->ua = strdup(o->user_agent ? o->user_agent : "asyncget/" AG_VERSION);
     o->user_agent = NULL; /* the copy above is the client's */
@@ -227,8 +233,6 @@ int ag_client_new(ag_client **out, const ag_client_opts *opts)
         goto fail;
     rc = -EINVAL;
     if (o->ip_family != AG_IP_ANY && o->ip_family != AG_IP_V4 && o->ip_family != AG_IP_V6)
-        goto fail;
-    if (o->dns_timeout_ms < 0 || o->dns_negative_ttl_ms < 0 || o->happy_eyeballs_delay_ms < 0)
         goto fail;
     ag__resolver_opts ro = {
         .loop = c->loop,
@@ -641,7 +645,8 @@ static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
     if (dns_at)
         f->resp->t.dns = dns_at;
     memcpy(r->peer, conn->peer, sizeof r->peer);
-    if (rc == -ETIMEDOUT && !slot_wait && !dns_at) {
+    bool known = lk.fam[AG__FAM4].n + lk.fam[AG__FAM6].n > 0; /* an address to connect to */
+    if (rc == -ETIMEDOUT && !slot_wait && !dns_at && !known) {
         /* Out of time before an address was known: the lookup's fault, unless the total
          * deadline it shared was the one that passed. */
         rc = timeout_error(f, rc, AG_EDNS_TIMEOUT);
@@ -659,6 +664,12 @@ static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
                                 NULL, NULL);
         else if (conn->peer[0])
             ag__response_detail(r, "connect to ", conn->peer, ": ", ag_strerror(rc));
+        else if (rc == AG_ECONNECT_TIMEOUT)
+            ag__response_detail(
+                r, "connect to ", host,
+                ": out of time before the first attempt (waiting for IPv6 after the "
+                "IPv4 answer)",
+                NULL);
         goto fail;
     }
     f->resp->t.connected = ag_now_ns();

@@ -279,7 +279,8 @@ enum ag_ip_family {
 #define AG_NO_EXPECT    UINT64_MAX
 
 AG_EXPORT void ag_client_opts_init(ag_client_opts *opts);
-/* Make a client. opts may be NULL for the defaults; it is copied (strings too). */
+/* Make a client. opts may be NULL for the defaults; it is copied (strings too). -EINVAL for
+ * reserved words that are not zero, a negative time, or a malformed option. */
 AG_EXPORT int ag_client_new(ag_client **out, const ag_client_opts *opts);
 /* Close every idle connection and free the client. With requests still in flight it frees
  * nothing and returns -EBUSY: cancel them (ag_coro_cancel on the handle of ag_fetch_start, or on
@@ -308,7 +309,8 @@ typedef struct ag_addr {
     uint8_t addr[16]; /* network byte order; IPv4 in the first 4 bytes */
 } ag_addr;
 
-/* Resolve host as a request to it would: the client's overrides (resolve, not connect_to), its
+/* Resolve host as a request to it would: the client's overrides (resolve, not connect_to: the
+ * first resolve entry for host, whatever its port, since no port is asked), its
  * cache and servers, its ip_family. Up to max addresses go to out, IPv6 and IPv4 interleaved in
  * the order a connect tries them; *count says how many. Waits like ag_fetch (parks a coroutine,
  * blocks plain code), at most the connect timeout. Returns 0 or AG_EDNS (no such name, or no

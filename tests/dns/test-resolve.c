@@ -417,6 +417,9 @@ static void bad_options(void)
     ag_client *c = NULL;
     tap_ok(ag_client_new(&c, &o) == -EINVAL && !c, "dns_servers_malformed: -EINVAL");
     o.dns_servers = NULL;
+    o.connect_timeout_ms = -1;
+    tap_ok(ag_client_new(&c, &o) == -EINVAL && !c, "client_negative_time_refused: -EINVAL");
+    o.connect_timeout_ms = 0;
     o.ip_family = 5;
     tap_ok(ag_client_new(&c, &o) == -EINVAL && !c, "dns_ip_family_invalid: -EINVAL");
     size_t n = 7;
@@ -431,6 +434,16 @@ static void bad_options(void)
            "dns_resolve_null_arguments: -EINVAL");
     tap_ok(ag_client_resolve(c, "127.0.0.1", NULL, 0, &n) == 0 && n == 0,
            "dns_resolve_zero_max: numeric host, room for nothing, 0 addresses");
+    ag_client_free(c);
+    const char *pinned[] = {"pin.test:8080:10.1.2.3", NULL};
+    ag_client_opts_init(&o);
+    o.resolve = pinned;
+    o.dns_servers = "127.0.0.1:9"; /* nothing listens: a query would fail */
+    ag_client_new(&c, &o);
+    int prc = ag_client_resolve(c, "pin.test", a, 1, &n);
+    tap_ok(prc == 0 && n == 1 && a[0].family == 4 && a[0].addr[0] == 10 && a[0].addr[3] == 3,
+           "dns_resolve_uses_port_specific_override: ag_client_resolve asks no port (%s, %zu)",
+           ag_err_name(prc), n);
     tap_ok(ag_client_dns_stats(NULL, NULL) == -EINVAL, "dns_stats_null: -EINVAL");
     ag_dns_stats st;
     ag_client_dns_stats(c, &st);
