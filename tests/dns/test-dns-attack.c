@@ -515,7 +515,7 @@ static void lifetime_opts(ag_client_opts *o)
     o->connect_timeout_ms = 20000;
 }
 
-static ag_client *lifetime_client;
+static ag_client *lifetime_client, *random_client;
 static job *lifetime_jobs; /* the last cancelled ones end after lifetime() returns */
 
 static void lifetime(void)
@@ -1079,6 +1079,61 @@ static void name_edges(void)
     ag_client_free(c);
 }
 
+/* ---- a random sequence of lookups and cancels ---- */
+
+static void random_opts(ag_client_opts *o)
+{
+    o->dns_timeout_ms = 2000;
+    o->dns_tries = 2;
+    o->connect_timeout_ms = 20000;
+    o->dns_max_queries = 3;
+    o->dns_cache_size = 2;
+    o->dns_negative_ttl_ms = 30;
+}
+
+/* Bursts of lookups of a few names that answer in every way but silence, with random cancels,
+ * against a tiny cache and three query slots: every lookup of an answering name that was not
+ * cancelled resolves, and the end leaves nothing behind. */
+static void random_sequence(void)
+{
+    enum { NJ = 1500 };
+    static const char *const beh[] = {"ok",       "slow200", "servfail", "nxdomain",   "tc-ok",
+                                      "tc-late6", "slow50",  "ttl0",     "wrongid-ok", "dup"};
+    ag_client *c = client(hd_server, random_opts);
+    job *jobs = calloc(NJ, sizeof *jobs);
+    int64_t end = ag_now_ns() + 3000000000LL;
+    int k = 0;
+    rnd_state = 4242;
+    while (ag_now_ns() < end && k < NJ) {
+        int burst = 1 + (int)(rnd() % 20);
+        for (int b = 0; b < burst && k < NJ; b++, k++) {
+            jobs[k].c = c;
+            snprintf(jobs[k].name, sizeof jobs[k].name, "%s.r%u.test", beh[rnd() % 10], rnd() % 8);
+            ag_coro_spawn(loop, job_run, &jobs[k], &jobs[k].co);
+        }
+        for (unsigned n = rnd() % 10; n > 0 && k > 0; n--)
+            ag_coro_cancel(jobs[rnd() % (unsigned)k].co);
+        ag_sleep_ms(rnd() % 40);
+    }
+    int bad = 0, answered = 0;
+    for (int i = 0; i < k; i++) {
+        ag_coro_join(jobs[i].co);
+        ag_coro_unref(jobs[i].co);
+        int rc = jobs[i].rc;
+        bool answering = strncmp(jobs[i].name, "servfail.", 9) != 0 &&
+                         strncmp(jobs[i].name, "nxdomain.", 9) != 0;
+        bool ok = rc == -ECANCELED || (answering ? rc == 0 : rc == AG_EDNS_FAIL || rc == AG_EDNS);
+        answered += rc == 0;
+        if (!ok && bad++ < 3)
+            tap_diag("%s: %s \"%s\"", jobs[i].name, ag_err_name(rc), jobs[i].text);
+    }
+    tap_ok(bad == 0 && answered > 0,
+           "dns_attack_random_lookups_and_cancels: %d lookups, %d answered, %d wrong", k, answered,
+           bad);
+    random_client = c;
+    free(jobs);
+}
+
 int main(int argc, char **argv)
 {
     dns_server = getenv("AG_DNS_SERVER");
@@ -1117,6 +1172,11 @@ int main(int argc, char **argv)
                ag_client_free(lifetime_client) == 0,
            "dns_attack_cancelled_dead_names_leave_loop_idle: no timer, no coroutine, client freed");
     free(lifetime_jobs);
+    s.fn = random_sequence;
+    ag_coro_spawn(loop, in_coro, &s, NULL);
+    ag_loop_run(loop);
+    tap_ok(ag_loop_timeout_ms(loop) < 0 && ag_client_free(random_client) == 0,
+           "dns_attack_random_sequence_leaves_nothing: no timer armed, client freed");
     s.fn = abandoned_slot;
     ag_coro_spawn(loop, in_coro, &s, NULL);
     ag_loop_run(loop);
