@@ -326,9 +326,12 @@ static void set_error(ag__lookup_fam *a, int status)
         a->why = "no answer from the DNS servers";
         break;
     case ARES_ECONNREFUSED:
-        /* Also what c-ares says when it could not open a socket (no free fd). */
+        /* What c-ares 1.18.1 says when every server answered SERVFAIL or REFUSED (with several
+         * servers it moves on from such an answer and keeps none), when none could be reached,
+         * and when it could not open a socket (no free fd). */
         a->error = AG_EDNS_FAIL;
-        a->why = "DNS servers unreachable (connection refused, or no free file descriptor)";
+        a->why = "every DNS server failed or refused the query, or none could be reached (or no "
+                 "free file descriptor)";
         break;
     case ARES_ENOMEM:
         a->error = -ENOMEM;
