@@ -864,11 +864,13 @@ int ag__lookup_start(ag__resolver *r, ag__lookup *lk, const char *host, uint16_t
     for (size_t i = 0; i <= len; i++)
         lower[i] = host[i] >= 'A' && host[i] <= 'Z' ? (char)(host[i] - 'A' + 'a') : host[i];
     int rc = 0;
-    /* A host name is printable ASCII without spaces (a URL's host was checked already; the
-     * public ag_client_resolve takes any string): anything else is no name, and is not sent. */
+    /* A host name is printable ASCII without spaces or backslashes (a URL's host was checked
+     * already; the public ag_client_resolve takes any string): anything else is no name, and is
+     * not sent. */
     bool printable = len > 0 && len <= 1024;
     for (size_t i = 0; i < len && printable; i++)
-        printable = (unsigned char)host[i] > ' ' && (unsigned char)host[i] < 0x7f;
+        printable = (unsigned char)host[i] > ' ' && (unsigned char)host[i] < 0x7f &&
+                    host[i] != '\\'; /* c-ares would read it as an escape ("a\\.b", "\\000") */
     if (!printable) {
         for (int fam = 0; fam < 2; fam++) {
             lk->fam[fam].state = AG__LK_DONE;
