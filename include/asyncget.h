@@ -211,7 +211,9 @@ typedef struct ag_trace_event {
 typedef void (*ag_trace_cb)(void *arg, const ag_trace_event *ev);
 
 typedef struct ag_client_opts {
-    ag_loop *loop;               /* NULL: every wait blocks in poll() (sequential code) */
+    /* NULL: every wait blocks in poll() (sequential code; such a client used inside a coroutine
+     * blocks that coroutine's whole loop while it waits) */
+    ag_loop *loop;
     unsigned max_conns;          /* connections open at once, in total; 0: 1024 */
     unsigned max_conns_per_host; /* per scheme, host and port; 0: 256 */
     unsigned max_connecting;     /* connects in progress at once; 0: 256 */
