@@ -99,9 +99,10 @@ static int connect_result(int fd)
     socklen_t elen = sizeof err;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
         err = errno;
-    if (err == 0) {
+    if (err == 0 && strcmp(ag__poller_name(), "kqueue") == 0) {
         /* Some kqueue emulations read SO_ERROR themselves, which clears it: ask the socket
-         * whether it really has a peer. */
+         * whether it really has a peer. epoll and poll leave SO_ERROR alone: no system call
+         * more per connect there. */
         ag__sockaddr peer;
         socklen_t plen = sizeof peer;
         if (getpeername(fd, &peer.sa, &plen) < 0) {
