@@ -16,6 +16,11 @@ void ag_client_opts_init(ag_client_opts *o)
     memset(o, 0, sizeof *o);
 }
 
+void ag_tls_opts_init(ag_tls_opts *o)
+{
+    memset(o, 0, sizeof *o);
+}
+
 void ag_request_init(ag_request *req)
 {
     memset(req, 0, sizeof *req);

@@ -234,3 +234,11 @@ uint64_t ag_response_request_id(const ag_response *r)
 {
     return r ? r->req_id : 0;
 }
+
+int ag_response_tls(const ag_response *r, ag_tls_info *out)
+{
+    if (!r || !out)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    return -ENOENT; /* no TLS layer yet: no response comes over TLS */
+}

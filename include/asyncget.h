@@ -27,7 +27,7 @@ extern "C" {
     X(SCHEME, -20002, "unsupported URL scheme")                                                    \
     X(HEADER, -20003, "invalid header name or value")                                              \
     X(DNS, -20004, "host name not found")                                                          \
-    X(TLS, -20005, "TLS failure")                                                                  \
+    X(TLS, -20005, "TLS handshake or protocol failure")                                            \
     X(TLS_VERIFY, -20006, "TLS certificate verification failed")                                   \
     X(PROTO, -20007, "HTTP protocol violation by the server")                                      \
     X(TOO_LARGE, -20008, "response exceeds a configured size limit")                               \
@@ -43,7 +43,10 @@ extern "C" {
     X(SINK, -20018, "response body consumer failed")                                               \
     X(REQUEST, -20019, "invalid request")                                                          \
     X(DNS_FAIL, -20020, "name resolution failed at the DNS server")                                \
-    X(DNS_TIMEOUT, -20021, "no answer from the DNS servers in time")
+    X(DNS_TIMEOUT, -20021, "no answer from the DNS servers in time")                               \
+    X(TLS_EXPIRED, -20022, "TLS certificate expired or not yet valid")                             \
+    X(TLS_UNTRUSTED, -20023, "TLS certificate not issued by a trusted authority")                  \
+    X(TLS_HOSTNAME, -20024, "TLS certificate does not match the host name")
 
 enum ag_error {
 #define AG__ERR_ENUM(name, value, text) AG_E##name = value,
@@ -60,7 +63,8 @@ AG_EXPORT const char *ag_err_name(int err);
  * may differ from the header a program was compiled with). */
 AG_EXPORT const char *ag_version(void);
 /* One line naming the library's version, its reactor backend and the versions of the libraries
- * it runs with, e.g. "asyncget/0.2.0 (epoll) http-parser/2.9.4 c-ares/1.18.1". Never NULL. */
+ * it runs with, e.g. "asyncget/0.2.0 (epoll) http-parser/2.9.4 c-ares/1.18.1 OpenSSL/3.0.11". Never
+ * NULL. */
 AG_EXPORT const char *ag_version_details(void);
 
 /*
@@ -210,6 +214,36 @@ typedef struct ag_trace_event {
  * must not call into the client. */
 typedef void (*ag_trace_cb)(void *arg, const ag_trace_event *ev);
 
+/* TLS settings of https requests. A zero-filled struct means: verify the server's certificate
+ * against the system's CA store and its host name (or IP address) against the URL's, TLS 1.2 or
+ * later, sessions resumed. Strings are copied when the struct is handed to ag_client_new or to a
+ * request. */
+typedef struct ag_tls_opts {
+    /* Skip the certificate and host-name checks (curl's -k). The minimum version and the
+     * cipher rules still apply. */
+    int insecure;
+    const char *ca_file;      /* PEM file of trusted CA certificates, instead of the system's */
+    const char *ca_path;      /* directory of hashed CA certificates (openssl rehash), instead */
+    const char *cert_file;    /* client certificate (PEM, chain allowed), for mutual TLS */
+    const char *key_file;     /* its private key (PEM); NULL: read from cert_file */
+    int min_version;          /* enum ag_tls_version; 0: AG_TLS_1_2 */
+    int max_version;          /* enum ag_tls_version; 0: the highest the library knows */
+    const char *ciphers;      /* TLS 1.2 and older, OpenSSL's syntax; NULL: OpenSSL's default */
+    const char *ciphersuites; /* TLS 1.3, OpenSSL's syntax; NULL: OpenSSL's default */
+    int no_session_reuse;     /* neither resume nor remember sessions */
+    uint64_t reserved[15];
+} ag_tls_opts;
+
+enum ag_tls_version {
+    AG_TLS_DEFAULT = 0,
+    AG_TLS_1_0 = 10,
+    AG_TLS_1_1 = 11,
+    AG_TLS_1_2 = 12,
+    AG_TLS_1_3 = 13,
+};
+
+AG_EXPORT void ag_tls_opts_init(ag_tls_opts *opts);
+
 typedef struct ag_client_opts {
     /* NULL: every wait blocks in poll() (sequential code; such a client used inside a coroutine
      * blocks that coroutine's whole loop while it waits) */
@@ -266,7 +300,14 @@ typedef struct ag_client_opts {
     /* Queries in flight at once; more wait their turn. A burst of thousands of datagrams
      * overflows a server's socket buffer, and each lost query costs a timeout. 0: 64 */
     unsigned dns_max_queries;
-    uint64_t reserved[38];
+    /* https: copied, strings too; NULL: the defaults of a zero-filled ag_tls_opts. A request
+     * may bring its own (ag_request.tls). Connections are pooled per host, port and TLS
+     * settings: a connection made with one set is never handed to a request with another. */
+    const ag_tls_opts *tls;
+    /* TLS sessions remembered for resumption, one per host, port and settings; 0: 1,024;
+     * AG_NO_TLS_SESSIONS: none */
+    unsigned tls_session_cache;
+    uint64_t reserved[36];
 } ag_client_opts;
 
 enum ag_ip_family {
@@ -275,7 +316,8 @@ enum ag_ip_family {
     AG_IP_V6 = 6,  /* IPv6 only */
 };
 
-#define AG_NO_DNS_CACHE 0xffffffffu
+#define AG_NO_DNS_CACHE    0xffffffffu
+#define AG_NO_TLS_SESSIONS 0xffffffffu
 
 #define AG_NO_REDIRECTS 0xffffffffu
 #define AG_NO_EXPECT    UINT64_MAX
@@ -350,7 +392,7 @@ enum ag_body_sink {
  * detail text in the response). */
 typedef struct ag_request {
     const char *method;       /* NULL: "GET" */
-    const char *url;          /* absolute http URL (https needs the TLS layer, not built yet) */
+    const char *url;          /* absolute http or https URL */
     const ag_header *headers; /* extra or overriding headers (Host, User-Agent, Accept, ...) */
     size_t nheaders;
     int body_kind; /* enum ag_body_kind */
@@ -366,7 +408,10 @@ typedef struct ag_request {
     void *on_body_arg;
     int64_t timeout_ms; /* total for this request; 0: the client's */
     int no_redirects;   /* do not follow redirects for this request */
-    uint64_t reserved[16];
+    /* TLS settings for this request and its redirects, instead of the client's (copied by
+     * ag_fetch_start); NULL: the client's */
+    const ag_tls_opts *tls;
+    uint64_t reserved[15];
 } ag_request;
 
 /* Zero-fill a request: a GET with every default. */
@@ -439,6 +484,25 @@ AG_EXPORT uint64_t ag_response_conn_id(const ag_response *resp);
 /* Peer address as text, "127.0.0.1:8080" or "[::1]:8080": the connection's, or after a failed
  * connect the last address tried; "" if none was. */
 AG_EXPORT const char *ag_response_peer(const ag_response *resp);
+/* The TLS connection of a response (strings valid until the response is freed, "" when
+ * unknown). */
+typedef struct ag_tls_info {
+    const char *version; /* "TLSv1.3" */
+    const char *cipher;  /* "TLS_AES_256_GCM_SHA384" */
+    const char *alpn;    /* the protocol the server chose ("http/1.1"), "" when it chose none */
+    int resumed;         /* the connection's handshake resumed an earlier session */
+    int verified;        /* certificate and host name were checked and passed (0: insecure) */
+    const char *subject; /* the server certificate's subject, issuer (one line, RFC 2253), */
+    const char *issuer;
+    int64_t not_before; /* and validity, in seconds since 1970 */
+    int64_t not_after;
+    uint64_t reserved[8];
+} ag_tls_info;
+
+/* Fill *out with what the final response's connection negotiated: 0, -ENOENT when it was not
+ * TLS (or no connection was made), -EINVAL for a NULL argument. */
+AG_EXPORT int ag_response_tls(const ag_response *resp, ag_tls_info *out);
+
 /* URL of the final response, after redirects, and how many were followed. */
 AG_EXPORT const char *ag_response_url(const ag_response *resp);
 AG_EXPORT unsigned ag_response_redirects(const ag_response *resp);

@@ -24,6 +24,8 @@ int main(void)
     PIN(ag_loop_opts, 128);
     PIN(ag_timer, 64);
     PIN(ag_timings, 128);
+    PIN(ag_tls_opts, 192);
+    PIN(ag_tls_info, 128);
 
     /* Zero means default: the _init functions make the same bytes as a zero-filled struct. */
     ag_request req, zreq;
@@ -36,6 +38,11 @@ int main(void)
     memset(&zco, 0, sizeof zco);
     ag_client_opts_init(&co);
     tap_ok(memcmp(&co, &zco, sizeof co) == 0, "abi_client_opts_init_is_zero");
+    ag_tls_opts to, zto;
+    memset(&to, 0xa5, sizeof to);
+    memset(&zto, 0, sizeof zto);
+    ag_tls_opts_init(&to);
+    tap_ok(memcmp(&to, &zto, sizeof to) == 0, "abi_tls_opts_init_is_zero");
 
     /* A zero-filled client (blocking) and loop options work as the defaults. */
     ag_client *c = NULL;
