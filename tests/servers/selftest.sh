@@ -1,6 +1,7 @@
 #!/bin/bash
-# Self-check of the test servers, in three parts: nginx, httpbin and
-# hostile.py via with-servers, answers checked with curl; dnsmasq and the
+# Self-check of the test servers, in four parts: nginx, httpbin and
+# hostile.py via with-servers, answers checked with curl; the TLS servers of
+# with-servers --tls, checked with curl and openssl s_client; dnsmasq and the
 # blackhole via with-servers --dnsmasq, answers checked with dnsq.py; and
 # with-system-dns (root only): getent in the private mount namespace gets
 # its answers from the test dnsmasq and the test hosts file, and the
@@ -22,6 +23,12 @@ if [ $# -eq 0 ]; then
         [ "${AG_REQUIRE_SERVERS:-}" = 1 ] && exit 1
         results+=(77)
     fi
+    if command -v curl >/dev/null 2>&1; then
+        "$here/with-servers" --tls -- "$here/selftest.sh" --tls
+        results+=("$?")
+    else
+        results+=(77)
+    fi
     "$here/with-servers" --dnsmasq -- "$here/selftest.sh" --dns
     results+=("$?")
     before=$(cat /etc/resolv.conf /etc/hosts | sha256sum)
@@ -36,7 +43,7 @@ if [ $# -eq 0 ]; then
         echo "ok - the machine's /etc/resolv.conf and /etc/hosts are unchanged after with-system-dns"
     fi
     results+=("$rc")
-    echo "selftest: part results (http dns system-dns): ${results[*]}"
+    echo "selftest: part results (http tls dns system-dns): ${results[*]}"
     status=77
     for r in "${results[@]}"; do
         case $r in
@@ -141,6 +148,78 @@ if [ "$part" = --system-dns ]; then
     check "hosts-only.test never reached dnsmasq" "0" "$(grep -c 'hosts-only' "$AG_DNS_LOG")"
 fi
 
+# ---- the TLS servers of nginx (with-servers --tls)
+if [ "$part" = --tls ]; then
+    u() { echo "https://localhost:$1/hello"; }
+    code() { c -o /dev/null -w '%{http_code}' "$@"; }
+    # What curl's verbose output says of the handshake, and of a failed certificate check.
+    tlsv() { c -v -o /dev/null "$@" 2>&1 | sed -n 's/^\* SSL connection using //p'; }
+    tlsfail() { c -v -o /dev/null "$@" 2>&1 | sed -n 's/^\* \(SSL certificate problem: \|SSL: \)//p'; }
+    # "Reused" or "New" for a second connection given the first one's session.
+    resumed() {
+        local p=$1
+        shift
+        rm -f "$tmp/sess"
+        printf 'GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' |
+            openssl s_client -connect "127.0.0.1:$p" -CAfile "$AG_TLS_CA" -sess_out "$tmp/sess" \
+                -ign_eof "$@" >/dev/null 2>&1
+        printf 'GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' |
+            openssl s_client -connect "127.0.0.1:$p" -CAfile "$AG_TLS_CA" -sess_in "$tmp/sess" \
+                -ign_eof "$@" 2>&1 | sed -n 's/^\(Reused\|New\), .*/\1/p'
+    }
+    check "valid with the test CA" "200" "$(code --cacert "$AG_TLS_CA" "$(u "$AG_TLS_PORT")")"
+    check "valid with the hashed CA directory" "200" \
+        "$(code --capath "$AG_TLS_CA_DIR" "$(u "$AG_TLS_PORT")")"
+    check "valid by IP 127.0.0.1" "200" \
+        "$(code --cacert "$AG_TLS_CA" "https://127.0.0.1:$AG_TLS_PORT/hello")"
+    if [ "$AG_TLS_IPV6" = 1 ]; then
+        check "valid by IP ::1" "200" "$(code --cacert "$AG_TLS_CA" "https://[::1]:$AG_TLS_PORT/hello")"
+    fi
+    code "$(u "$AG_TLS_PORT")" >/dev/null
+    check "valid without the test CA: curl fails the verification (60)" "60" "$?"
+    check "valid: TLS 1.3 by default" "TLSv1.3 / TLS_AES_256_GCM_SHA384" \
+        "$(tlsv --cacert "$AG_TLS_CA" "$(u "$AG_TLS_PORT")")"
+    check "valid: ALPN http/1.1" "1" \
+        "$(c -v -o /dev/null --cacert "$AG_TLS_CA" "$(u "$AG_TLS_PORT")" 2>&1 | grep -c 'ALPN: server accepted http/1.1')"
+    check "valid: TLS 1.2 when the client says so" "TLSv1.2" \
+        "$(tlsv --cacert "$AG_TLS_CA" --tls-max 1.2 "$(u "$AG_TLS_PORT")" | cut -d' ' -f1)"
+    check "TLS 1.2 server" "TLSv1.2" "$(tlsv --cacert "$AG_TLS_CA" "$(u "$AG_TLS12_PORT")" | cut -d' ' -f1)"
+    check "TLS 1.2 server refuses TLS 1.3 (35)" "35" \
+        "$(code --cacert "$AG_TLS_CA" --tlsv1.3 "$(u "$AG_TLS12_PORT")" >/dev/null; echo $?)"
+    check "expired" "certificate has expired" \
+        "$(tlsfail --cacert "$AG_TLS_CA" "$(u "$AG_TLS_EXPIRED_PORT")")"
+    check "expired leaf's dates" "notBefore=Jan  1 00:00:00 2020 GMT notAfter=Feb  1 00:00:00 2020 GMT" \
+        "$(openssl x509 -in "$AG_TLS_DIR/expired.pem" -noout -dates | paste -sd ' ')"
+    check "wrong name" "no alternative certificate subject name matches target host name 'localhost'" \
+        "$(tlsfail --cacert "$AG_TLS_CA" "$(u "$AG_TLS_WRONGNAME_PORT")")"
+    check "self-signed" "self-signed certificate" \
+        "$(tlsfail --cacert "$AG_TLS_CA" "$(u "$AG_TLS_SELFSIGNED_PORT")")"
+    check "unknown CA" "unable to get local issuer certificate" \
+        "$(tlsfail --cacert "$AG_TLS_CA" "$(u "$AG_TLS_UNKNOWNCA_PORT")")"
+    check "insecure (-k) passes expired, wrong name, self-signed, unknown CA" "200 200 200 200" \
+        "$(for p in "$AG_TLS_EXPIRED_PORT" "$AG_TLS_WRONGNAME_PORT" "$AG_TLS_SELFSIGNED_PORT" \
+            "$AG_TLS_UNKNOWNCA_PORT"; do code -k "$(u "$p")"; echo; done | paste -sd ' ')"
+    check "old-only server: curl -k cannot connect (35)" "35" \
+        "$(code -k "$(u "$AG_TLS_OLD_PORT")" >/dev/null; echo $?)"
+    check "old-only server offers TLS 1.0 at security level 0" "TLSv1" \
+        "$(echo | openssl s_client -connect "127.0.0.1:$AG_TLS_OLD_PORT" -tls1 \
+            -cipher DEFAULT@SECLEVEL=0 2>&1 | sed -n 's/^ *Protocol *: //p')"
+    check "old-only server offers TLS 1.1" "TLSv1.1" \
+        "$(echo | openssl s_client -connect "127.0.0.1:$AG_TLS_OLD_PORT" -tls1_1 \
+            -cipher DEFAULT@SECLEVEL=0 2>&1 | sed -n 's/^ *Protocol *: //p')"
+    check "client-cert server without a certificate: 400" "400" \
+        "$(code --cacert "$AG_TLS_CA" "$(u "$AG_TLS_CLIENTCERT_PORT")")"
+    check "client-cert server with the test client's certificate: 200" "200" \
+        "$(code --cacert "$AG_TLS_CA" --cert "$AG_TLS_CLIENT_CERT" --key "$AG_TLS_CLIENT_KEY" \
+            "$(u "$AG_TLS_CLIENTCERT_PORT")")"
+    check "resumption, TLS 1.3 ticket" "Reused" "$(resumed "$AG_TLS_PORT" -tls1_3)"
+    check "resumption, TLS 1.2 ticket" "Reused" "$(resumed "$AG_TLS12_PORT")"
+    check "resumption, TLS 1.2 session id (no ticket)" "Reused" "$(resumed "$AG_TLS12_PORT" -no_ticket)"
+    check "same files as the plain server" "$(sha256sum <"$AG_NGINX_ROOT/1m")" \
+        "$(c --cacert "$AG_TLS_CA" "https://localhost:$AG_TLS_PORT/1m" | sha256sum)"
+    check "the CA directory holds the hash link" "1" \
+        "$(ls "$AG_TLS_CA_DIR" | grep -c '^[0-9a-f]\{8\}\.0$')"
+fi
 
 if [ "$part" = --http ]; then
 N=http://127.0.0.1:$AG_NGINX_PORT
