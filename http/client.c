@@ -40,9 +40,20 @@ static void version_text(void)
     ag__fmt_u64(num[0], (v >> 16) & 255);
     ag__fmt_u64(num[1], (v >> 8) & 255);
     ag__fmt_u64(num[2], v & 255);
-    const char *parts[] = {
-        "asyncget/", AG_VERSION, " (",   ag_loop_backend(), ") http-parser/",      num[0], ".",
-        num[1],      ".",        num[2], " c-ares/",        ag__resolver_version()};
+    const char *parts[] = {"asyncget/",
+                           AG_VERSION,
+                           " (",
+                           ag_loop_backend(),
+                           ") http-parser/",
+                           num[0],
+                           ".",
+                           num[1],
+                           ".",
+                           num[2],
+                           " c-ares/",
+                           ag__resolver_version(),
+                           " OpenSSL/",
+                           ag__tls_lib_version()};
     size_t n = 0;
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         for (const char *p = parts[i]; *p && n + 1 < sizeof version_buf; p++)
@@ -201,6 +212,7 @@ int ag_client_new(ag_client **out, const ag_client_opts *opts)
     DEFAULT(happy_eyeballs_delay_ms, 250);
     DEFAULT(dns_cache_size, 4096);
     DEFAULT(dns_max_queries, 64);
+    DEFAULT(tls_session_cache, 1024);
 #undef DEFAULT
     /* Times are kept in nanoseconds: a century is as good as forever, and a larger value would
      * overflow the conversion. */
@@ -216,7 +228,17 @@ int ag_client_new(ag_client **out, const ag_client_opts *opts)
             return -EINVAL;
         }
     }
+    const char *tls_why;
+    if (ag__tls_opts_check(o->tls, &tls_why) < 0) {
+        free(c);
+        return -EINVAL;
+    }
     c->loop = o->loop;
+    if (o->tls && ag__tls_opts_copy(&c->tls_opts, &c->tls_strs, o->tls) < 0) {
+        free(c);
+        return -ENOMEM;
+    }
+    o->tls = o->tls ? &c->tls_opts : NULL;
     c->ua = strdup(o->user_agent ? o->user_agent : "asyncget/" AG_VERSION);
     o->user_agent = NULL; /* the copy above is the client's */
     c->rbuf_cap = RBUF_SIZE;
@@ -234,6 +256,12 @@ int ag_client_new(ag_client **out, const ag_client_opts *opts)
         .liveness_check = !o->no_liveness_check,
     };
     rc = ag__pool_new(&c->pool, c->loop, &po);
+    if (rc < 0)
+        goto fail;
+    /* The contexts are made on the first https request: a client that never makes one never
+     * loads a CA store. */
+    rc = ag__tls_set_new(&c->tls,
+                         o->tls_session_cache == AG_NO_TLS_SESSIONS ? 0 : o->tls_session_cache);
     if (rc < 0)
         goto fail;
     rc = -EINVAL;
@@ -274,7 +302,9 @@ int ag_client_free(ag_client *c)
      * it to write into freed memory when its response arrives. */
     if (c->inflight > 0)
         return -EBUSY;
-    ag__pool_free(c->pool);
+    ag__pool_free(c->pool); /* its connections use the TLS contexts: first */
+    ag__tls_set_free(c->tls);
+    free(c->tls_strs);
     ag__resolver_free(c->res);
     for (size_t i = 0; i < c->ncto; i++) {
         free(c->cto[i].from_host);
@@ -299,6 +329,7 @@ typedef struct fetch {
     bool body_consumed;     /* a reader body gave bytes: it cannot be sent again */
     uint64_t bytes_read;    /* response bytes read so far, to tell a read that made progress */
     bool asked_expect;      /* the last request sent said "Expect: 100-continue" */
+    ag__tls_ctx *tls;       /* https: the context of the request's TLS settings */
 } fetch;
 
 static int64_t after_ms(int64_t ms)
@@ -370,11 +401,11 @@ static int read_once(fetch *f, ag__conn *conn, ag__parse *ps, bool wait)
     int rc = ag__coro_checkpoint(f->total_deadline);
     if (rc < 0)
         return timeout_error(f, rc, AG_ETOTAL_TIMEOUT);
-    if (!ag__io_ready(&conn->io, AG_READ)) {
+    if (!ag__conn_ready(conn)) {
         if (!wait)
             return 0;
         int64_t deadline = earlier(f->total_deadline, after_ms(c->o.idle_timeout_ms));
-        rc = ag__io_wait(&conn->io, AG_READ, deadline);
+        rc = ag__conn_wait(conn, deadline);
         if (rc < 0)
             return timeout_error(f, rc, AG_EIDLE_TIMEOUT);
     }
@@ -394,6 +425,12 @@ static int read_once(fetch *f, ag__conn *conn, ag__parse *ps, bool wait)
         f->resp->t.first_byte = ag_now_ns();
     rc = n < 0 ? (int)n : ag__parse_feed(ps, buf, (size_t)n);
     rbuf_give(c, buf);
+    if (n == 0 && rc == 1 && conn->eof_unclean) {
+        /* The close ended the body, and over TLS only a close_notify proves that the close
+         * came from the server: a cut connection looks the same without one. */
+        ps->why = "the TLS connection ended without close_notify";
+        rc = AG_ETRUNCATED;
+    }
     return rc;
 }
 
@@ -462,8 +499,8 @@ static int await_continue(fetch *f, ag__conn *conn, ag__parse *ps)
         int rc = ag__coro_checkpoint(f->total_deadline);
         if (rc < 0)
             return timeout_error(f, rc, AG_ETOTAL_TIMEOUT);
-        if (!ag__io_ready(&conn->io, AG_READ)) {
-            rc = ag__io_wait(&conn->io, AG_READ, until);
+        if (!ag__conn_ready(conn)) {
+            rc = ag__conn_wait(conn, until);
             if (rc == -ETIMEDOUT && (f->total_deadline < 0 || ag_now_ns() < f->total_deadline))
                 return 0; /* no word from the server: send the body anyway, as curl does */
             if (rc < 0)
@@ -601,13 +638,6 @@ static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
     conn->trace = c->o.trace;
     conn->trace_arg = c->o.trace_arg;
     conn->req_id = r->req_id;
-    if (f->url.proto == AG__HTTPS) {
-        /* The tls/ layer is not built yet: never send https as plain text. */
-        ag__response_detail(r, "https is not supported by this build (no TLS layer yet)", NULL,
-                            NULL, NULL);
-        rc = AG_ESCHEME;
-        goto fail;
-    }
     int64_t deadline = earlier(f->total_deadline, after_ms(c->o.connect_timeout_ms));
     const char *host = f->url.host;
     uint16_t port = f->url.port;
@@ -639,12 +669,23 @@ static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
     }
     const char *why = NULL;
     int64_t dns_at = 0;
+    bool tls_failed = false;
     if (rc == 0) {
         ag__connect_opts co = {
             .attempt_delay_ns = c->o.happy_eyeballs_delay_ms * 1000000,
             .resolution_delay_ns = resolution_delay,
         };
         rc = ag__conn_connect(conn, c->loop, &lk, &co, deadline, &dns_at, &why);
+        if (rc == 0) {
+            f->resp->t.connected = ag_now_ns();
+            /* The certificate must match the host the URL names, also when connect_to sent
+             * the connection elsewhere. */
+            ag__security sec = {f->tls, f->url.host, f->url.port};
+            rc = ag__conn_secure(conn, &sec, deadline, &why);
+            tls_failed = rc < 0;
+            if (rc == 0 && f->tls)
+                f->resp->t.tls = ag_now_ns();
+        }
         ag__pool_connect_end(c->pool);
     }
     if (dns_at)
@@ -661,6 +702,12 @@ static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
         rc = timeout_error(f, rc, AG_ECONNECT_TIMEOUT);
     }
     ag__lookup_end(&lk);
+    if (rc < 0 && tls_failed) {
+        ag__response_detail(r, "TLS handshake with ", conn->peer, ": ",
+                            why ? why : ag_strerror(rc));
+        ag__conn_close(conn);
+        goto fail;
+    }
     if (rc < 0) {
         if (rc == AG_EDNS || rc == AG_EDNS_FAIL || rc == AG_EDNS_TIMEOUT)
             ag__response_detail(r, "cannot resolve ", host, ": ", why ? why : ag_strerror(rc));
@@ -677,7 +724,6 @@ static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
                 NULL);
         goto fail;
     }
-    f->resp->t.connected = ag_now_ns();
     *out = conn;
     return 0;
 fail:
@@ -686,12 +732,14 @@ fail:
     return rc;
 }
 
-/* "scheme://host:port", the pool's key for a URL, in buf when it fits (the usual case: no
- * allocation), else in memory the caller frees (*heap). */
-static char *pool_key(const ag__url *u, char *buf, size_t size, char **heap)
+/* "scheme://host:port", the pool's key for a URL, and "#N" after it for https (N: the TLS
+ * settings' context, so that a connection made with one set of settings never serves a request
+ * with another), in buf when it fits (the usual case: no allocation), else in memory the caller
+ * frees (*heap). */
+static char *pool_key(const ag__url *u, const ag__tls_ctx *tls, char *buf, size_t size, char **heap)
 {
     size_t ls = strlen(u->scheme), lh = strlen(u->host);
-    size_t need = ls + 3 + lh + 1 + 21;
+    size_t need = ls + 3 + lh + 1 + 21 + 22;
     char *k = buf;
     *heap = NULL;
     if (need > size && !(k = *heap = malloc(need)))
@@ -699,8 +747,13 @@ static char *pool_key(const ag__url *u, char *buf, size_t size, char **heap)
     memcpy(k, u->scheme, ls);
     memcpy(k + ls, "://", 3);
     memcpy(k + ls + 3, u->host, lh);
-    k[ls + 3 + lh] = ':';
-    ag__fmt_u64(k + ls + 3 + lh + 1, u->port);
+    char *p = k + ls + 3 + lh;
+    *p++ = ':';
+    p += ag__fmt_u64(p, u->port);
+    if (tls) {
+        *p++ = '#';
+        ag__fmt_u64(p, ag__tls_ctx_id(tls));
+    }
     return k;
 }
 
@@ -708,8 +761,19 @@ static int exchange_on(fetch *f, const char *key);
 
 static int exchange(fetch *f)
 {
+    f->tls = NULL;
+    if (f->url.proto == AG__HTTPS) {
+        const ag_tls_opts *o = f->req->tls ? f->req->tls : f->client->o.tls;
+        const char *why;
+        int rc = ag__tls_ctx_get(f->client->tls, o, &f->tls, &why);
+        if (rc < 0) {
+            if (why)
+                ag__response_detail(f->resp, why, NULL, NULL, NULL);
+            return rc;
+        }
+    }
     char buf[128], *heap;
-    char *key = pool_key(&f->url, buf, sizeof buf, &heap);
+    char *key = pool_key(&f->url, f->tls, buf, sizeof buf, &heap);
     if (!key)
         return -ENOMEM;
     int rc = exchange_on(f, key);
@@ -761,6 +825,10 @@ static int exchange_on(fetch *f, const char *key)
         r->reused = reused;
         r->conn_id = conn->id;
         memcpy(r->peer, conn->peer, sizeof r->peer);
+        ag__tls_info_unref(r->tls); /* an earlier connection's, before a redirect or retry */
+        r->tls = conn->tls;
+        if (r->tls)
+            ag__tls_info_ref(r->tls);
 
         ag__parse ps;
         ag__parse_init(&ps, c, f->req, r, strcmp(f->st.method, "HEAD") == 0,
@@ -795,6 +863,7 @@ static int exchange_on(fetch *f, const char *key)
         }
         ag__parse_abandon(&ps);
         conn->trace = NULL;
+        const char *tls_why = conn->why;
         ag__pool_release(c->pool, conn, false);
         /* A reused connection that failed before any response byte was most likely closed by
          * the server while idle: once, on a new connection. */
@@ -806,7 +875,9 @@ static int exchange_on(fetch *f, const char *key)
             continue;
         }
         if (!r->detail[0]) {
-            const char *what = ps.why ? ps.why : ag_strerror(rc);
+            const char *what = ps.why                     ? ps.why
+                               : rc == AG_ETLS && tls_why ? tls_why
+                                                          : ag_strerror(rc);
             ag__response_detail(r, ps.got_bytes ? "response from " : "exchange with ", r->peer,
                                 ": ", what);
         }
@@ -940,8 +1011,16 @@ typedef struct job {
     ag_request req;
     ag_fetch_cb cb;
     void *arg;
-    int64_t start; /* when ag_fetch_start was called: the request's time counts from there */
+    int64_t start;   /* when ag_fetch_start was called: the request's time counts from there */
+    ag_tls_opts tls; /* a copy of the request's TLS settings, strings in tls_strs */
+    char *tls_strs;
 } job;
+
+static void job_free(job *j)
+{
+    free(j->tls_strs);
+    free(j);
+}
 
 static void job_main(void *arg)
 {
@@ -952,7 +1031,7 @@ static void job_main(void *arg)
      * the client (nothing here touches it afterwards). */
     j->client->inflight--;
     j->cb(j->client, resp, rc, j->arg);
-    free(j);
+    job_free(j);
 }
 
 /* One allocation holds the job, the request and copies of everything it points to. */
@@ -990,6 +1069,13 @@ static job *job_copy(const ag_request *req)
         memcpy(p, req->body, (size_t)req->body_len);
         j->req.body = p;
     }
+    if (req->tls) {
+        if (ag__tls_opts_copy(&j->tls, &j->tls_strs, req->tls) < 0) {
+            free(j);
+            return NULL;
+        }
+        j->req.tls = &j->tls;
+    }
     return j;
 }
 
@@ -1016,7 +1102,7 @@ int ag_fetch_start(ag_client *c, const ag_request *req, ag_fetch_cb cb, void *ar
     rc = ag_coro_spawn(c->loop, job_main, j, handle);
     if (rc < 0) {
         c->inflight--;
-        free(j);
+        job_free(j);
     }
     return rc;
 }

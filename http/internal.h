@@ -5,6 +5,7 @@
 #include "asyncget.h"
 #include "http/url.h"
 #include "net/net.h"
+#include "tls/tls.h"
 
 #include <http_parser.h>
 #include <stdbool.h>
@@ -22,8 +23,11 @@ struct ag_client {
     ag__resolver *res;
     ag__connect_to *cto;
     size_t ncto;
-    char *ua;   /* User-Agent value */
-    char *rbuf; /* read buffer shared by the client's requests, see ag__rbuf_take */
+    ag_tls_opts tls_opts; /* a copy of the caller's TLS settings; strings in tls_strs */
+    char *tls_strs;
+    ag__tls_set *tls; /* the TLS contexts, one per distinct settings */
+    char *ua;         /* User-Agent value */
+    char *rbuf;       /* read buffer shared by the client's requests, see ag__rbuf_take */
     size_t rbuf_cap;
     bool rbuf_busy;
     size_t inflight;      /* requests between the start and the end of ag_fetch */
@@ -54,6 +58,7 @@ struct ag_response {
     bool reused;
     uint64_t conn_id;
     char peer[64];
+    ag__tls_info *tls; /* the final response's connection, when it was TLS */
     char *url;
     unsigned redirects;
     uint64_t req_id;

@@ -110,6 +110,9 @@ int ag__request_check(const ag_request *req, const char **why)
     for (size_t i = 0; i < sizeof req->reserved / sizeof *req->reserved; i++)
         if (req->reserved[i])
             BAD(AG_EREQUEST, "reserved words are not zero (start from ag_request_init or {0})");
+    const char *tls_why;
+    if (ag__tls_opts_check(req->tls, &tls_why) < 0)
+        BAD(AG_EREQUEST, tls_why);
 #undef BAD
     return 0;
 }

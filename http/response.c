@@ -129,6 +129,7 @@ void ag_response_free(ag_response *r)
     ag__fields_free(&r->trailers);
     free(r->body);
     free(r->url);
+    ag__tls_info_unref(r->tls);
     free(r);
 }
 
@@ -240,5 +241,17 @@ int ag_response_tls(const ag_response *r, ag_tls_info *out)
     if (!r || !out)
         return -EINVAL;
     memset(out, 0, sizeof *out);
-    return -ENOENT; /* no TLS layer yet: no response comes over TLS */
+    const ag__tls_info *i = r->tls;
+    if (!i)
+        return -ENOENT;
+    out->version = i->version;
+    out->cipher = i->cipher;
+    out->alpn = i->alpn;
+    out->resumed = i->resumed;
+    out->verified = i->verified;
+    out->subject = i->subject;
+    out->issuer = i->issuer;
+    out->not_before = i->not_before;
+    out->not_after = i->not_after;
+    return 0;
 }

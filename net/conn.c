@@ -2,6 +2,8 @@
  * the system call first and wait on the reactor only after EAGAIN. */
 #include "net/net.h"
 
+#include "tls/tls.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -10,34 +12,111 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-static ssize_t tcp_read(ag__conn *c, void *buf, size_t len, unsigned *want)
-{
-    *want = AG_READ;
-    ssize_t n = read(c->io.fd, buf, len);
-    return n < 0 ? -errno : n;
-}
+/* The TCP layer: the system call first, a wait on the reactor only after EAGAIN. */
 
-static ssize_t tcp_writev(ag__conn *c, const struct iovec *iov, int iovcnt, unsigned *want)
+static ssize_t tcp_read(ag__layer *l, void *buf, size_t len, int64_t deadline)
 {
-    *want = AG_WRITE;
-    /* send and sendmsg rather than write and writev: MSG_NOSIGNAL turns a closed peer into
-     * EPIPE, not SIGPIPE. A request head alone (the usual GET) takes the cheaper send. */
-    ssize_t n;
-    if (iovcnt == 1) {
-        n = send(c->io.fd, iov->iov_base, iov->iov_len, AG__MSG_NOSIGNAL);
-    } else {
-        struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
-        n = sendmsg(c->io.fd, &msg, AG__MSG_NOSIGNAL);
+    ag__conn *c = l->conn;
+    for (;;) {
+        if (ag__io_ready(&c->io, AG_READ)) {
+            ssize_t n = read(c->io.fd, buf, len);
+            if (n >= 0) {
+                /* A short read drained the socket: the next read would say EAGAIN, and new
+                 * data brings a new readiness report. Not so once the peer has closed: the end
+                 * of stream waits behind the data and no further report will announce it.
+                 * This holds for the socket only: a filter above (TLS) decides for itself
+                 * what its own short reads mean. */
+                if ((size_t)n < len && n > 0 && !(c->io.ready & AG__POLL_HUP) &&
+                    ag__poller_reports_every_edge())
+                    ag__io_clear(&c->io, AG_READ);
+                return n;
+            }
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                return -errno;
+            ag__io_clear(&c->io, AG_READ);
+        }
+        c->want = AG_READ;
+        if (deadline == AG__NO_WAIT)
+            return -EAGAIN;
+        int rc = ag__io_wait(&c->io, AG_READ, deadline);
+        if (rc < 0)
+            return rc;
     }
-    return n < 0 ? -errno : n;
 }
 
-static void tcp_close(ag__conn *c)
+static ssize_t tcp_writev(ag__layer *l, const struct iovec *iov, int iovcnt, const ag__deadline *d,
+                          bool watch_read)
 {
-    ag__io_close(&c->io);
+    ag__conn *c = l->conn;
+    for (;;) {
+        if (ag__io_ready(&c->io, AG_WRITE)) {
+            /* send and sendmsg rather than write and writev: MSG_NOSIGNAL turns a closed peer
+             * into EPIPE, not SIGPIPE. A request head alone (the usual GET) takes the cheaper
+             * send. */
+            ssize_t n;
+            if (iovcnt == 1) {
+                n = send(c->io.fd, iov->iov_base, iov->iov_len, AG__MSG_NOSIGNAL);
+            } else {
+                struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+                n = sendmsg(c->io.fd, &msg, AG__MSG_NOSIGNAL);
+            }
+            if (n >= 0)
+                return n;
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                return -errno;
+            ag__io_clear(&c->io, AG_WRITE);
+        }
+        if (d->total == AG__NO_WAIT)
+            return -EAGAIN;
+        if (watch_read && ag__io_ready(&c->io, AG_READ))
+            return AG__LAYER_READABLE;
+        int rc = ag__io_wait(&c->io, AG_WRITE | (watch_read ? AG_READ : 0), ag__deadline_next(d));
+        if (rc < 0)
+            return rc;
+        if (watch_read && (rc & AG_READ))
+            return AG__LAYER_READABLE;
+    }
 }
 
-static const ag__transport tcp_transport = {tcp_read, tcp_writev, tcp_close};
+static bool tcp_pending(ag__layer *l)
+{
+    (void)l;
+    return false;
+}
+
+static bool tcp_is_alive(ag__layer *l)
+{
+    ag__conn *c = l->conn;
+    /* With a reactor, an idle connection that was never reported readable is alive. Blocking
+     * code has no reactor watching: it always asks. */
+    if (c->io.loop && !ag__io_ready(&c->io, AG_READ))
+        return true;
+    char b;
+    ssize_t n = recv(c->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        ag__io_clear(&c->io, AG_READ); /* a stale report: the connection is fine */
+        return true;
+    }
+    return false; /* end of stream, an error, or bytes nobody asked for */
+}
+
+static void tcp_close(ag__layer *l)
+{
+    ag__io_close(&l->conn->io);
+}
+
+static const ag__layer_ops tcp_ops = {tcp_read, tcp_writev, tcp_pending, tcp_is_alive, tcp_close};
+
+void ag__conn_attach(ag__conn *c)
+{
+    c->tcp = (ag__layer){&tcp_ops, NULL, c};
+    c->top = &c->tcp;
+    c->want = AG_READ;
+}
 
 /* "1.2.3.4:80" or "[::1]:80" at p (at most 48 bytes with the NUL); returns the end. */
 static char *addr_format(char *p, const ag__sockaddr *ss)
@@ -128,7 +207,7 @@ static int connect_one(ag__conn *c, ag_loop *loop, const ag__sockaddr *addr, int
     }
     if (rc < 0)
         return rc;
-    c->tp = &tcp_transport;
+    ag__conn_attach(c);
     return 0;
 }
 
@@ -260,7 +339,7 @@ static int happy_eyeballs(ag__conn *c, ag_loop *loop, ag__lookup *lk, const ag__
                 ag__io_move(&c->io, &h.io[s]);
                 he_close(&h);
                 format_peer(c, &h.addr[s]);
-                c->tp = &tcp_transport;
+                ag__conn_attach(c);
                 return 0;
             }
             if (r < 0) {
@@ -333,7 +412,7 @@ static int happy_eyeballs(ag__conn *c, ag_loop *loop, ag__lookup *lk, const ag__
                 ag__io_move(&c->io, &h.io[s]);
                 he_close(&h);
                 format_peer(c, &h.addr[s]);
-                c->tp = &tcp_transport;
+                ag__conn_attach(c);
                 return 0;
             }
             trace_attempt(c, &h.addr[s], r);
@@ -391,46 +470,34 @@ void ag__conn_trace(const ag__conn *c, int kind, const char *data, size_t len)
 
 void ag__conn_close(ag__conn *c)
 {
-    if (c->tp)
-        c->tp->close(c);
+    if (c->top)
+        c->top->ops->close(c->top);
     else
         ag__io_close(&c->io);
-    c->tp = NULL;
+    c->top = NULL;
+    if (c->tls) {
+        ag__tls_info_unref(c->tls);
+        c->tls = NULL;
+    }
 }
 
 ssize_t ag__conn_read(ag__conn *c, void *buf, size_t len, int64_t deadline_ns)
 {
-    for (;;) {
-        unsigned want = AG_READ;
-        if (ag__io_ready(&c->io, want)) {
-            ssize_t n = c->tp->read(c, buf, len, &want);
-            if (n >= 0) {
-                /* A short read drained the socket: the next read would say EAGAIN, and new
-                 * data brings a new readiness report. Not so once the peer has closed: the end
-                 * of stream waits behind the data and no further report will announce it. */
-                if ((size_t)n < len && n > 0 && want == AG_READ && !(c->io.ready & AG__POLL_HUP) &&
-                    ag__poller_reports_every_edge())
-                    ag__io_clear(&c->io, AG_READ);
-                /* The hook comes after that decision: a hook that waits (it writes the trace
-                 * to a pipe) lets the loop record readiness that arrives meanwhile, and a clear
-                 * after it would wipe that edge and leave the request waiting for bytes that
-                 * are already there. */
-                if (n > 0 && c->trace)
-                    ag__conn_trace(c, AG_TRACE_RECV, buf, (size_t)n);
-                return n;
-            }
-            if (n == -EINTR)
-                continue;
-            if (n != -EAGAIN)
-                return n;
-            ag__io_clear(&c->io, want);
-        }
-        if (deadline_ns == AG__NO_WAIT)
-            return -EAGAIN;
-        int rc = ag__io_wait(&c->io, want, deadline_ns);
-        if (rc < 0)
-            return rc;
-    }
+    c->want = AG_READ;
+    ssize_t n = c->top->ops->read(c->top, buf, len, deadline_ns);
+    if (n > 0 && c->trace)
+        ag__conn_trace(c, AG_TRACE_RECV, buf, (size_t)n);
+    return n;
+}
+
+bool ag__conn_ready(ag__conn *c)
+{
+    return ag__io_ready(&c->io, c->want) || c->top->ops->pending(c->top);
+}
+
+int ag__conn_wait(ag__conn *c, int64_t deadline_ns)
+{
+    return ag__io_wait(&c->io, c->want, deadline_ns);
 }
 
 int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, const ag__deadline *d,
@@ -442,58 +509,42 @@ int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, const ag__deadli
             iovcnt--;
             continue;
         }
-        unsigned want = AG_WRITE;
-        if (ag__io_ready(&c->io, want)) {
-            ssize_t n = c->tp->writev(c, iov, iovcnt, &want);
-            if (n >= 0) {
-                size_t left = (size_t)n;
-                while (iovcnt > 0 && left >= iov->iov_len) {
-                    if (c->trace && iov->iov_len)
-                        ag__conn_trace(c, AG_TRACE_SEND, iov->iov_base, iov->iov_len);
-                    left -= iov->iov_len;
-                    /* Emptied in the caller's array too: after AG__READABLE the caller calls
-                     * again with the same array, which must hold only what is left, or a
-                     * written piece (the request head) would go out a second time. */
-                    iov->iov_len = 0;
-                    iov++;
-                    iovcnt--;
-                }
-                if (iovcnt > 0) {
-                    if (c->trace && left)
-                        ag__conn_trace(c, AG_TRACE_SEND, iov->iov_base, left);
-                    iov->iov_base = (char *)iov->iov_base + left;
-                    iov->iov_len -= left;
-                }
-                continue;
-            }
-            if (n == -EINTR)
-                continue;
-            if (n != -EAGAIN)
-                return (int)n;
-            ag__io_clear(&c->io, want);
+        ssize_t n = c->top->ops->writev(c->top, iov, iovcnt, d, watch_read);
+        if (n == AG__LAYER_READABLE)
+            return AG__READABLE;
+        if (n < 0)
+            return (int)n;
+        size_t left = (size_t)n;
+        while (iovcnt > 0 && left >= iov->iov_len) {
+            if (c->trace && iov->iov_len)
+                ag__conn_trace(c, AG_TRACE_SEND, iov->iov_base, iov->iov_len);
+            left -= iov->iov_len;
+            /* Emptied in the caller's array too: after AG__READABLE the caller calls again
+             * with the same array, which must hold only what is left, or a written piece (the
+             * request head) would go out a second time. */
+            iov->iov_len = 0;
+            iov++;
+            iovcnt--;
         }
-        if (watch_read && ag__io_ready(&c->io, AG_READ))
-            return AG__READABLE;
-        int rc = ag__io_wait(&c->io, want | (watch_read ? AG_READ : 0), ag__deadline_next(d));
-        if (rc < 0)
-            return rc;
-        if (watch_read && (rc & AG_READ))
-            return AG__READABLE;
+        if (iovcnt > 0) {
+            if (c->trace && left)
+                ag__conn_trace(c, AG_TRACE_SEND, iov->iov_base, left);
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
     }
     return 0;
 }
 
 bool ag__conn_idle_alive(ag__conn *c)
 {
-    /* With a reactor, an idle connection that was never reported readable is alive. Blocking
-     * code has no reactor watching: it always asks. */
-    if (c->io.loop && !ag__io_ready(&c->io, AG_READ))
-        return true;
-    char b;
-    ssize_t n = recv(c->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        ag__io_clear(&c->io, AG_READ); /* a stale report: the connection is fine */
-        return true;
-    }
-    return false; /* end of stream, an error, or bytes nobody asked for */
+    return c->top->ops->is_alive(c->top);
+}
+
+int ag__conn_secure(ag__conn *c, const ag__security *sec, int64_t deadline_ns, const char **why)
+{
+    *why = NULL;
+    if (!sec->tls)
+        return 0;
+    return ag__tls_start(c, sec->tls, sec->host, sec->port, deadline_ns, why);
 }

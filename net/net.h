@@ -13,18 +13,80 @@ typedef struct ag__conn ag__conn;
 typedef struct ag__host ag__host;
 typedef struct ag__pool ag__pool;
 
-/* How a connection moves bytes: plain TCP now; TLS plugs in here with the same calls. */
-typedef struct ag__transport {
-    /* Like read(2)/write(2): bytes moved, 0 at end of stream, or a negative errno (-EAGAIN when
-     * the caller must wait for the direction in *want). */
-    ssize_t (*read)(ag__conn *c, void *buf, size_t len, unsigned *want);
-    ssize_t (*writev)(ag__conn *c, const struct iovec *iov, int iovcnt, unsigned *want);
-    void (*close)(ag__conn *c);
-} ag__transport;
+/* When a wait gives up: `total` (an absolute deadline, -1 none, AG__NO_WAIT: never wait), or
+ * `idle_ns` after the wait begins (0: never), whichever comes first. Waits begin right after the
+ * last progress, so the idle part limits the time between two bytes, not the whole transfer. */
+typedef struct ag__deadline {
+    int64_t total;
+    int64_t idle_ns;
+} ag__deadline;
+
+#define AG__NO_WAIT (-2)
+
+static inline int64_t ag__deadline_next(const ag__deadline *d)
+{
+    if (d->idle_ns <= 0 || d->total == AG__NO_WAIT)
+        return d->total;
+    int64_t idle = ag_now_ns() + d->idle_ns;
+    return d->total >= 0 && d->total < idle ? d->total : idle;
+}
+
+/* A layer moves a connection's bytes: TCP at the bottom, filters such as TLS stacked over the
+ * layer below them. Each call waits for what it needs itself (a filter calls the layer below,
+ * which parks the coroutine or blocks in poll()), so a filter runs as if it were blocking and
+ * never needs to know what the bottom waits on: a readiness socket today, a completion ring or
+ * a proxy tunnel later. */
+typedef struct ag__layer ag__layer;
+
+/* A write that gave way to the peer's answer (watch_read): a layer's private return value. */
+#define AG__LAYER_READABLE (-1000001)
+
+typedef struct ag__layer_ops {
+    /* Read up to len bytes: the count, 0 at the end of the stream, or a negative code. Waits
+     * until the deadline (-1: none; AG__NO_WAIT: -EAGAIN instead of waiting). */
+    ssize_t (*read)(ag__layer *l, void *buf, size_t len, int64_t deadline);
+    /* Write a prefix of iov, at least one byte: the count, or a negative code. Waits as d says
+     * (d->total AG__NO_WAIT: -EAGAIN instead); with watch_read, a wait that sees the peer's
+     * bytes arrive first returns AG__LAYER_READABLE, and the caller calls again later with the
+     * same bytes (a TLS record half sent must be finished first). */
+    ssize_t (*writev)(ag__layer *l, const struct iovec *iov, int iovcnt, const ag__deadline *d,
+                      bool watch_read);
+    /* Bytes that a read would return without asking the layer below (decrypted and buffered). */
+    bool (*pending)(ag__layer *l);
+    /* An idle connection is fit for another request: no end of stream, error or unasked bytes
+     * arrived while it was idle. */
+    bool (*is_alive)(ag__layer *l);
+    /* Release the layer and everything below it. */
+    void (*close)(ag__layer *l);
+} ag__layer_ops;
+
+struct ag__layer {
+    const ag__layer_ops *ops;
+    ag__layer *below; /* NULL at the bottom */
+    ag__conn *conn;
+};
+
+/* What the connection negotiated over TLS, shared by the connection and the responses it served
+ * (reference counted: a response may outlive its connection, and be freed on another thread).
+ * The strings live in the same allocation. */
+typedef struct ag__tls_info {
+    int refs;
+    int resumed, verified;
+    int64_t not_before, not_after;
+    const char *version, *cipher, *alpn, *subject, *issuer;
+} ag__tls_info;
+
+void ag__tls_info_ref(ag__tls_info *i);
+void ag__tls_info_unref(ag__tls_info *i);
 
 struct ag__conn {
-    ag__io io;
-    const ag__transport *tp;
+    ag__io io;         /* the socket */
+    ag__layer tcp;     /* the bottom layer, over io */
+    ag__layer *top;    /* where reads and writes go: &tcp, or a filter over it */
+    unsigned want;     /* what the socket must be ready for, after a read's EAGAIN */
+    bool eof_unclean;  /* the stream ended without the TLS close_notify */
+    ag__tls_info *tls; /* set while a TLS layer is on */
+    const char *why;   /* static detail of the last AG_ETLS a layer returned */
     ag__host *host;
     uint64_t id;
     unsigned served;                 /* responses completed on this connection */
@@ -40,22 +102,6 @@ struct ag__conn {
 
 /* Report an event of c to its trace hook, if it has one. */
 void ag__conn_trace(const ag__conn *c, int kind, const char *data, size_t len);
-
-/* When a wait gives up: `total` (an absolute deadline, -1 none), or `idle_ns` after the wait
- * begins (0: never), whichever comes first. Waits begin right after the last progress, so the
- * idle part limits the time between two bytes, not the whole transfer. */
-typedef struct ag__deadline {
-    int64_t total;
-    int64_t idle_ns;
-} ag__deadline;
-
-static inline int64_t ag__deadline_next(const ag__deadline *d)
-{
-    if (d->idle_ns <= 0)
-        return d->total;
-    int64_t idle = ag_now_ns() + d->idle_ns;
-    return d->total >= 0 && d->total < idle ? d->total : idle;
-}
 
 /* ---- conn.c ---- */
 
@@ -79,25 +125,44 @@ typedef struct ag__connect_opts {
  * failure ("connect failed: ADDR ERROR") are reported as AG_TRACE_INFO. */
 int ag__conn_connect(ag__conn *c, ag_loop *loop, ag__lookup *lk, const ag__connect_opts *o,
                      int64_t deadline_ns, int64_t *dns_at, const char **why);
-/* Close the socket (and its transport state); the struct stays the caller's. */
+/* c->io holds a connected, registered socket: make TCP c's only layer (ag__conn_connect does
+ * this itself; for tests that make sockets their own way). */
+void ag__conn_attach(ag__conn *c);
+/* Close every layer and the socket; the struct stays the caller's. */
 void ag__conn_close(ag__conn *c);
 /* Read at least one byte: bytes read, 0 at end of stream, -ETIMEDOUT at the deadline, or a
- * negative errno. With the deadline AG__NO_WAIT it never waits: -EAGAIN instead. Clears the cached
- * readiness after a short read, so the next call waits without a system call that would only say
- * EAGAIN. */
-#define AG__NO_WAIT (-2)
+ * negative errno or code. With the deadline AG__NO_WAIT it never waits: -EAGAIN instead. */
 ssize_t ag__conn_read(ag__conn *c, void *buf, size_t len, int64_t deadline_ns);
-/* Write everything: 0, -ETIMEDOUT, or a negative errno. iov is consumed (modified). With
- * watch_read, a write that has to wait also waits for readability, and returns AG__READABLE when
- * the connection became readable first (the server answers while the request is still being
- * sent); iov then holds what is left. */
+/* A read would find bytes (or the end) without waiting, as far as the connection knows: bytes
+ * buffered in a filter, or a socket the reactor reported ready and nobody drained since. */
+bool ag__conn_ready(ag__conn *c);
+/* Wait until a read may make progress: for what the last read that said -EAGAIN was waiting
+ * for (a TLS read may need the socket writable). The ready directions, -ETIMEDOUT, -ECANCELED. */
+int ag__conn_wait(ag__conn *c, int64_t deadline_ns);
+/* Write everything: 0, -ETIMEDOUT, or a negative errno or code. iov is consumed (modified).
+ * With watch_read, a write that has to wait also waits for readability, and returns
+ * AG__READABLE when the connection became readable first (the server answers while the
+ * request is still being sent); iov then holds what is left. */
 #define AG__READABLE 1
 int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, const ag__deadline *d,
                     bool watch_read);
-/* An idle connection is dead if the reactor saw it readable: the server closed it or sent bytes
- * nobody asked for. Costs a system call only in that case (a peek that tells a stale readiness
- * report from a real one). */
+/* An idle connection is dead if the reactor saw it readable and what came was not just
+ * protocol housekeeping (a TLS session ticket): the server closed it or sent bytes nobody
+ * asked for. Costs system calls only in that case. */
 bool ag__conn_idle_alive(ag__conn *c);
+
+/* What a URL's scheme asks of a new connection above TCP. */
+typedef struct ag__tls_ctx ag__tls_ctx;
+typedef struct ag__security {
+    ag__tls_ctx *tls; /* NULL: plain (http); else TLS with these settings (https) */
+    const char *host; /* the name (or IP literal) the certificate must match */
+    uint16_t port;
+} ag__security;
+
+/* Make a connected c carry what sec asks for: nothing for plain, else a TLS layer and its
+ * handshake (tls/tls.h, ag__tls_start), within the deadline. 0, or a code with *why set to a
+ * static detail or NULL. */
+int ag__conn_secure(ag__conn *c, const ag__security *sec, int64_t deadline_ns, const char **why);
 
 /* ---- pool.c ---- */
 

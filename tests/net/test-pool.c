@@ -39,6 +39,7 @@ static ag__conn *make_conn(ag__host *h)
     peer_fd = sv[1];
     if (ag__io_init(&c->io, loop, sv[0]) < 0)
         abort();
+    ag__conn_attach(c);
     return c;
 }
 
