@@ -931,6 +931,8 @@ static int follow(fetch *f)
     f->url = next;
     r->redirects++;
     ag__response_reset(r);
+    ag__tls_info_unref(r->tls); /* the next connection says what it is */
+    r->tls = NULL;
     memset(&r->t, 0, sizeof r->t);
     return 0;
 }

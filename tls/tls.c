@@ -386,8 +386,11 @@ typedef struct tls {
     int below_err;          /* an error of the layer below (not -EAGAIN) */
     unsigned long kept_err; /* the first queued error, kept aside before a wait */
     bool up;                /* the handshake completed */
-    bool broken;            /* a fatal error: no close_notify, no reuse of the session */
-    char key[];             /* "host:port", the session cache's key */
+    /* OpenSSL asked for more bytes (WANT_READ) and none came from below since: whatever its
+     * buffer holds is an incomplete record, which does not make the connection readable. */
+    bool starved;
+    bool broken; /* a fatal error: no close_notify, no reuse of the session */
+    char key[];  /* "host:port", the session cache's key */
 } tls;
 
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
@@ -428,6 +431,8 @@ static int bio_read(BIO *b, char *buf, int len)
     int64_t deadline = ag__deadline_next(&t->d);
     keep_errors(t, deadline != AG__NO_WAIT);
     ssize_t n = below->ops->read(below, buf, (size_t)len, deadline);
+    if (n > 0)
+        t->starved = false;
     if (n >= 0)
         return (int)n; /* 0: the end of the stream, which OpenSSL judges itself */
     if (n == -EAGAIN) {
@@ -510,6 +515,7 @@ static ssize_t tls_read(ag__layer *l, void *buf, size_t len, int64_t deadline)
     case SSL_ERROR_ZERO_RETURN:
         return 0; /* close_notify: a clean end */
     case SSL_ERROR_WANT_READ:
+        t->starved = true;
         return -EAGAIN;
     case SSL_ERROR_WANT_WRITE:
         c->want = AG_WRITE; /* a read that has to send (a key update's answer) */
@@ -571,16 +577,19 @@ static ssize_t tls_writev(ag__layer *l, const struct iovec *iov, int iovcnt, con
     return AG_ETLS;
 }
 
+/* Decrypted bytes, or whole records read ahead and not yet decrypted: a read finds them
+ * without the socket (which may be drained, so that no readiness will ever announce them). */
 static bool tls_pending(ag__layer *l)
 {
-    return SSL_has_pending(((tls *)l)->ssl) == 1;
+    tls *t = (tls *)l;
+    return !t->starved && SSL_has_pending(t->ssl) == 1;
 }
 
 static bool tls_is_alive(ag__layer *l)
 {
     tls *t = (tls *)l;
     ag__conn *c = l->conn;
-    if (c->io.loop && !ag__io_ready(&c->io, AG_READ) && !SSL_has_pending(t->ssl))
+    if (c->io.loop && !ag__io_ready(&c->io, AG_READ) && !tls_pending(l))
         return true;
     /* Something came while the connection was idle: a session ticket or a key update is
      * housekeeping that OpenSSL takes in and a peek then finds nothing; a close_notify, a reset,
@@ -591,8 +600,10 @@ static bool tls_is_alive(ag__layer *l)
     int n = SSL_peek(t->ssl, &b, 1);
     int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, n);
     ERR_clear_error();
-    if (e == SSL_ERROR_WANT_READ)
+    if (e == SSL_ERROR_WANT_READ) {
+        t->starved = true;
         return true;
+    }
     if (e != SSL_ERROR_NONE && e != SSL_ERROR_ZERO_RETURN)
         t->broken = true;
     return false;
