@@ -196,7 +196,7 @@ typedef struct ag_response ag_response;
 /* Raw bytes and connection events, for protocol-level debugging (like curl's --trace). */
 enum ag_trace_kind {
     AG_TRACE_INFO = 1, /* text from asyncget: "connected to ...", "reusing connection", ... */
-    AG_TRACE_SEND,     /* bytes written to the connection (plaintext once TLS exists) */
+    AG_TRACE_SEND,     /* bytes written to the connection (over TLS: the plaintext) */
     AG_TRACE_RECV,     /* bytes read from the connection */
 };
 
@@ -216,8 +216,18 @@ typedef void (*ag_trace_cb)(void *arg, const ag_trace_event *ev);
 
 /* TLS settings of https requests. A zero-filled struct means: verify the server's certificate
  * against the system's CA store and its host name (or IP address) against the URL's, TLS 1.2 or
- * later, sessions resumed. Strings are copied when the struct is handed to ag_client_new or to a
- * request. */
+ * later, ALPN offering http/1.1, sessions resumed. Strings are copied when the struct is handed
+ * to ag_client_new or to a request; files are read when the first request with these settings
+ * needs them (a file that cannot be loaded fails that request with AG_ETLS), once per client
+ * and settings, not per connection. Settings out of range fail ag_client_new with -EINVAL, or
+ * a request with AG_EREQUEST. A client holds at most 32 distinct settings.
+ *
+ * Errors of a handshake: AG_ETLS_EXPIRED, AG_ETLS_UNTRUSTED (unknown issuer, self-signed),
+ * AG_ETLS_HOSTNAME, AG_ETLS_VERIFY (another certificate fault), AG_ETLS (no common version or
+ * cipher, or not TLS at all), AG_ECLOSED (the server closed or reset the connection during it),
+ * AG_ECONNECT_TIMEOUT; the detail text says more. Over an established connection, AG_ETLS is a
+ * protocol fault (an alert, a bad record), and a body that ends at the close of the connection
+ * is AG_ETRUNCATED when the close came without TLS's close_notify. */
 typedef struct ag_tls_opts {
     /* Skip the certificate and host-name checks (curl's -k). The minimum version and the
      * cipher rules still apply. */
@@ -254,7 +264,7 @@ typedef struct ag_client_opts {
     int64_t keepalive_idle_ms;   /* idle connections are closed after this; 0: 30,000 */
     int64_t pool_timeout_ms;     /* waiting for a connection slot; 0: none */
     /* The whole connection phase of one connection: name resolution and the TCP connection
-     * attempts (later the TLS handshake and a proxy tunnel), not the wait for a pool slot. The
+     * attempts and, for https, the TLS handshake; not the wait for a pool slot. The
      * attempts follow Happy Eyeballs (happy_eyeballs_delay_ms below), so a dead first address
      * does not eat the others' time. 0: 30,000. */
     int64_t connect_timeout_ms;
