@@ -29,6 +29,11 @@ typedef struct opts {
     const char *out;
     const char *dns_server;
     bool close;
+    bool tls;            /* the bench server speaks https */
+    int tls_version;     /* 12 or 13: both sides pinned; 0: TLS 1.2 or later */
+    bool no_resume;      /* the client neither resumes nor remembers TLS sessions */
+    const char *ca_file; /* certificates the client trusts (the bench server's own with --tls) */
+    long hold;           /* > 0: the idle-pool memory measurement with this many connections */
 } opts;
 
 static void usage(FILE *f)
@@ -48,6 +53,14 @@ static void usage(FILE *f)
             "  --url URL         fetch URL from another server instead of starting one\n"
             "  --dns-server A:P  resolve the URL's host name with this DNS server\n"
             "  --close           send \"Connection: close\": a new connection per request\n"
+            "  --tls             https: the server makes a certificate at start and the client\n"
+            "                    verifies against it (TLS 1.3, session tickets on)\n"
+            "  --tls-version V   1.2 or 1.3: pin both sides to that version\n"
+            "  --no-resume       the client does not resume TLS sessions (with --close: a full\n"
+            "                    handshake per request)\n"
+            "  --ca-file FILE    trust FILE's certificates (for an https --url)\n"
+            "  --hold N          open N connections to --url at once, leave them idle in the\n"
+            "                    pool, reuse them all once, and report the process's memory\n"
             "  --csv, --json     machine-readable rows on stdout (notes go to stderr)\n"
             "  --sweep           N = 10, 100, 1000, 10000 (concurrency alike), JSON lines to\n"
             "                    --out FILE (sweep.jsonl); bench/plot draws them\n"
@@ -86,6 +99,11 @@ static void parse_opts(int argc, char **argv, opts *o)
         O_CLOSE,
         O_PORTFD,
         O_NOPIN,
+        O_TLS,
+        O_TLSVER,
+        O_NORESUME,
+        O_CAFILE,
+        O_HOLD,
         O_HELP
     };
     static const struct option lo[] = {
@@ -105,6 +123,11 @@ static void parse_opts(int argc, char **argv, opts *o)
         {"close", no_argument, 0, O_CLOSE},
         {"port-fd", required_argument, 0, O_PORTFD},
         {"no-pin", no_argument, 0, O_NOPIN},
+        {"tls", no_argument, 0, O_TLS},
+        {"tls-version", required_argument, 0, O_TLSVER},
+        {"no-resume", no_argument, 0, O_NORESUME},
+        {"ca-file", required_argument, 0, O_CAFILE},
+        {"hold", required_argument, 0, O_HOLD},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
@@ -168,6 +191,28 @@ static void parse_opts(int argc, char **argv, opts *o)
         case O_CLOSE:
             o->close = true;
             break;
+        case O_TLS:
+            o->tls = true;
+            break;
+        case O_TLSVER:
+            if (strcmp(optarg, "1.2") == 0)
+                o->tls_version = 12;
+            else if (strcmp(optarg, "1.3") == 0)
+                o->tls_version = 13;
+            else {
+                fprintf(stderr, "asyncget-bench: --tls-version: 1.2 or 1.3, not %s\n", optarg);
+                exit(2);
+            }
+            break;
+        case O_NORESUME:
+            o->no_resume = true;
+            break;
+        case O_CAFILE:
+            o->ca_file = optarg;
+            break;
+        case O_HOLD:
+            o->hold = parse_long(optarg, "--hold", 1);
+            break;
         case O_HELP:
         case 'h':
             usage(stdout);
@@ -203,7 +248,7 @@ static size_t split_modes(const char *list, const char *out[4])
 }
 
 /* The server's CPU seconds from its /stats, fetched from the URL's origin; -1 if unavailable. */
-static double server_cpu_s(const char *url)
+static double server_cpu_s(const char *url, const ag_tls_opts *tls)
 {
     char stats[512];
     const char *host = strstr(url, "://");
@@ -215,6 +260,7 @@ static double server_cpu_s(const char *url)
     ag_client *cl;
     ag_client_opts co;
     ag_client_opts_init(&co);
+    co.tls = tls;
     if (ag_client_new(&cl, &co) < 0)
         return -1;
     ag_request rq;
@@ -280,30 +326,33 @@ static void run_batch(const opts *o, const run_cfg *cfg, bool skip_long, FILE *j
         if (async) {
             if (mode_concurrency("async", cfg) >= 100)
                 baseline = mode_baseline_rss_kb(cfg);
-            before = server_cpu_s(cfg->url);
+            before = server_cpu_s(cfg->url, cfg->tls);
         }
         mode_result *r = &rs[nr++];
         mode_run(modes[i], cfg, r);
         if (async && before >= 0) {
-            double after = server_cpu_s(cfg->url);
+            double after = server_cpu_s(cfg->url, cfg->tls);
             if (after >= 0)
                 srv_cpu = after - before;
         }
         note_failures(r);
     }
+    bool tls = cfg->tls != NULL;
     if (o->json)
         for (size_t i = 0; i < nr; i++)
-            report_json(stdout, &rs[i]);
+            report_json(stdout, &rs[i], tls);
     else if (o->csv) {
-        report_csv_header(stdout);
+        report_csv_header(stdout, tls);
         for (size_t i = 0; i < nr; i++)
-            report_csv(stdout, &rs[i]);
+            report_csv(stdout, &rs[i], tls);
     } else {
         report_table(stdout, rs, nr);
         report_bars(stdout, rs, nr);
+        if (tls)
+            report_tls(stdout, rs, nr);
     }
     for (size_t i = 0; jsonl && i < nr; i++)
-        report_json(jsonl, &rs[i]);
+        report_json(jsonl, &rs[i], tls);
     for (size_t i = 0; i < nr; i++) {
         const mode_result *r = &rs[i];
         if (strcmp(r->mode, "async") != 0 || r->failed)
@@ -334,8 +383,12 @@ int main(int argc, char **argv)
     opts o;
     parse_opts(argc, argv, &o);
     if (o.serve) {
-        server_opts so = {
-            .port = o.port, .port_fd = o.port_fd, .delay_ms = o.delay_ms, .pin = o.pin};
+        server_opts so = {.port = o.port,
+                          .port_fd = o.port_fd,
+                          .delay_ms = o.delay_ms,
+                          .pin = o.pin,
+                          .tls = o.tls,
+                          .tls_version = o.tls_version};
         return server_main(&so);
     }
     const char *modes[4];
@@ -346,28 +399,45 @@ int main(int argc, char **argv)
 
     pid_t server = -1;
     char url[256];
+    char ca[512] = "";
     if (o.url) {
         snprintf(url, sizeof url, "%s", o.url);
     } else {
         int port = 0;
+        int tls = o.tls ? (o.tls_version ? o.tls_version : 1) : 0;
         /* Started before the client pins itself, so that the server may pick the last CPU. */
-        server = sys_spawn_server(o.delay_ms, o.pin, &port);
+        server = sys_spawn_server(o.delay_ms, o.pin, tls, &port, ca, sizeof ca);
         if (server < 0) {
             fprintf(stderr, "asyncget-bench: the server did not start\n");
             return 1;
         }
-        snprintf(url, sizeof url, "http://127.0.0.1:%d/uuid", port);
+        snprintf(url, sizeof url, "%s://127.0.0.1:%d/uuid", o.tls ? "https" : "http", port);
     }
+    /* TLS settings only when asked for, so that a plain run is the same as before TLS existed.
+     * Verification stays on: the client trusts the server's certificate through the CA file. */
+    ag_tls_opts tls;
+    ag_tls_opts_init(&tls);
+    bool use_tls = o.tls || o.tls_version || o.no_resume || o.ca_file;
+    tls.ca_file = o.ca_file ? o.ca_file : (ca[0] ? ca : NULL);
+    tls.min_version = tls.max_version = o.tls_version;
+    tls.no_session_reuse = o.no_resume;
+    char tls_note[700];
+    snprintf(tls_note, sizeof tls_note, "TLS %s, verified against %s, sessions %s",
+             o.tls_version == 12   ? "1.2 pinned"
+             : o.tls_version == 13 ? "1.3 pinned"
+                                   : "1.2 or later",
+             tls.ca_file ? tls.ca_file : "the system's CAs",
+             o.no_resume ? "not resumed" : "resumed");
     char pin[64] = "not pinned";
     if (o.pin)
         sys_pin(false, pin, sizeof pin);
     FILE *notes = (o.csv || o.json) ? stderr : stdout;
     fprintf(notes,
             "asyncget-bench %s: GET %s, server delay %d ms; client on %s, server %s; "
-            "%d CPUs; fd limit %ld; %s backend\n",
+            "%d CPUs; fd limit %ld; %s backend%s%s\n",
             AG_VERSION, url, o.delay_ms, pin,
             o.url ? "external" : (o.pin && ncpu > 1 ? "on the last CPU" : "not pinned"), ncpu,
-            nofile, ag_loop_backend());
+            nofile, ag_loop_backend(), use_tls ? "; " : "", use_tls ? tls_note : "");
 
     run_cfg cfg = {.url = url,
                    .requests = o.requests,
@@ -375,7 +445,13 @@ int main(int argc, char **argv)
                    .threads = o.threads,
                    .delay_ms = o.delay_ms,
                    .dns_server = o.dns_server,
-                   .close = o.close};
+                   .close = o.close,
+                   .tls = use_tls ? &tls : NULL};
+    if (o.hold) {
+        int rc = hold_run(&cfg, o.hold, o.json);
+        sys_stop_server(server);
+        return rc;
+    }
     int rc = 0;
     if (o.sweep) {
         FILE *jsonl = fopen(o.out, "w");

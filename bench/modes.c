@@ -53,11 +53,38 @@ double mode_estimate_s(const char *name, const run_cfg *cfg)
 typedef struct tally {
     long ok;
     int first_error;
+    long tls_handshakes, tls_resumed;
+    char tls_version[16];
+    char tls_cipher[48];
 } tally;
 
-/* Fetch the URL once; *ms gets the latency. Returns 0, an asyncget error, or the HTTP status
- * when it was not 200. */
-static int fetch_one(ag_client *cl, const run_cfg *cfg, double *ms)
+static void tally_add(tally *t, int rc)
+{
+    if (rc == 0)
+        t->ok++;
+    else if (!t->first_error)
+        t->first_error = rc;
+}
+
+/* A response over a new TLS connection counts a handshake, and whether it resumed. Reused
+ * connections are skipped: they repeat their first response's answer and cost nothing. */
+static void tally_tls(tally *t, const ag_response *resp)
+{
+    ag_tls_info ti;
+    if (ag_response_reused(resp) || ag_response_tls(resp, &ti) < 0)
+        return;
+    t->tls_handshakes++;
+    if (ti.resumed)
+        t->tls_resumed++;
+    if (!t->tls_version[0]) {
+        snprintf(t->tls_version, sizeof t->tls_version, "%s", ti.version);
+        snprintf(t->tls_cipher, sizeof t->tls_cipher, "%s", ti.cipher);
+    }
+}
+
+/* Fetch the URL once and count it; *ms gets the latency. A failure is an asyncget error, or the
+ * HTTP status when it was not 200. */
+static void fetch_one(ag_client *cl, const run_cfg *cfg, double *ms, tally *t)
 {
     static const ag_header close_hdr[] = {{"Connection", "close"}};
     ag_request rq;
@@ -73,16 +100,10 @@ static int fetch_one(ag_client *cl, const run_cfg *cfg, double *ms)
     *ms = (double)(ag_now_ns() - t0) / 1e6;
     if (rc == 0 && ag_response_status(resp) != 200)
         rc = ag_response_status(resp);
+    if (rc == 0 && cfg->tls)
+        tally_tls(t, resp);
     ag_response_free(resp);
-    return rc;
-}
-
-static void tally_add(tally *t, int rc)
-{
-    if (rc == 0)
-        t->ok++;
-    else if (!t->first_error)
-        t->first_error = rc;
+    tally_add(t, rc);
 }
 
 static void tally_merge(tally *into, const tally *from)
@@ -90,6 +111,12 @@ static void tally_merge(tally *into, const tally *from)
     into->ok += from->ok;
     if (!into->first_error)
         into->first_error = from->first_error;
+    into->tls_handshakes += from->tls_handshakes;
+    into->tls_resumed += from->tls_resumed;
+    if (!into->tls_version[0]) {
+        memcpy(into->tls_version, from->tls_version, sizeof into->tls_version);
+        memcpy(into->tls_cipher, from->tls_cipher, sizeof into->tls_cipher);
+    }
 }
 
 /* A client with no loop: every wait blocks in poll(). */
@@ -98,6 +125,7 @@ static int blocking_client(const run_cfg *cfg, ag_client **out)
     ag_client_opts o;
     ag_client_opts_init(&o);
     o.dns_servers = cfg->dns_server;
+    o.tls = cfg->tls;
     return ag_client_new(out, &o);
 }
 
@@ -112,7 +140,7 @@ static void run_seq(const run_cfg *cfg, double *lat, tally *t)
         return;
     }
     for (long i = 0; i < cfg->requests; i++)
-        tally_add(t, fetch_one(cl, cfg, &lat[i]));
+        fetch_one(cl, cfg, &lat[i], t);
     ag_client_free(cl);
 }
 
@@ -135,7 +163,7 @@ static void fork_worker(const run_cfg *cfg, long lo, long hi, int fd)
         wr.t.first_error = rc;
     else {
         for (long i = lo; i < hi; i++)
-            tally_add(&wr.t, fetch_one(cl, cfg, &lat[i - lo]));
+            fetch_one(cl, cfg, &lat[i - lo], &wr.t);
         wr.count = hi - lo;
         ag_client_free(cl);
     }
@@ -223,7 +251,7 @@ static void *thread_main(void *arg)
         long i = atomic_fetch_add(tc->next, 1);
         if (i >= tc->cfg->requests)
             break;
-        tally_add(&tc->t, fetch_one(cl, tc->cfg, &tc->lat[i]));
+        fetch_one(cl, tc->cfg, &tc->lat[i], &tc->t);
     }
     ag_client_free(cl);
     return NULL;
@@ -241,7 +269,7 @@ static void run_thread(const run_cfg *cfg, double *lat, tally *t)
         goto out;
     }
     for (int i = 0; i < n; i++) {
-        tcs[i] = (thread_ctx){cfg, lat, &next, {0, 0}};
+        tcs[i] = (thread_ctx){.cfg = cfg, .lat = lat, .next = &next};
         started[i] = pthread_create(&ths[i], NULL, thread_main, &tcs[i]) == 0;
     }
     for (int i = 0; i < n; i++) {
@@ -271,7 +299,7 @@ static void async_worker(void *arg)
     async_ctx *ac = arg;
     while (ac->next < ac->cfg->requests) {
         long i = ac->next++;
-        tally_add(&ac->t, fetch_one(ac->cl, ac->cfg, &ac->lat[i]));
+        fetch_one(ac->cl, ac->cfg, &ac->lat[i], &ac->t);
     }
 }
 
@@ -279,7 +307,7 @@ static void run_async(const run_cfg *cfg, double *lat, tally *t)
 {
     int c = mode_concurrency("async", cfg);
     ag_loop *loop = NULL;
-    async_ctx ac = {NULL, cfg, lat, 0, {0, 0}};
+    async_ctx ac = {.cfg = cfg, .lat = lat};
     int rc = ag_loop_new(&loop, NULL);
     if (rc == 0) {
         ag_client_opts o;
@@ -288,6 +316,7 @@ static void run_async(const run_cfg *cfg, double *lat, tally *t)
         o.dns_servers = cfg->dns_server;
         o.max_conns = (unsigned)c;
         o.max_conns_per_host = (unsigned)c;
+        o.tls = cfg->tls;
         rc = ag_client_new(&ac.cl, &o);
     }
     for (int i = 0; rc == 0 && i < c; i++)
@@ -313,7 +342,7 @@ static void mode_child(const char *name, const run_cfg *cfg, int fd)
     r.concurrency = mode_concurrency(name, cfg);
     r.delay_ms = cfg->delay_ms;
     double *lat = calloc((size_t)cfg->requests + 1, sizeof *lat);
-    tally t = {0, 0};
+    tally t = {0};
     long nlat = cfg->requests;
     if (!lat) {
         r.failed = true;
@@ -337,6 +366,10 @@ static void mode_child(const char *name, const run_cfg *cfg, int fd)
     }
     r.ok = t.ok;
     r.first_error = t.first_error;
+    r.tls_handshakes = t.tls_handshakes;
+    r.tls_resumed = t.tls_resumed;
+    memcpy(r.tls_version, t.tls_version, sizeof r.tls_version);
+    memcpy(r.tls_cipher, t.tls_cipher, sizeof r.tls_cipher);
     report_finish(&r, lat, (size_t)nlat);
 send:
     sys_write_full(fd, &r, sizeof r);

@@ -118,25 +118,51 @@ void report_bars(FILE *f, const mode_result *rs, size_t n)
     }
 }
 
-void report_csv_header(FILE *f)
+void report_csv_header(FILE *f, bool tls)
 {
     fprintf(f,
-            "mode,requests,ok,concurrency,delay_ms,wall_s,rps,p50_ms,p99_ms,cpu_s,peak_rss_kb\n");
+            "mode,requests,ok,concurrency,delay_ms,wall_s,rps,p50_ms,p99_ms,cpu_s,peak_rss_kb%s\n",
+            tls ? ",tls_version,tls_handshakes,tls_resumed" : "");
 }
 
-void report_csv(FILE *f, const mode_result *r)
+void report_csv(FILE *f, const mode_result *r, bool tls)
 {
-    fprintf(f, "%s,%ld,%ld,%d,%d,%.6f,%.2f,%.3f,%.3f,%.3f,%ld\n", r->mode, r->requests, r->ok,
+    fprintf(f, "%s,%ld,%ld,%d,%d,%.6f,%.2f,%.3f,%.3f,%.3f,%ld", r->mode, r->requests, r->ok,
             r->concurrency, r->delay_ms, r->wall_s, r->rps, r->p50_ms, r->p99_ms, r->cpu_s,
             r->peak_rss_kb);
+    if (tls)
+        fprintf(f, ",%s,%ld,%ld", r->tls_version, r->tls_handshakes, r->tls_resumed);
+    fprintf(f, "\n");
 }
 
-void report_json(FILE *f, const mode_result *r)
+void report_json(FILE *f, const mode_result *r, bool tls)
 {
     fprintf(f,
             "{\"mode\": \"%s\", \"requests\": %ld, \"ok\": %ld, \"concurrency\": %d, "
             "\"delay_ms\": %d, \"wall_s\": %.6f, \"rps\": %.2f, \"p50_ms\": %.3f, "
-            "\"p99_ms\": %.3f, \"cpu_s\": %.3f, \"peak_rss_kb\": %ld}\n",
+            "\"p99_ms\": %.3f, \"cpu_s\": %.3f, \"peak_rss_kb\": %ld",
             r->mode, r->requests, r->ok, r->concurrency, r->delay_ms, r->wall_s, r->rps, r->p50_ms,
             r->p99_ms, r->cpu_s, r->peak_rss_kb);
+    if (tls)
+        fprintf(f,
+                ", \"tls_version\": \"%s\", \"tls_cipher\": \"%s\", \"tls_handshakes\": %ld, "
+                "\"tls_resumed\": %ld",
+                r->tls_version, r->tls_cipher, r->tls_handshakes, r->tls_resumed);
+    fprintf(f, "}\n");
+}
+
+void report_tls(FILE *f, const mode_result *rs, size_t n)
+{
+    const char *version = "", *cipher = "";
+    for (size_t i = 0; i < n && !version[0]; i++) {
+        version = rs[i].tls_version;
+        cipher = rs[i].tls_cipher;
+    }
+    fprintf(f, "TLS: %s%s%s; handshakes (resumed):", version[0] ? version : "none seen",
+            cipher[0] ? " " : "", cipher);
+    for (size_t i = 0; i < n; i++)
+        if (!rs[i].failed)
+            fprintf(f, " %s %ld (%ld)%s", rs[i].mode, rs[i].tls_handshakes, rs[i].tls_resumed,
+                    i + 1 < n ? "," : "");
+    fprintf(f, "\n");
 }

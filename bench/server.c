@@ -1,14 +1,20 @@
 /* server.c: the bench's loopback HTTP/1.1 server on asyncget's reactor: a coroutine per
- * connection, keep-alive and pipelining, /uuid after a delay, /bytes/N, /stats.
+ * connection, keep-alive and pipelining, /uuid after a delay, /bytes/N, /stats; over TLS too.
  *
  * It must never be the bottleneck, so each request costs one read and one write: responses are
  * built into a per-connection buffer and written once per batch of pipelined requests, and a
- * short read is taken to mean the socket is drained (see conn_read). */
+ * short read is taken to mean the socket is drained (see conn_read). Over TLS the same holds:
+ * OpenSSL reads ahead through our own BIO, which sees the short read, and writes a batch as one
+ * record. */
 #include "asyncget.h"
 #include "bench.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -32,7 +38,10 @@ typedef struct server {
     uint64_t open;
     uint64_t requests;
     uint64_t rng;
-    char *fill; /* FILL_LEN bytes shared by every /bytes response */
+    char *fill;   /* FILL_LEN bytes shared by every /bytes response */
+    SSL_CTX *tls; /* NULL: plain HTTP */
+    BIO_METHOD *bio_method;
+    uint64_t tls_resumed; /* handshakes that resumed a session */
 } server;
 
 static server srv;
@@ -40,6 +49,8 @@ static server srv;
 typedef struct conn {
     int fd;
     bool drained; /* the last read was short and the coroutine has not parked since */
+    SSL *ssl;     /* NULL: plain HTTP */
+    bool tls_up;  /* handshake done and no fatal error since: a close_notify may be sent */
     char *in;
     size_t in_len, in_cap;
     char *out;
@@ -151,14 +162,18 @@ __attribute__((noinline)) static bool out_stats(conn *c, const request *r, bool 
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    char body[320];
+    char body[360];
     int n = snprintf(body, sizeof body,
                      "{\"connections\": %llu, \"open\": %llu, \"requests\": %llu, "
-                     "\"cpu_s\": %.6f, \"user_s\": %.6f, \"sys_s\": %.6f, \"maxrss_kb\": %ld}\n",
+                     "\"cpu_s\": %.6f, \"user_s\": %.6f, \"sys_s\": %.6f, \"maxrss_kb\": %ld",
                      (unsigned long long)srv.accepted, (unsigned long long)srv.open,
                      (unsigned long long)srv.requests, sys_cpu_s(&ru),
                      (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
                      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6, ru.ru_maxrss);
+    if (srv.tls)
+        n += snprintf(body + n, sizeof body - (size_t)n, ", \"tls_resumed\": %llu",
+                      (unsigned long long)srv.tls_resumed);
+    n += snprintf(body + n, sizeof body - (size_t)n, "}\n");
     return out_simple(c, r, "200 OK", "application/json", body, (size_t)n, keep_alive);
 }
 
@@ -171,8 +186,12 @@ __attribute__((noinline)) static bool out_stats(conn *c, const request *r, bool 
  * triggered reactor as long as the coroutine has not parked since that read, because data that
  * arrives later raises a new edge which is only collected once we park. Every park therefore
  * clears the flag. */
+static ssize_t tls_read(conn *c);
+
 static ssize_t conn_read(conn *c)
 {
+    if (c->ssl)
+        return tls_read(c);
     for (;;) {
         if (c->drained) {
             int w = ag_wait_fd(c->fd, AG_READ, -1);
@@ -197,9 +216,13 @@ static ssize_t conn_read(conn *c)
     }
 }
 
+static int tls_writev(conn *c, const struct iovec *iov, int cnt);
+
 /* Write every byte of iov[0..cnt), waiting for room when the socket is full. */
 static int conn_writev(conn *c, struct iovec *iov, int cnt)
 {
+    if (c->ssl)
+        return tls_writev(c, iov, cnt);
     while (cnt > 0) {
         ssize_t n = writev(c->fd, iov, cnt);
         if (n < 0) {
@@ -250,6 +273,175 @@ __attribute__((noinline)) static int conn_write_bytes(conn *c, uint64_t len)
     }
     c->out_len = 0;
     return conn_writev(c, iov, cnt);
+}
+
+/* ---- TLS ----
+ *
+ * Coroutines share the thread's OpenSSL error queue, so it is cleared before every SSL call and
+ * the result classified with SSL_get_error before any wait. A call that wants to read or write
+ * waits on the fd for that direction and is repeated with the same arguments. */
+
+/* Our BIO over the connection's socket: like OpenSSL's socket BIO, and it marks the connection
+ * drained after a short read, which the socket BIO cannot tell us. */
+static int bio_read(BIO *b, char *buf, int len)
+{
+    conn *c = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    for (;;) {
+        ssize_t n = read(c->fd, buf, (size_t)len);
+        if (n >= 0) {
+            c->drained = n < len;
+            return (int)n;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            c->drained = true;
+            BIO_set_retry_read(b);
+        }
+        return -1;
+    }
+}
+
+static int bio_write(BIO *b, const char *buf, int len)
+{
+    conn *c = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    for (;;) {
+        ssize_t n = send(c->fd, buf, (size_t)len, MSG_NOSIGNAL);
+        if (n >= 0)
+            return (int)n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            BIO_set_retry_write(b);
+        return -1;
+    }
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    /* Nothing is buffered in this BIO: a flush has nothing to do, and nothing else applies. */
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static bool bio_method_init(void)
+{
+    srv.bio_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "bench socket");
+    return srv.bio_method && BIO_meth_set_read(srv.bio_method, bio_read) == 1 &&
+           BIO_meth_set_write(srv.bio_method, bio_write) == 1 &&
+           BIO_meth_set_ctrl(srv.bio_method, bio_ctrl) == 1;
+}
+
+/* Wait for what SSL_get_error asked for. Returns 0 to retry the call, or a negative error: -EIO
+ * for a TLS failure, -ECONNRESET for an end of stream. */
+static int tls_wait(conn *c, int rc)
+{
+    int w;
+    switch (SSL_get_error(c->ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+        /* Our BIO read the socket dry just now, so the wait is the next thing due. */
+        w = ag_wait_fd(c->fd, AG_READ, -1);
+        break;
+    case SSL_ERROR_WANT_WRITE:
+        w = ag_wait_fd(c->fd, AG_WRITE, -1);
+        break;
+    case SSL_ERROR_ZERO_RETURN:
+    case SSL_ERROR_SYSCALL:
+        /* The peer's close_notify, or its end of stream or reset: nothing more to say. */
+        c->tls_up = false;
+        return -ECONNRESET;
+    default:
+        c->tls_up = false;
+        return -EIO;
+    }
+    c->drained = false;
+    return w < 0 ? w : 0;
+}
+
+static int tls_accept(conn *c)
+{
+    for (;;) {
+        ERR_clear_error();
+        int rc = SSL_accept(c->ssl);
+        if (rc == 1) {
+            c->tls_up = true;
+            break;
+        }
+        rc = tls_wait(c, rc);
+        if (rc < 0)
+            return rc;
+    }
+    if (SSL_session_reused(c->ssl))
+        srv.tls_resumed++;
+    return 0;
+}
+
+/* conn_read over TLS: bytes OpenSSL holds already (read ahead) come first; the socket is waited
+ * on without a read only when our BIO saw it drained and OpenSSL holds nothing. */
+static ssize_t tls_read(conn *c)
+{
+    for (;;) {
+        if (c->drained && !SSL_has_pending(c->ssl)) {
+            int w = ag_wait_fd(c->fd, AG_READ, -1);
+            c->drained = false;
+            if (w < 0)
+                return w;
+        }
+        size_t room = c->in_cap - c->in_len;
+        ERR_clear_error();
+        int n = SSL_read(c->ssl, c->in + c->in_len, room > INT_MAX ? INT_MAX : (int)room);
+        if (n > 0) {
+            c->in_len += (size_t)n;
+            return n;
+        }
+        int rc = tls_wait(c, n);
+        if (rc == -ECONNRESET)
+            return 0;
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static int tls_writev(conn *c, const struct iovec *iov, int cnt)
+{
+    for (int i = 0; i < cnt; i++) {
+        const char *p = iov[i].iov_base;
+        size_t left = iov[i].iov_len;
+        while (left > 0) {
+            int len = left > INT_MAX ? INT_MAX : (int)left;
+            ERR_clear_error();
+            int n = SSL_write(c->ssl, p, len);
+            if (n > 0) {
+                p += n;
+                left -= (size_t)n;
+                continue;
+            }
+            int rc = tls_wait(c, n);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* An SSL object on the connection's socket through our BIO. */
+static int tls_start(conn *c)
+{
+    c->ssl = SSL_new(srv.tls);
+    BIO *b = c->ssl ? BIO_new(srv.bio_method) : NULL;
+    if (!b) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        return -ENOMEM;
+    }
+    BIO_set_data(b, c);
+    BIO_set_init(b, 1);
+    SSL_set_bio(c->ssl, b, b);
+    return 0;
 }
 
 /* ---- routing ---- */
@@ -321,6 +513,14 @@ static int route(conn *c, const request *r)
 
 static void conn_free(conn *c)
 {
+    if (c->ssl) {
+        /* A close_notify when the socket takes it, without waiting: the client has its answer.
+         * Never after a fatal error, which OpenSSL forbids. */
+        ERR_clear_error();
+        if (c->tls_up)
+            SSL_shutdown(c->ssl);
+        SSL_free(c->ssl);
+    }
     ag_fd_unregister(ag_loop_current(), c->fd);
     close(c->fd);
     free(c->in);
@@ -335,6 +535,8 @@ static void conn_main(void *arg)
     size_t pos = 0;    /* start of the first unparsed byte in c->in */
     uint64_t skip = 0; /* request body bytes still to drop */
     bool closing = false;
+    if (c->ssl && tls_accept(c) < 0)
+        goto done;
     for (;;) {
         while (!closing) {
             if (skip) {
@@ -402,13 +604,18 @@ static int conn_start(ag_loop *loop, int fd)
     c->fd = fd;
     c->in_cap = IN_INIT;
     c->in = malloc(IN_INIT);
-    int rc = c->in ? ag_fd_register(loop, fd) : -ENOMEM;
+    int rc = c->in ? 0 : -ENOMEM;
+    if (rc == 0 && srv.tls)
+        rc = tls_start(c);
+    if (rc == 0)
+        rc = ag_fd_register(loop, fd);
     if (rc == 0) {
         rc = ag_coro_spawn(loop, conn_main, c, NULL);
         if (rc < 0)
             ag_fd_unregister(loop, fd);
     }
     if (rc < 0) {
+        SSL_free(c->ssl);
         free(c->in);
         free(c);
         return rc;
@@ -465,6 +672,27 @@ static int listen_on(int port)
     return fd;
 }
 
+static void on_term(int sig)
+{
+    (void)sig;
+    cert_cleanup();
+    _exit(0);
+}
+
+/* The TLS context and certificate; the certificate file goes away when the server is stopped. */
+static int tls_setup(const server_opts *opts, char *ca, size_t len)
+{
+    srv.tls = cert_server_ctx(opts->tls_version, ca, len);
+    if (!srv.tls || !bio_method_init())
+        return -1;
+    struct sigaction sa = {.sa_handler = on_term};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    return 0;
+}
+
 int server_main(const server_opts *opts)
 {
     char note[128] = "";
@@ -490,6 +718,12 @@ int server_main(const server_opts *opts)
     socklen_t sl = sizeof sa;
     getsockname(srv.lfd, (struct sockaddr *)&sa, &sl);
     int port = ntohs(sa.sin_port);
+    char ca[512] = "";
+    if (opts->tls && tls_setup(opts, ca, sizeof ca) < 0) {
+        fprintf(stderr, "asyncget-bench: the server's TLS set-up failed\n");
+        cert_cleanup();
+        return 1;
+    }
 
     ag_loop *loop;
     int rc = ag_loop_new(&loop, NULL);
@@ -499,20 +733,31 @@ int server_main(const server_opts *opts)
         rc = ag_coro_spawn(loop, accept_main, loop, NULL);
     if (rc < 0) {
         fprintf(stderr, "asyncget-bench: server setup: %s\n", ag_strerror(rc));
+        cert_cleanup();
         return 1;
     }
     if (opts->port_fd >= 0) {
-        char line[16];
-        int n = snprintf(line, sizeof line, "%d\n", port);
+        /* The port, and over TLS the certificate to trust, on one line. */
+        char line[600];
+        int n = snprintf(line, sizeof line, "%d%s%s\n", port, ca[0] ? " " : "", ca);
         sys_write_full(opts->port_fd, line, (size_t)n);
         close(opts->port_fd);
     } else {
-        printf("asyncget-bench server: http://127.0.0.1:%d/ (/uuid after %d ms, /bytes/N, "
-               "/stats); %s; up to %ld fds\n",
-               port, opts->delay_ms, note[0] ? note : "not pinned", nofile);
+        printf("asyncget-bench server: %s://127.0.0.1:%d/ (/uuid after %d ms, /bytes/N, "
+               "/stats); %s; up to %ld fds",
+               srv.tls ? "https" : "http", port, opts->delay_ms, note[0] ? note : "not pinned",
+               nofile);
+        if (srv.tls)
+            printf("; TLS %s, CA certificate %s",
+                   opts->tls_version == 12   ? "1.2"
+                   : opts->tls_version == 13 ? "1.3"
+                                             : "1.2 or 1.3",
+                   ca);
+        printf("\n");
         fflush(stdout);
     }
     rc = ag_loop_run(loop);
     fprintf(stderr, "asyncget-bench: server loop ended: %s\n", ag_strerror(rc));
+    cert_cleanup();
     return 1;
 }

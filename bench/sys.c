@@ -104,7 +104,7 @@ int sys_write_full(int fd, const void *buf, size_t len)
     return 0;
 }
 
-pid_t sys_spawn_server(int delay_ms, bool pin, int *port)
+pid_t sys_spawn_server(int delay_ms, bool pin, int tls, int *port, char *ca, size_t ca_len)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
@@ -126,26 +126,42 @@ pid_t sys_spawn_server(int delay_ms, bool pin, int *port)
         char fdarg[16], delayarg[16];
         snprintf(fdarg, sizeof fdarg, "%d", wfd);
         snprintf(delayarg, sizeof delayarg, "%d", delay_ms);
-        char *argv[] = {
-            "asyncget-bench",        "--serve", "0", "--port-fd", fdarg, "--delay", delayarg,
-            pin ? NULL : "--no-pin", NULL};
+        char *argv[12] = {"asyncget-bench", "--serve", "0", "--port-fd", fdarg,
+                          "--delay",        delayarg};
+        int argc = 7;
+        if (!pin)
+            argv[argc++] = "--no-pin";
+        if (tls) {
+            argv[argc++] = "--tls";
+            if (tls == 12 || tls == 13) {
+                argv[argc++] = "--tls-version";
+                argv[argc++] = tls == 12 ? "1.2" : "1.3";
+            }
+        }
+        argv[argc] = NULL;
         execv("/proc/self/exe", argv);
         fprintf(stderr, "asyncget-bench: cannot exec the server: %s\n", strerror(errno));
         _exit(127);
     }
     close(p[1]);
-    /* The server writes its port once it listens; give it a few seconds. */
-    char line[16] = "";
+    /* The server writes its port once it listens (and over TLS the path of its certificate);
+     * give it a few seconds. */
+    char line[640] = "";
     struct pollfd pfd = {p[0], POLLIN, 0};
     ssize_t n = -1;
     if (poll(&pfd, 1, 10000) > 0)
         n = sys_read_full(p[0], line, sizeof line - 1);
     close(p[0]);
+    char *rest = line;
     if (n > 0) {
         line[n] = '\0';
-        *port = (int)strtol(line, NULL, 10);
+        *port = (int)strtol(line, &rest, 10);
+        rest += strspn(rest, " ");
+        rest[strcspn(rest, "\n")] = '\0';
+        if (ca_len)
+            snprintf(ca, ca_len, "%s", rest);
     }
-    if (n <= 0 || *port <= 0) {
+    if (n <= 0 || *port <= 0 || (tls && !rest[0])) {
         sys_stop_server(pid);
         return -1;
     }
