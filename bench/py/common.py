@@ -1,5 +1,7 @@
-"""common.py: what the four Python peers share: arguments and the one JSON line they print."""
+"""common.py: what the four Python peers share: arguments, the certificate to trust over https,
+and the one JSON line they print."""
 import json
+import os
 import sys
 import time
 
@@ -10,6 +12,19 @@ def args():
         sys.exit(f"usage: {sys.argv[0]} URL N [CONCURRENCY]")
     conc = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     return sys.argv[1], int(sys.argv[2]), conc
+
+
+def ca_file():
+    """The CA certificate to verify an https server against (bench/peers --tls sets
+    BENCH_CA_FILE), or None for the system's."""
+    return os.environ.get("BENCH_CA_FILE") or None
+
+
+def verify_kw():
+    """Keyword arguments of a requests call that verify against ca_file(). Given per call: a
+    Session's verify attribute loses to REQUESTS_CA_BUNDLE in the environment."""
+    ca = ca_file()
+    return {"verify": ca} if ca else {}
 
 
 def percentile(values, p):
