@@ -4,6 +4,7 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -78,6 +79,14 @@ static long proc_kb(const char *field)
     return kb;
 }
 
+/* Bytes malloc has handed out and not had back: what is live, whatever RSS keeps of freed
+ * memory (handshake buffers freed in the middle of the heap stay resident). */
+static long heap_kb(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return (long)((mi.uordblks + mi.hblkhd) / 1024);
+}
+
 static int hold_child(const run_cfg *cfg, long n, bool json)
 {
     ag_loop *loop = NULL;
@@ -104,13 +113,16 @@ static int hold_child(const run_cfg *cfg, long n, bool json)
         ag_loop_free(loop);
         return 1;
     }
-    long base = proc_kb("VmRSS");
+    long base = proc_kb("VmRSS"), heap_base = heap_kb();
     /* One connection first: libraries, the TLS context and its CA store, the first buffers. */
     hold_wave(loop, &h, 1);
-    long one = proc_kb("VmRSS");
+    long one = proc_kb("VmRSS"), heap_one = heap_kb();
     long ok1 = h.ok, fresh1 = h.fresh;
     hold_wave(loop, &h, n);
-    long idle = proc_kb("VmRSS");
+    long idle = proc_kb("VmRSS"), heap_idle = heap_kb();
+    /* Freed memory given back to the kernel: the RSS the idle connections really need. */
+    malloc_trim(0);
+    long trimmed = proc_kb("VmRSS");
     long ok2 = h.ok, fresh = fresh1 + h.fresh, resumed = h.resumed;
     hold_wave(loop, &h, n);
     long after = proc_kb("VmRSS");
@@ -123,13 +135,17 @@ static int hold_child(const run_cfg *cfg, long n, bool json)
 
     bool good = ok1 == 1 && ok2 == n && ok3 == n && fresh == n && reused == n;
     double per = n > 1 ? (double)(idle - one) / (double)(n - 1) : 0;
+    double heap_per = n > 1 ? (double)(heap_idle - heap_one) / (double)(n - 1) : 0;
     if (json) {
         printf("{\"hold\": %ld, \"url\": \"%s\", \"tls_version\": \"%s\", \"ok\": %ld, "
                "\"new\": %ld, \"resumed\": %ld, \"reused\": %ld, \"base_kb\": %ld, "
                "\"one_kb\": %ld, \"idle_kb\": %ld, \"after_reuse_kb\": %ld, \"peak_kb\": %ld, "
-               "\"maxrss_kb\": %ld, \"per_conn_kb\": %.2f, \"good\": %s}\n",
+               "\"maxrss_kb\": %ld, \"per_conn_kb\": %.2f, \"trimmed_kb\": %ld, "
+               "\"heap_base_kb\": %ld, \"heap_one_kb\": %ld, \"heap_idle_kb\": %ld, "
+               "\"heap_per_conn_kb\": %.2f, \"good\": %s}\n",
                n, cfg->url, h.version, ok1 + ok2 + ok3, fresh, resumed, reused, base, one, idle,
-               after, peak, ru.ru_maxrss, per, good ? "true" : "false");
+               after, peak, ru.ru_maxrss, per, trimmed, heap_base, heap_one, heap_idle, heap_per,
+               good ? "true" : "false");
     } else {
         printf("held %ld connections to %s%s%s: %ld of %ld made at once (%ld resumed), then "
                "%ld of %ld reused\n",
@@ -137,7 +153,10 @@ static int hold_child(const run_cfg *cfg, long n, bool json)
         printf("RSS: client made %ld kB; one idle connection %ld kB; %ld idle %ld kB; after "
                "reusing them %ld kB; peak (VmHWM) %ld kB, ru_maxrss %ld kB\n",
                base, one, n, idle, after, peak, ru.ru_maxrss);
-        printf("per idle connection: %.2f kB ((%ld - %ld) / %ld)\n", per, idle, one, n - 1);
+        printf("per idle connection: %.2f kB of RSS ((%ld - %ld) / %ld); %.2f kB of live heap "
+               "(malloc's bytes in use: %ld kB with one, %ld kB with %ld); RSS with %ld idle after "
+               "malloc_trim: %ld kB\n",
+               per, idle, one, n - 1, heap_per, heap_one, heap_idle, n, n, trimmed);
     }
     if (!good)
         fprintf(stderr,
