@@ -591,6 +591,9 @@ static bool tls_is_alive(ag__layer *l)
     ag__conn *c = l->conn;
     if (c->io.loop && !ag__io_ready(&c->io, AG_READ) && !tls_pending(l))
         return true;
+    /* Without a reactor nothing records readiness: the socket itself must be asked. */
+    if (!c->io.loop)
+        c->io.ready |= ag__poll_bits(AG_READ);
     /* Something came while the connection was idle: a session ticket or a key update is
      * housekeeping that OpenSSL takes in and a peek then finds nothing; a close_notify, a reset,
      * an end of stream or bytes nobody asked for make the connection unfit. */
@@ -716,7 +719,8 @@ static ag__tls_info *info_make(SSL *ssl, bool verified)
             *dst[i] = p;
             p += n;
         }
-        memcpy(p, alpn, alpn_len);
+        if (alpn_len) /* none chosen: alpn is NULL */
+            memcpy(p, alpn, alpn_len);
         p[alpn_len] = 0;
         info->alpn = p;
         info->refs = 1;
@@ -791,6 +795,13 @@ int ag__tls_start(ag__conn *c, ag__tls_ctx *x, const char *host, uint16_t port, 
     unsigned long err = n == 1 ? 0 : call_error(t);
     long verify = SSL_get_verify_result(t->ssl);
     ERR_clear_error();
+    if (n == 1 && !x->o.insecure && !SSL_get0_peer_certificate(t->ssl)) {
+        /* An anonymous cipher (which a ciphers setting can allow) has no certificate to
+         * verify: that is no verified peer. */
+        *why = "the server sent no certificate (anonymous cipher)";
+        rc = AG_ETLS_VERIFY;
+        goto fail;
+    }
     if (n == 1) {
         if (!(c->tls = info_make(t->ssl, !x->o.insecure)))
             goto fail;
