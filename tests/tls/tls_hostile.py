@@ -14,9 +14,10 @@ a flight, and close the TCP connection with or without a close_notify before it.
 
 Ports and what a connection to each gets:
 
-  tls       TLS 1.2 or 1.3 with the leaf; then HTTP/1.1 keep-alive, the request path picks the
-            response (below)
+  tls       TLS 1.2 or 1.3 with the leaf, ALPN http/1.1 when offered; then HTTP/1.1
+            keep-alive, the request path picks the response (below)
   tls13     the same, TLS 1.3 only
+  noalpn    the same as tls, but selects no ALPN protocol
   close     reads the ClientHello, closes (FIN)
   reset     reads the ClientHello, resets (RST: SO_LINGER 0)
   silent    reads the ClientHello, never answers, closes when the client does
@@ -26,7 +27,7 @@ Ports and what a connection to each gets:
             whose session id length runs past its end; then silence
   plain     an HTTP server without TLS: reads the ClientHello, answers "400 Bad Request", closes
 
-Paths on the tls and tls13 ports (query parameters in brackets, defaults after "="). Bodies are
+Paths on the tls, tls13 and noalpn ports (query parameters in brackets, defaults after "="). Bodies are
 the pattern body(n, seed): byte i is "a" + ((i * 2654435761 + seed) mod 2^32 >> 24) mod 26.
 
   /ok                         "ok", Content-Length, kept alive
@@ -135,7 +136,7 @@ class Tls:
         self.inc = ssl.MemoryBIO()
         self.out = ssl.MemoryBIO()
         self.obj = ctx.wrap_bio(self.inc, self.out, server_side=True)
-        self.plain = b""  # decrypted bytes not consumed yet
+        self.plain = bytearray()  # decrypted bytes not consumed yet (appends stay linear)
 
     def flush(self):
         data = self.out.read()
@@ -186,14 +187,16 @@ class Tls:
             if not self.recv_some():
                 return None
         i = self.plain.index(sep) + len(sep)
-        out, self.plain = self.plain[:i], self.plain[i:]
+        out = bytes(self.plain[:i])
+        del self.plain[:i]
         return out
 
     def read_n(self, n):
         while len(self.plain) < n:
             if not self.recv_some():
                 return None
-        out, self.plain = self.plain[:n], self.plain[n:]
+        out = bytes(self.plain[:n])
+        del self.plain[:n]
         return out
 
     def write(self, data, rec=0, send=True):
@@ -427,15 +430,20 @@ def main():
         sys.stderr.write("usage: tls_hostile.py --dir DIR\n")
         sys.exit(2)
     cert, key = make_certs(args[1])
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(cert, key)
-    ctx13 = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx13.minimum_version = ssl.TLSVersion.TLSv1_3
-    ctx13.load_cert_chain(cert, key)
+
+    def context(minimum, alpn):
+        c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        c.minimum_version = minimum
+        c.load_cert_chain(cert, key)
+        if alpn:
+            c.set_alpn_protocols(["http/1.1"])
+        return c
+
+    ctx = context(ssl.TLSVersion.TLSv1_2, True)
     ports = [
         ("tls", listen(serve_tls, ctx)),
-        ("tls13", listen(serve_tls, ctx13)),
+        ("tls13", listen(serve_tls, context(ssl.TLSVersion.TLSv1_3, True))),
+        ("noalpn", listen(serve_tls, context(ssl.TLSVersion.TLSv1_2, False))),
         ("close", listen(serve_close)),
         ("reset", listen(serve_reset)),
         ("silent", listen(serve_silent)),
