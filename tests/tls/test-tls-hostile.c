@@ -406,7 +406,9 @@ static void idle_one(int blocking)
             ag_client *c = client((copts){.blocking = blocking, .no_retry = modes[m].no_retry});
             int rc1, rc2;
             ag_response *a = get(c, url(kinds[k].path), &rc1);
-            pause_ms(300);
+            /* The server acts 50 ms after its response (a reset sooner could destroy the response
+             * before the client reads it): 400 ms is ample, even on a loaded machine. */
+            pause_ms(400);
             ag_response *b =
                 modes[m].post ? post(c, url("/upload"), "x", 1, &rc2) : get(c, url("/ok"), &rc2);
             int ok = rc1 == 0 && rc2 == 0 && ag_response_status(b) == 200;
@@ -414,9 +416,10 @@ static void idle_one(int blocking)
             int fresh = !ag_response_reused(b) && ag_response_conn_id(b) != ag_response_conn_id(a);
             check(ok && fresh, blocking ? TODO_BLOCKING_LIVENESS : NULL,
                   "tls_idle_%s: after the server's %s on an idle connection, a %s%s: %s (%s), "
-                  "new connection %d",
+                  "new connection %d (the first request: %s)",
                   k == 2 ? "reset" : "close_notify", kinds[k].what, modes[m].what,
-                  blocking ? " without a loop" : "", ag_err_name(rc2), detail(b), fresh);
+                  blocking ? " without a loop" : "", ag_err_name(rc2), detail(b), fresh,
+                  ag_err_name(rc1));
             ag_response_free(a);
             ag_response_free(b);
             ag_client_free(c);
@@ -427,7 +430,7 @@ static void idle_one(int blocking)
         ag_client *c = client((copts){.blocking = blocking, .max_version = v ? AG_TLS_1_2 : 0});
         int rc1, rc2;
         ag_response *a = get(c, url("/ok"), &rc1);
-        pause_ms(300);
+        pause_ms(400);
         ag_response *b = get(c, url("/ok"), &rc2);
         ag_tls_info ti;
         int has_tls = ag_response_tls(b, &ti) == 0;
@@ -731,7 +734,7 @@ static void cancel(void *arg)
     check(b.done && b.status == -ECANCELED && b.tm.connected && !b.tm.tls, TODO_NONE,
           "tls_cancel_handshake_partial: cancelled in the middle of the server's flight: %s",
           ag_err_name(b.status));
-    pending_req d = cancel_after(c, url("/slow-body?n=1000&ms=20"), 400);
+    pending_req d = cancel_after(c, url("/slow-body?n=1000&ms=20"), 600);
     check(d.done && d.status == -ECANCELED && d.body_bytes > 0 && d.body_bytes < 1000, TODO_NONE,
           "tls_cancel_body: cancelled in the middle of the body: %s after %llu of 1000 bytes",
           ag_err_name(d.status), (unsigned long long)d.body_bytes);

@@ -418,6 +418,10 @@ def listen(fn, *extra):
     def loop():
         while True:
             c, _ = s.accept()
+            # As web servers do: without it, Nagle holds a response behind the ACK of the session
+            # tickets sent just before it (a delayed ACK, 40 ms), and a reset meant for an idle
+            # connection would destroy a response still waiting in the kernel.
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             threading.Thread(target=guarded, args=(fn, c) + extra, daemon=True).start()
 
     threading.Thread(target=loop, daemon=True).start()
