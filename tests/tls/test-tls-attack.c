@@ -1,0 +1,1633 @@
+/* test-tls-attack.c: asyncget's https attacked through the public API only. The TLS servers are
+ * nginx's of with-servers --tls (valid, expired, wrong name, self-signed, unknown CA, old
+ * versions, a plain port) and attack_peer.py (argv[1]), which this program starts: one port per
+ * hostile behaviour (a record cut in half and held, garbage, alerts, key updates, tickets,
+ * renegotiation, resets). Each case runs in a child process with an alarm, so that a crash or a
+ * hang fails that case only; under ASan each case ends with a leak check. A case whose fault is
+ * known and not yet fixed is reported as a skip that names the fault; AG_ATTACK_FAULTS=1 runs it
+ * anyway (to see it fail). Nothing leaves loopback; times are only asserted as lower bounds. */
+#include "asyncget.h"
+#include "tests/tap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define AG_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AG_ASAN 1
+#endif
+#endif
+#ifdef AG_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+#define MS 1000000LL
+
+/* ---- the servers ---- */
+
+static int tls_port, tls12_port, expired_port, wrongname_port, selfsigned_port, unknownca_port,
+    old_port, plain_port;
+static const char *ca_file, *ca_dir, *client_cert, *client_key, *tls_dir;
+
+#define MAX_MODES 40
+static struct {
+    char name[32];
+    int port;
+} modes[MAX_MODES];
+static int nmodes;
+
+static int peer(const char *mode)
+{
+    for (int i = 0; i < nmodes; i++)
+        if (strcmp(modes[i].name, mode) == 0)
+            return modes[i].port;
+    fprintf(stderr, "attack_peer has no mode %s\n", mode);
+    return 9; /* discard: refused on loopback */
+}
+
+/* Start attack_peer.py; it runs until this process ends (its stdin reaches the end). */
+static int peer_start(const char *script)
+{
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
+        return -1;
+    char cert[PATH_MAX], key[PATH_MAX];
+    snprintf(cert, sizeof cert, "%s/valid.pem", tls_dir);
+    snprintf(key, sizeof key, "%s/valid.key", tls_dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        execl("/usr/bin/python3", "python3", script, cert, key, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    if (pid < 0)
+        return -1;
+    FILE *f = fdopen(out[0], "r");
+    char line[128];
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "ready", 5) == 0)
+            return 0;
+        if (nmodes < MAX_MODES &&
+            sscanf(line, "%31s %d", modes[nmodes].name, &modes[nmodes].port) == 2)
+            nmodes++;
+    }
+    return -1;
+}
+
+/* ---- helpers every case uses ---- */
+
+static int fails;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            tap_diag("line %d: %s", __LINE__, #cond);                                              \
+            tap_diag(__VA_ARGS__);                                                                 \
+            fails++;                                                                               \
+        }                                                                                          \
+    } while (0)
+
+typedef struct batch {
+    ag_loop *loop;
+    int left;
+} batch;
+
+typedef struct slot {
+    batch *b;
+    ag_response *resp;
+    int rc;
+    bool done;
+    ag_coro *handle;
+} slot;
+
+static void slot_cb(ag_client *c, ag_response *r, int status, void *arg)
+{
+    (void)c;
+    slot *s = arg;
+    s->resp = r;
+    s->rc = status;
+    s->done = true;
+    if (--s->b->left == 0)
+        ag_loop_stop(s->b->loop);
+}
+
+static void start(ag_client *c, batch *b, slot *s, const ag_request *req, bool handle)
+{
+    s->b = b;
+    s->done = false;
+    s->resp = NULL;
+    b->left++;
+    int rc = ag_fetch_start(c, req, slot_cb, s, handle ? &s->handle : NULL);
+    if (rc < 0) {
+        s->rc = rc;
+        s->done = true;
+        b->left--;
+    }
+}
+
+static void run(batch *b)
+{
+    while (b->left > 0)
+        ag_loop_run(b->loop);
+}
+
+static void slot_free(slot *s)
+{
+    ag_response_free(s->resp);
+    if (s->handle)
+        ag_coro_unref(s->handle);
+    s->resp = NULL;
+    s->handle = NULL;
+}
+
+static const char *detail(const slot *s)
+{
+    return s->resp ? ag_response_error_detail(s->resp) : "(no response)";
+}
+
+static ag_tls_opts with_ca(void)
+{
+    ag_tls_opts o;
+    ag_tls_opts_init(&o);
+    o.ca_file = ca_file;
+    return o;
+}
+
+static char *url(char *buf, size_t size, const char *host, int port, const char *path)
+{
+    snprintf(buf, size, "https://%s:%d%s", host, port, path);
+    return buf;
+}
+
+/* One GET on a loop client; the response in s (the caller frees it). */
+static int get(ag_loop *loop, ag_client *c, const char *u, const ag_tls_opts *tls, slot *s)
+{
+    ag_request rq;
+    ag_request_init(&rq);
+    rq.url = u;
+    rq.tls = tls;
+    batch b = {loop, 0};
+    memset(s, 0, sizeof *s);
+    start(c, &b, s, &rq, false);
+    run(&b);
+    return s->rc;
+}
+
+typedef struct env {
+    ag_loop *loop;
+    ag_client *c;
+} env;
+
+/* A loop and a client with o (NULL: the defaults) and the test CA unless o has TLS settings. */
+static int env_new(env *e, ag_client_opts *o)
+{
+    ag_client_opts d;
+    if (!o) {
+        ag_client_opts_init(&d);
+        o = &d;
+    }
+    static ag_tls_opts ca;
+    ca = with_ca();
+    if (!o->tls)
+        o->tls = &ca;
+    if (ag_loop_new(&e->loop, NULL) < 0)
+        return -1;
+    o->loop = e->loop;
+    int rc = ag_client_new(&e->c, o);
+    if (rc < 0) {
+        tap_diag("ag_client_new: %s", ag_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static void env_free(env *e)
+{
+    CHECK(ag_client_free(e->c) == 0, "client free");
+    CHECK(ag_loop_free(e->loop) == 0, "loop free");
+}
+
+static int tls_of(const slot *s, ag_tls_info *i)
+{
+    memset(i, 0, sizeof *i);
+    return s->resp ? ag_response_tls(s->resp, i) : -ENOENT;
+}
+
+/* ---- options: every malformed or unusable setting is a clear error, never a crash nor a
+ * silent insecure connection ---- */
+
+static int case_opts_reserved(void)
+{
+    for (int i = 0; i < 15; i++) {
+        ag_tls_opts t = with_ca();
+        t.reserved[i] = 1;
+        ag_client_opts o;
+        ag_client_opts_init(&o);
+        o.tls = &t;
+        ag_client *c = NULL;
+        int rc = ag_client_new(&c, &o);
+        CHECK(rc == -EINVAL, "client reserved[%d]: %s", i, ag_strerror(rc));
+        if (rc == 0)
+            ag_client_free(c);
+    }
+    /* The same in a request: its error, no connection. */
+    env e;
+    if (env_new(&e, NULL) < 0)
+        return 1;
+    char u[128];
+    url(u, sizeof u, "localhost", tls_port, "/hello");
+    for (int i = 0; i < 15; i += 7) {
+        ag_tls_opts t = with_ca();
+        t.reserved[i] = UINT64_MAX;
+        slot s;
+        int rc = get(e.loop, e.c, u, &t, &s);
+        CHECK(rc == AG_EREQUEST, "request reserved[%d]: %s %s", i, ag_err_name(rc), detail(&s));
+        /* ag_fetch_start refuses it at once (no response), or the response says no connection. */
+        CHECK(!s.resp || ag_response_conn_id(s.resp) == 0, "a connection was made");
+        slot_free(&s);
+    }
+    env_free(&e);
+    return fails;
+}
+
+static int case_opts_versions(void)
+{
+    static const int bad[] = {-1, 1, 9, 14, 255, INT_MIN, INT_MAX, 0x0303, 0x0304};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        for (int which = 0; which < 2; which++) {
+            ag_tls_opts t = with_ca();
+            *(which ? &t.max_version : &t.min_version) = bad[i];
+            ag_client_opts o;
+            ag_client_opts_init(&o);
+            o.tls = &t;
+            ag_client *c = NULL;
+            int rc = ag_client_new(&c, &o);
+            CHECK(rc == -EINVAL, "%s_version %d: %s", which ? "max" : "min", bad[i],
+                  ag_strerror(rc));
+            if (rc == 0)
+                ag_client_free(c);
+        }
+    }
+    /* min above max, and a maximum below the default minimum (TLS 1.2). */
+    static const int pairs[][2] = {
+        {AG_TLS_1_3, AG_TLS_1_2}, {0, AG_TLS_1_1}, {0, AG_TLS_1_0}, {AG_TLS_1_2, AG_TLS_1_0}};
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+        ag_tls_opts t = with_ca();
+        t.min_version = pairs[i][0];
+        t.max_version = pairs[i][1];
+        ag_client_opts o;
+        ag_client_opts_init(&o);
+        o.tls = &t;
+        ag_client *c = NULL;
+        int rc = ag_client_new(&c, &o);
+        CHECK(rc == -EINVAL, "min %d max %d: %s", pairs[i][0], pairs[i][1], ag_strerror(rc));
+        if (rc == 0)
+            ag_client_free(c);
+    }
+    env e;
+    if (env_new(&e, NULL) < 0)
+        return 1;
+    char u[128];
+    slot s;
+    ag_tls_info info;
+    /* TLS 1.0-1.1 asked for, against a server of 1.2 and 1.3: a handshake failure. */
+    ag_tls_opts t = with_ca();
+    t.min_version = AG_TLS_1_0;
+    t.max_version = AG_TLS_1_1;
+    int rc = get(e.loop, e.c, url(u, sizeof u, "localhost", tls_port, "/hello"), &t, &s);
+    CHECK(rc == AG_ETLS, "1.0-1.1 to a 1.2+ server: %s %s", ag_err_name(rc), detail(&s));
+    slot_free(&s);
+    /* The old server (1.0 and 1.1 only) is refused at the default minimum, insecure too, and
+     * with min_version 1.0 at the default security level. */
+    for (int k = 0; k < 3; k++) {
+        t = with_ca();
+        t.insecure = k == 1;
+        t.min_version = k == 2 ? AG_TLS_1_0 : 0;
+        rc = get(e.loop, e.c, url(u, sizeof u, "localhost", old_port, "/hello"), &t, &s);
+        CHECK(rc == AG_ETLS, "old server, variant %d: %s %s", k, ag_err_name(rc), detail(&s));
+        slot_free(&s);
+    }
+    /* min 1.3 against a 1.2-only server. */
+    t = with_ca();
+    t.min_version = AG_TLS_1_3;
+    rc = get(e.loop, e.c, url(u, sizeof u, "localhost", tls12_port, "/hello"), &t, &s);
+    CHECK(rc == AG_ETLS, "1.3 only to a 1.2 server: %s %s", ag_err_name(rc), detail(&s));
+    slot_free(&s);
+    /* max 1.2 is honoured. */
+    t = with_ca();
+    t.max_version = AG_TLS_1_2;
+    rc = get(e.loop, e.c, url(u, sizeof u, "localhost", tls_port, "/hello"), &t, &s);
+    CHECK(rc == 0 && tls_of(&s, &info) == 0 && strcmp(info.version, "TLSv1.2") == 0 &&
+              info.verified,
+          "max 1.2: %s %s %s", ag_err_name(rc), detail(&s), info.version ? info.version : "-");
+    slot_free(&s);
+    env_free(&e);
+    return fails;
+}
+
+/* Every string setting that cannot be used: an error for the request, never a connection that
+ * skipped a check. */
+static int case_opts_strings(void)
+{
+    env e;
+    if (env_new(&e, NULL) < 0)
+        return 1;
+    char u[128];
+    url(u, sizeof u, "localhost", tls_port, "/hello");
+    char notpem[PATH_MAX], dir_ca[PATH_MAX];
+    snprintf(notpem, sizeof notpem, "%s/../nginx.conf", tls_dir);
+    snprintf(dir_ca, sizeof dir_ca, "%s", tls_dir);
+    struct {
+        const char *what;
+        ag_tls_opts t;
+    } v[32];
+    int n = 0;
+#define V(text, field, value)                                                                      \
+    do {                                                                                           \
+        v[n].what = text;                                                                          \
+        v[n].t = with_ca();                                                                        \
+        v[n].t.field = value;                                                                      \
+        n++;                                                                                       \
+    } while (0)
+    V("ca_file empty", ca_file, "");
+    V("ca_file missing", ca_file, "/nonexistent/ca.pem");
+    V("ca_file not PEM", ca_file, notpem);
+    V("ca_file a directory", ca_file, dir_ca);
+    V("ca_file the leaf's key", ca_file, client_key);
+    V("cert_file empty", cert_file, "");
+    V("cert_file missing", cert_file, "/nonexistent/cert.pem");
+    V("cert_file not PEM", cert_file, notpem);
+    V("key_file without cert_file", key_file, client_key);
+    V("ciphers empty", ciphers, "");
+    V("ciphers garbage", ciphers, "NOPE:ALSO-NOT");
+    V("ciphersuites garbage", ciphersuites, "TLS_NOPE_SHA256");
+    V("ciphersuites a TLS 1.2 name", ciphersuites, "ECDHE-ECDSA-AES128-GCM-SHA256");
+#undef V
+    /* A client certificate with a key that is not its own, or a missing key. */
+    v[n].what = "key does not match cert";
+    v[n].t = with_ca();
+    v[n].t.cert_file = client_cert;
+    v[n].t.key_file = tls_dir; /* a directory */
+    n++;
+    char valid_key[PATH_MAX];
+    snprintf(valid_key, sizeof valid_key, "%s/valid.key", tls_dir);
+    v[n].what = "key of another certificate";
+    v[n].t = with_ca();
+    v[n].t.cert_file = client_cert;
+    v[n].t.key_file = valid_key;
+    n++;
+    v[n].what = "cert without key in it";
+    v[n].t = with_ca();
+    v[n].t.cert_file = client_cert;
+    n++;
+    for (int i = 0; i < n; i++) {
+        slot s;
+        int rc = get(e.loop, e.c, u, &v[i].t, &s);
+        CHECK(rc < 0 && rc != -ENOMEM, "%s: %s %s", v[i].what, ag_err_name(rc), detail(&s));
+        CHECK(rc == 0 || detail(&s)[0], "%s: an error without a detail", v[i].what);
+        tap_diag("%s: %s: %s", v[i].what, ag_err_name(rc), detail(&s));
+        slot_free(&s);
+        /* The same request again: the same answer (a failed context is not kept half made). */
+        int rc2 = get(e.loop, e.c, u, &v[i].t, &s);
+        CHECK(rc2 == rc, "%s, twice: %s then %s", v[i].what, ag_err_name(rc), ag_err_name(rc2));
+        slot_free(&s);
+    }
+    /* Settings that are usable must still verify: an empty ca_path trusts nothing, an empty
+     * TLS 1.3 list leaves TLS 1.2; none of them may connect unverified. */
+    struct {
+        const char *what;
+        const char *ca, *path, *suites;
+        int expect; /* 0: a verified 200; else this error */
+    } w[] = {
+        {"ca_path empty, no ca_file", NULL, "", NULL, AG_ETLS_UNTRUSTED},
+        {"ca_path missing, no ca_file", NULL, "/nonexistent", NULL, AG_ETLS_UNTRUSTED},
+        {"ca_path of the test CA", NULL, ca_dir, NULL, 0},
+        /* OpenSSL refuses a handshake with no cipher for the highest version enabled: an
+         * error is as good as a verified 200 here. */
+        {"ciphersuites empty", ca_file, NULL, "", -1},
+    };
+    for (size_t i = 0; i < sizeof w / sizeof *w; i++) {
+        ag_tls_opts t;
+        ag_tls_opts_init(&t);
+        t.ca_file = w[i].ca;
+        t.ca_path = w[i].path;
+        t.ciphersuites = w[i].suites;
+        slot s;
+        int rc = get(e.loop, e.c, u, &t, &s);
+        ag_tls_info info;
+        int ti = tls_of(&s, &info);
+        if (w[i].expect < 0)
+            CHECK(rc < 0 || (ti == 0 && info.verified), "%s: %s %s", w[i].what, ag_err_name(rc),
+                  detail(&s));
+        else if (w[i].expect)
+            CHECK(rc < 0, "%s: %s %s", w[i].what, ag_err_name(rc), detail(&s));
+        else
+            CHECK(rc == 0 && ti == 0 && info.verified, "%s: %s %s", w[i].what, ag_err_name(rc),
+                  detail(&s));
+        tap_diag("%s: %s %s", w[i].what, ag_err_name(rc), detail(&s));
+        slot_free(&s);
+    }
+    env_free(&e);
+    return fails;
+}
+
+/* A zero-filled ag_tls_opts trusts the system's store only: the test CA's server is
+ * untrusted. */
+static int case_opts_zero_filled(void)
+{
+    ag_tls_opts zero;
+    memset(&zero, 0, sizeof zero);
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.tls = &zero;
+    env e;
+    if (env_new(&e, &o) < 0)
+        return 1;
+    char u[128];
+    slot s;
+    int rc = get(e.loop, e.c, url(u, sizeof u, "localhost", tls_port, "/hello"), NULL, &s);
+    CHECK(rc == AG_ETLS_UNTRUSTED, "zero-filled settings: %s %s", ag_err_name(rc), detail(&s));
+    slot_free(&s);
+    rc = get(e.loop, e.c, url(u, sizeof u, "localhost", tls_port, "/hello"), &zero, &s);
+    CHECK(rc == AG_ETLS_UNTRUSTED, "zero-filled request settings: %s %s", ag_err_name(rc),
+          detail(&s));
+    slot_free(&s);
+    env_free(&e);
+    return fails;
+}
+
+/* 32 distinct settings work; the 33rd is a clear error; a setting that failed to load does not
+ * take a place; the first settings still work after. */
+static int case_opts_33_contexts(void)
+{
+    env e;
+    if (env_new(&e, NULL) < 0)
+        return 1;
+    char u[128];
+    url(u, sizeof u, "localhost", tls_port, "/hello");
+    const char *slash = strrchr(ca_file, '/');
+    char paths[34][PATH_MAX];
+    for (int i = 0; i < 34; i++) {
+        /* The same file by 34 different names: 34 distinct settings. */
+        int k = snprintf(paths[i], PATH_MAX, "%.*s", (int)(slash - ca_file), ca_file);
+        for (int j = 0; j < i; j++)
+            k += snprintf(paths[i] + k, (size_t)(PATH_MAX - k), "/.");
+        snprintf(paths[i] + k, (size_t)(PATH_MAX - k), "%s", slash);
+    }
+    for (int i = 0; i < 5; i++) {
+        char missing[64];
+        snprintf(missing, sizeof missing, "/nonexistent/%d.pem", i);
+        ag_tls_opts t = with_ca();
+        t.ca_file = missing;
+        slot s;
+        int rc = get(e.loop, e.c, u, &t, &s);
+        CHECK(rc == AG_ETLS, "missing CA %d: %s %s", i, ag_err_name(rc), detail(&s));
+        slot_free(&s);
+    }
+    for (int i = 0; i < 34; i++) {
+        ag_tls_opts t = with_ca();
+        t.ca_file = paths[i];
+        slot s;
+        int rc = get(e.loop, e.c, u, &t, &s);
+        if (i < 32) {
+            ag_tls_info info;
+            CHECK(rc == 0 && tls_of(&s, &info) == 0 && info.verified, "settings %d: %s %s", i,
+                  ag_err_name(rc), detail(&s));
+        } else {
+            CHECK(rc < 0 && detail(&s)[0], "settings %d: %s %s", i, ag_err_name(rc), detail(&s));
+            tap_diag("settings %d: %s %s", i, ag_err_name(rc), detail(&s));
+        }
+        slot_free(&s);
+    }
+    ag_tls_opts t = with_ca();
+    t.ca_file = paths[0];
+    slot s;
+    int rc = get(e.loop, e.c, u, &t, &s);
+    CHECK(rc == 0, "the first settings again: %s %s", ag_err_name(rc), detail(&s));
+    slot_free(&s);
+    env_free(&e);
+    return fails;
+}
+
+/* ---- copies: the settings of a request and of a client are the library's once handed over ---- */
+
+static void __attribute__((noinline)) scribble_stack(void)
+{
+    volatile char junk[16384];
+    memset((char *)junk, 0xa5, sizeof junk);
+}
+
+static void __attribute__((noinline))
+start_with_stack_tls(ag_client *c, batch *b, slot *s, const char *u)
+{
+    char ca[PATH_MAX], suites[64];
+    snprintf(ca, sizeof ca, "%s", ca_file);
+    snprintf(suites, sizeof suites, "TLS_AES_128_GCM_SHA256");
+    ag_tls_opts t;
+    ag_tls_opts_init(&t);
+    t.ca_file = ca;
+    t.ciphersuites = suites;
+    ag_request rq;
+    ag_request_init(&rq);
+    rq.url = u;
+    rq.tls = &t;
+    start(c, b, s, &rq, false);
+    /* Gone and garbage before the request runs: reserved words that are not zero too. */
+    memset(ca, 'x', sizeof ca - 1);
+    memset(suites, 'y', sizeof suites - 1);
+    memset(&t, 0xff, sizeof t);
+}
+
+static int case_request_tls_copied(void)
+{
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    ag_tls_opts none; /* the client trusts the system's store only */
+    ag_tls_opts_init(&none);
+    o.tls = &none;
+    env e;
+    if (env_new(&e, &o) < 0)
+        return 1;
+    char u[128];
+    url(u, sizeof u, "localhost", tls_port, "/hello");
+    batch b = {e.loop, 0};
+    slot s[4];
+    memset(s, 0, sizeof s);
+    for (int i = 0; i < 4; i++)
+        start_with_stack_tls(e.c, &b, &s[i], u);
+    scribble_stack();
+    run(&b);
+    for (int i = 0; i < 4; i++) {
+        ag_tls_info info;
+        CHECK(s[i].rc == 0 && tls_of(&s[i], &info) == 0 && info.verified &&
+                  strcmp(info.cipher, "TLS_AES_128_GCM_SHA256") == 0,
+              "request %d: %s %s %s", i, ag_err_name(s[i].rc), detail(&s[i]),
+              info.cipher ? info.cipher : "-");
+        slot_free(&s[i]);
+    }
+    env_free(&e);
+
+    /* The client's settings: on the heap, freed right after ag_client_new. */
+    ag_tls_opts *t = calloc(1, sizeof *t);
+    char *ca = strdup(ca_file);
+    t->ca_file = ca;
+    ag_client_opts_init(&o);
+    o.tls = t;
+    if (env_new(&e, &o) < 0)
+        return 1;
+    memset(ca, 'z', strlen(ca));
+    free(ca);
+    memset(t, 0xff, sizeof *t);
+    free(t);
+    slot one;
+    int rc = get(e.loop, e.c, u, NULL, &one);
+    CHECK(rc == 0, "client settings freed: %s %s", ag_err_name(rc), detail(&one));
+    slot_free(&one);
+    env_free(&e);
+    return fails;
+}
+
+/* ---- the pool: an insecure connection is never handed to a verifying request ---- */
+
+static int case_pool_insecure_apart(void)
+{
+    env e;
+    if (env_new(&e, NULL) < 0)
+        return 1;
+    ag_tls_opts insecure;
+    ag_tls_opts_init(&insecure);
+    insecure.insecure = 1;
+    char u[128];
+    /* The wrong-name server: insecure passes and leaves its connection idle; a verifying
+     * request to the very same URL must fail on its own handshake. */
+    url(u, sizeof u, "localhost", wrongname_port, "/hello");
+    slot s;
+    ag_tls_info info;
+    int rc = get(e.loop, e.c, u, &insecure, &s);
+    CHECK(rc == 0 && tls_of(&s, &info) == 0 && !info.verified, "insecure: %s %s", ag_err_name(rc),
+          detail(&s));
+    uint64_t insecure_conn = s.resp ? ag_response_conn_id(s.resp) : 0;
+    slot_free(&s);
+    for (int i = 0; i < 3; i++) {
+        rc = get(e.loop, e.c, u, NULL, &s);
+        CHECK(rc == AG_ETLS_HOSTNAME, "verifying after insecure: %s %s (conn %llu, insecure %llu)",
+              ag_err_name(rc), detail(&s),
+              (unsigned long long)(s.resp ? ag_response_conn_id(s.resp) : 0),
+              (unsigned long long)insecure_conn);
+        slot_free(&s);
+        /* A per-request copy of the client's settings is the same settings: it must verify. */
+        ag_tls_opts same = with_ca();
+        rc = get(e.loop, e.c, u, &same, &s);
+        CHECK(rc == AG_ETLS_HOSTNAME, "verifying (request settings) after insecure: %s %s",
+              ag_err_name(rc), detail(&s));
+        slot_free(&s);
+        rc = get(e.loop, e.c, u, &insecure, &s);
+        CHECK(rc == 0 && ag_response_reused(s.resp) && ag_response_conn_id(s.resp) == insecure_conn,
+              "insecure again reuses its connection: %s", ag_err_name(rc));
+        slot_free(&s);
+    }
+    /* Interleaved and concurrent on the valid server: every verifying response says verified
+     * and none came over a connection an insecure one used. */
+    url(u, sizeof u, "localhost", tls_port, "/hello");
+    uint64_t ids[2][200];
+    int nid[2] = {0, 0};
+    for (int round = 0; round < 5; round++) {
+        batch b = {e.loop, 0};
+        slot r[40];
+        memset(r, 0, sizeof r);
+        for (int i = 0; i < 40; i++) {
+            ag_request rq;
+            ag_request_init(&rq);
+            rq.url = u;
+            rq.tls = i % 2 ? &insecure : NULL;
+            start(e.c, &b, &r[i], &rq, false);
+        }
+        run(&b);
+        for (int i = 0; i < 40; i++) {
+            int k = i % 2;
+            CHECK(r[i].rc == 0 && tls_of(&r[i], &info) == 0 && info.verified == !k,
+                  "round %d request %d (%s): %s verified %d", round, i,
+                  k ? "insecure" : "verifying", ag_err_name(r[i].rc), info.verified);
+            if (r[i].resp)
+                ids[k][nid[k]++] = ag_response_conn_id(r[i].resp);
+            slot_free(&r[i]);
+        }
+    }
+    for (int i = 0; i < nid[0]; i++)
+        for (int j = 0; j < nid[1]; j++)
+            CHECK(ids[0][i] != ids[1][j], "connection %llu served both kinds",
+                  (unsigned long long)ids[0][i]);
+    env_free(&e);
+    return fails;
+}
+
+/* ---- sessions are per name: never offered to another host ---- */
+
+static int case_session_per_name(void)
+{
+    char map1[64], map2[64];
+    /* 127.0.0.2 is not in the certificate (127.0.0.1 is): an IP literal, so no SNI either way,
+     * which leaves the server nothing but the session to tell the two apart. */
+    snprintf(map1, sizeof map1, "127.0.0.2:%d:127.0.0.1:%d", tls_port, tls_port);
+    snprintf(map2, sizeof map2, "evil.example:%d:127.0.0.1:%d", tls_port, tls_port);
+    const char *cto[] = {map1, NULL};
+    char res[64];
+    snprintf(res, sizeof res, "evil.example:%d:127.0.0.1", tls_port);
+    const char *resolve[] = {res, NULL};
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.connect_to = cto;
+    o.resolve = resolve;
+    o.dns_servers = "127.0.0.1:9";
+    env e;
+    if (env_new(&e, &o) < 0)
+        return 1;
+    ag_header conn_close = {"Connection", "close"};
+    ag_request rq;
+    ag_request_init(&rq);
+    rq.headers = &conn_close;
+    rq.nheaders = 1;
+    char u[128];
+    ag_tls_info info;
+    /* Two connections to 127.0.0.1: the second resumes (or the test proves nothing). */
+    bool resumed = false;
+    for (int i = 0; i < 3; i++) {
+        batch b = {e.loop, 0};
+        slot s = {0};
+        rq.url = url(u, sizeof u, "127.0.0.1", tls_port, "/hello");
+        start(e.c, &b, &s, &rq, false);
+        run(&b);
+        CHECK(s.rc == 0, "127.0.0.1: %s %s", ag_err_name(s.rc), detail(&s));
+        if (i > 0 && tls_of(&s, &info) == 0 && info.resumed)
+            resumed = true;
+        slot_free(&s);
+    }
+    CHECK(resumed, "127.0.0.1 never resumed: the case cannot tell");
+    const char *others[] = {"127.0.0.2", "evil.example"};
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < 2; i++) {
+            batch b = {e.loop, 0};
+            slot s = {0};
+            rq.url = url(u, sizeof u, others[k], tls_port, "/hello");
+            start(e.c, &b, &s, &rq, false);
+            run(&b);
+            CHECK(s.rc == AG_ETLS_HOSTNAME, "%s (to the same server): %s %s resumed %d", others[k],
+                  ag_err_name(s.rc), detail(&s), tls_of(&s, &info) == 0 ? info.resumed : -1);
+            slot_free(&s);
+        }
+    }
+    /* localhost is in the certificate, but its first connection is a full handshake. */
+    batch b = {e.loop, 0};
+    slot s = {0};
+    rq.url = url(u, sizeof u, "localhost", tls_port, "/hello");
+    start(e.c, &b, &s, &rq, false);
+    run(&b);
+    CHECK(s.rc == 0 && tls_of(&s, &info) == 0 && !info.resumed, "localhost first: %s resumed %d",
+          ag_err_name(s.rc), info.resumed);
+    slot_free(&s);
+    (void)map2;
+    env_free(&e);
+    return fails;
+}
+
+/* ---- concurrency: each request gets its own error ---- */
+
+typedef struct target {
+    const char *what;
+    const char *host;
+    int port;
+    const char *path;
+    int expect; /* the code; 0 for a 200 */
+    char detail[256];
+} target;
+
+static int case_errors_apart(void)
+{
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.connect_timeout_ms = 20000;
+    o.idle_timeout_ms = 20000;
+    env e;
+    if (env_new(&e, &o) < 0)
+        return 1;
+    target tg[] = {
+        {"valid", "localhost", tls_port, "/1k", 0, ""},
+        {"valid 1.2", "127.0.0.1", tls12_port, "/1k", 0, ""},
+        {"expired", "localhost", expired_port, "/hello", AG_ETLS_EXPIRED, ""},
+        {"wrong name", "localhost", wrongname_port, "/hello", AG_ETLS_HOSTNAME, ""},
+        {"wrong IP", "127.0.0.1", wrongname_port, "/hello", AG_ETLS_HOSTNAME, ""},
+        {"self-signed", "localhost", selfsigned_port, "/hello", AG_ETLS_UNTRUSTED, ""},
+        {"unknown CA", "localhost", unknownca_port, "/hello", AG_ETLS_UNTRUSTED, ""},
+        {"old versions", "localhost", old_port, "/hello", AG_ETLS, ""},
+        {"plain HTTP", "127.0.0.1", plain_port, "/hello", AG_ETLS, ""},
+        {"garbage", "localhost", peer("garbage"), "/", AG_ETLS, ""},
+        {"huge record", "localhost", peer("huge_record"), "/", AG_ETLS, ""},
+        {"alert mid-body", "localhost", peer("alert_mid"), "/", AG_ETLS, ""},
+        {"plain peer", "127.0.0.1", peer("plain"), "/", AG_ETLS, ""},
+        {"closed in handshake", "localhost", peer("hs_close"), "/", AG_ECLOSED, ""},
+    };
+    const int nt = (int)(sizeof tg / sizeof *tg);
+    ag_header conn_close = {"Connection", "close"};
+    /* Alone first: each target's code and detail. */
+    for (int i = 0; i < nt; i++) {
+        char u[128];
+        ag_request rq;
+        ag_request_init(&rq);
+        rq.url = url(u, sizeof u, tg[i].host, tg[i].port, tg[i].path);
+        rq.headers = &conn_close;
+        rq.nheaders = 1;
+        batch b = {e.loop, 0};
+        slot s = {0};
+        start(e.c, &b, &s, &rq, false);
+        run(&b);
+        CHECK(s.rc == tg[i].expect, "%s alone: %s %s", tg[i].what, ag_err_name(s.rc), detail(&s));
+        snprintf(tg[i].detail, sizeof tg[i].detail, "%s", detail(&s));
+        tap_diag("%s: %s %s", tg[i].what, ag_err_name(s.rc), tg[i].detail);
+        slot_free(&s);
+    }
+    /* Then all at once, many times over: every request must get exactly that. */
+    enum { COPIES = 6, ROUNDS = 8 };
+    static slot s[COPIES * 14];
+    static char urls[COPIES * 14][128];
+    int wrong = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        batch b = {e.loop, 0};
+        memset(s, 0, sizeof s);
+        for (int k = 0; k < COPIES * nt; k++) {
+            const target *t = &tg[(k * 5 + round) % nt];
+            ag_request rq;
+            ag_request_init(&rq);
+            rq.url = url(urls[k], sizeof urls[k], t->host, t->port, t->path);
+            rq.headers = &conn_close;
+            rq.nheaders = 1;
+            start(e.c, &b, &s[k], &rq, false);
+        }
+        run(&b);
+        for (int k = 0; k < COPIES * nt; k++) {
+            const target *t = &tg[(k * 5 + round) % nt];
+            if (s[k].rc != t->expect || strcmp(detail(&s[k]), t->detail) != 0) {
+                if (wrong++ < 10)
+                    tap_diag("round %d, %s: %s \"%s\", alone: %s \"%s\"", round, t->what,
+                             ag_err_name(s[k].rc), detail(&s[k]), ag_err_name(t->expect),
+                             t->detail);
+            }
+            slot_free(&s[k]);
+        }
+    }
+    CHECK(wrong == 0, "%d requests got another error or detail than alone", wrong);
+    env_free(&e);
+    return fails;
+}
+
+/* ---- lifecycles: cancels and frees during the handshake, the body, with idle connections ---- */
+
+typedef struct canceller {
+    ag_timer t;
+    slot *s;
+    int n;
+} canceller;
+
+static void cancel_all(ag_timer *t, void *arg)
+{
+    (void)t;
+    canceller *k = arg;
+    for (int i = 0; i < k->n; i++)
+        if (!k->s[i].done && k->s[i].handle)
+            ag_coro_cancel(k->s[i].handle);
+}
+
+/* n requests to u, cancelled after ms; every one ends (-ECANCELED or earlier on its own). */
+static void start_and_cancel(env *e, const char *u, int n, int64_t ms, slot *s, int *cancelled)
+{
+    batch b = {e->loop, 0};
+    memset(s, 0, sizeof *s * (size_t)n);
+    ag_request rq;
+    ag_request_init(&rq);
+    rq.url = u;
+    rq.sink = AG_SINK_DISCARD;
+    for (int i = 0; i < n; i++)
+        start(e->c, &b, &s[i], &rq, true);
+    canceller k = {.s = s, .n = n};
+    ag_timer_init(&k.t, cancel_all, &k);
+    ag_timer_start(e->loop, &k.t, ag_now_ns() + ms * MS);
+    /* The client cannot go while they run. */
+    CHECK(ag_client_free(e->c) == -EBUSY, "client freed with requests in flight");
+    run(&b);
+    ag_timer_stop(e->loop, &k.t);
+    *cancelled = 0;
+    for (int i = 0; i < n; i++)
+        *cancelled += s[i].rc == -ECANCELED;
+}
+
+static int case_cancel_handshake(void)
+{
+    env e;
+    if (env_new(&e, NULL) < 0)
+        return 1;
+    char u[128];
+    const char *stall[] = {"hs_silent", "hs_half"};
+    slot s[16];
+    for (int k = 0; k < 2; k++) {
+        int cancelled;
+        start_and_cancel(&e, url(u, sizeof u, "localhost", peer(stall[k]), "/"), 16, 200, s,
+                         &cancelled);
+        CHECK(cancelled == 16, "%s: %d of 16 cancelled", stall[k], cancelled);
+        for (int i = 0; i < 16; i++)
+            slot_free(&s[i]);
+    }
+    /* A handshake cancelled at every stage: start, then cancel at once and after 1..20 ms. */
+    for (int ms = 0; ms <= 20; ms += 2) {
+        int cancelled;
+        start_and_cancel(&e, url(u, sizeof u, "localhost", tls_port, "/hello"), 8, ms, s,
+                         &cancelled);
+        for (int i = 0; i < 8; i++) {
+            CHECK(s[i].rc == 0 || s[i].rc == -ECANCELED, "cancel after %d ms: %s %s", ms,
+                  ag_err_name(s[i].rc), detail(&s[i]));
+            slot_free(&s[i]);
+        }
+    }
+    env_free(&e);
+    return fails;
+}
+
+static int case_cancel_body(void)
+{
+    env e;
+    if (env_new(&e, NULL) < 0)
+        return 1;
+    char u[128];
+    slot s[8];
+    int cancelled;
+    /* nginx sending 100 MB over TLS, and a peer holding half a record. */
+    start_and_cancel(&e, url(u, sizeof u, "localhost", tls_port, "/100m"), 8, 150, s, &cancelled);
+    CHECK(cancelled == 8, "100m: %d of 8 cancelled", cancelled);
+    for (int i = 0; i < 8; i++)
+        slot_free(&s[i]);
+    start_and_cancel(&e, url(u, sizeof u, "localhost", peer("stall_body"), "/"), 8, 300, s,
+                     &cancelled);
+    CHECK(cancelled == 8, "stall_body: %d of 8 cancelled", cancelled);
+    for (int i = 0; i < 8; i++)
+        slot_free(&s[i]);
+    /* The connection a cancel left is gone: the next request works. */
+    slot one;
+    int rc = get(e.loop, e.c, url(u, sizeof u, "localhost", tls_port, "/hello"), NULL, &one);
+    CHECK(rc == 0, "after the cancels: %s %s", ag_err_name(rc), detail(&one));
+    slot_free(&one);
+    env_free(&e);
+    return fails;
+}
+
+static void free_in_cb(ag_client *c, ag_response *r, int status, void *arg)
+{
+    int *left = arg;
+    ag_response_free(r);
+    if (status != 0)
+        tap_diag("free_in_cb: %s", ag_err_name(status));
+    if (--*left == 0)
+        CHECK(ag_client_free(c) == 0, "free from the last callback");
+}
+
+static int case_free_idle_pool(void)
+{
+    env e;
+    if (env_new(&e, NULL) < 0)
+        return 1;
+    char u[128];
+    url(u, sizeof u, "localhost", tls_port, "/1k");
+    /* 30 TLS connections at once, left idle, and the client freed with them. */
+    batch b = {e.loop, 0};
+    slot s[30];
+    memset(s, 0, sizeof s);
+    ag_request rq;
+    ag_request_init(&rq);
+    rq.url = u;
+    for (int i = 0; i < 30; i++)
+        start(e.c, &b, &s[i], &rq, false);
+    run(&b);
+    for (int i = 0; i < 30; i++) {
+        CHECK(s[i].rc == 0, "request %d: %s", i, ag_err_name(s[i].rc));
+        slot_free(&s[i]);
+    }
+    env_free(&e);
+    /* And from the last callback, with the others' connections idle. */
+    if (env_new(&e, NULL) < 0)
+        return 1;
+    int left = 20;
+    for (int i = 0; i < 20; i++)
+        ag_fetch_start(e.c, &rq, free_in_cb, &left, NULL);
+    ag_loop_run(e.loop);
+    CHECK(left == 0, "%d requests never ended", left);
+    CHECK(ag_loop_free(e.loop) == 0, "loop free");
+    return fails;
+}
+
+/* ---- hostile peers ---- */
+
+typedef struct hostile {
+    const char *mode;
+    int expect;       /* 0: a 200 */
+    const char *body; /* NULL: not checked; else the body (body_len bytes), or its first byte
+                       * repeated when it is shorter */
+    size_t body_len;
+    int ver; /* AG_TLS_1_2 to pin the client at TLS 1.2, else 0 */
+} hostile;
+
+static int one_hostile(const hostile *h)
+{
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.idle_timeout_ms = 500;
+    o.connect_timeout_ms = 500;
+    o.total_timeout_ms = 20000; /* a hang shows as this */
+    ag_tls_opts t = with_ca();
+    t.max_version = h->ver;
+    o.tls = &t;
+    env e;
+    if (env_new(&e, &o) < 0)
+        return 1;
+    char u[128];
+    slot s;
+    int64_t t0 = ag_now_ns();
+    int rc = get(e.loop, e.c, url(u, sizeof u, "localhost", peer(h->mode), "/"), NULL, &s);
+    int64_t took = (ag_now_ns() - t0) / MS;
+    CHECK(rc == h->expect, "%s: %s %s (after %lld ms)", h->mode, ag_err_name(rc), detail(&s),
+          (long long)took);
+    tap_diag("%s: %s %s (after %lld ms)", h->mode, ag_err_name(rc), detail(&s), (long long)took);
+    if (rc == 0 && h->body) {
+        size_t len = 0;
+        const char *body = ag_response_body(s.resp, &len);
+        bool same = len == h->body_len;
+        size_t bl = strlen(h->body);
+        for (size_t i = 0; same && i < len; i++)
+            same = body[i] == h->body[bl == len ? i : 0];
+        CHECK(same, "%s: body of %zu bytes", h->mode, len);
+    }
+    slot_free(&s);
+    env_free(&e);
+    return fails;
+}
+
+static int case_hostile_stall_body(void)
+{
+    return one_hostile(&(hostile){"stall_body", AG_EIDLE_TIMEOUT, NULL, 0, 0});
+}
+static int case_hostile_stall_head(void)
+{
+    return one_hostile(&(hostile){"stall_head", AG_EIDLE_TIMEOUT, NULL, 0, 0});
+}
+static int case_hostile_garbage(void)
+{
+    return one_hostile(&(hostile){"garbage", AG_ETLS, NULL, 0, 0});
+}
+static int case_hostile_huge_record(void)
+{
+    return one_hostile(&(hostile){"huge_record", AG_ETLS, NULL, 0, 0});
+}
+static int case_hostile_alert_mid(void)
+{
+    return one_hostile(&(hostile){"alert_mid", AG_ETLS, NULL, 0, 0});
+}
+static int case_hostile_notify_mid(void)
+{
+    return one_hostile(&(hostile){"notify_mid", AG_ETRUNCATED, NULL, 0, 0});
+}
+static int case_hostile_eof_delim(void)
+{
+    return one_hostile(&(hostile){"eof_delim", AG_ETRUNCATED, NULL, 0, 0});
+}
+static int case_hostile_notify_delim(void)
+{
+    return one_hostile(&(hostile){"notify_delim", 0, "d", 5000, 0});
+}
+static int case_hostile_keyupdate(void)
+{
+    return one_hostile(&(hostile){"keyupdate", 0, "k", 65536, 0});
+}
+static int case_hostile_tickets(void)
+{
+    return one_hostile(&(hostile){"tickets", 0, "ok", 2, 0});
+}
+static int case_hostile_reneg(void)
+{
+    /* The client refuses to renegotiate; the response that came before is whole. */
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.idle_timeout_ms = 2000;
+    o.total_timeout_ms = 20000;
+    env e;
+    if (env_new(&e, &o) < 0)
+        return 1;
+    char u[128];
+    slot s;
+    int rc = get(e.loop, e.c, url(u, sizeof u, "localhost", peer("reneg"), "/"), NULL, &s);
+    size_t len = 0;
+    const char *body = rc == 0 ? ag_response_body(s.resp, &len) : NULL;
+    CHECK(rc == AG_ETLS || (rc == 0 && len == 2 && memcmp(body, "ok", 2) == 0), "reneg: %s %s",
+          ag_err_name(rc), detail(&s));
+    tap_diag("reneg: %s %s", ag_err_name(rc), detail(&s));
+    slot_free(&s);
+    env_free(&e);
+    return fails;
+}
+static int case_hostile_anon(void)
+{
+    /* The client asks for anonymous ciphers too (its own rules allow them), with verification
+     * on: a server without a certificate has proven nothing, and the request must fail. */
+    ag_tls_opts t = with_ca();
+    t.max_version = AG_TLS_1_2;
+    t.ciphers = "AECDH:ECDHE:@SECLEVEL=0";
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.tls = &t;
+    o.total_timeout_ms = 20000;
+    env e;
+    if (env_new(&e, &o) < 0)
+        return 1;
+    char u[128];
+    slot s;
+    int rc = get(e.loop, e.c, url(u, sizeof u, "localhost", peer("anon"), "/"), NULL, &s);
+    ag_tls_info info;
+    int ti = tls_of(&s, &info);
+    CHECK(rc < 0,
+          "anonymous server, verifying client: %s %s (verified %d, cipher %s, subject "
+          "\"%s\")",
+          ag_err_name(rc), detail(&s), ti == 0 ? info.verified : -1, ti == 0 ? info.cipher : "-",
+          ti == 0 ? info.subject : "-");
+    slot_free(&s);
+    env_free(&e);
+    return fails;
+}
+static int case_hostile_handshake(void)
+{
+    hostile h[] = {
+        {"hs_close", AG_ECLOSED, NULL, 0, 0},
+        {"hs_reset", AG_ECLOSED, NULL, 0, 0},
+        {"hs_silent", AG_ECONNECT_TIMEOUT, NULL, 0, 0},
+        {"hs_half", AG_ECONNECT_TIMEOUT, NULL, 0, 0},
+        {"plain", AG_ETLS, NULL, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof h / sizeof *h; i++)
+        one_hostile(&h[i]);
+    return fails;
+}
+
+/* An idle connection the peer did something to: the next request (no retry allowed, so a stale
+ * reuse would show) is right about it. */
+static int idle_then(const char *mode, bool expect_reuse)
+{
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.no_retry = 1;
+    o.total_timeout_ms = 20000;
+    env e;
+    if (env_new(&e, &o) < 0)
+        return 1;
+    char u[128];
+    url(u, sizeof u, "localhost", peer(mode), "/");
+    slot s;
+    int rc = get(e.loop, e.c, u, NULL, &s);
+    CHECK(rc == 0, "%s, first: %s %s", mode, ag_err_name(rc), detail(&s));
+    uint64_t first = s.resp ? ag_response_conn_id(s.resp) : 0;
+    slot_free(&s);
+    /* Idle while the loop runs (the reactor sees what comes). */
+    int64_t until = ag_now_ns() + 700 * MS;
+    while (ag_now_ns() < until)
+        ag_loop_run_once(e.loop, 50);
+    rc = get(e.loop, e.c, u, NULL, &s);
+    CHECK(rc == 0, "%s, second: %s %s", mode, ag_err_name(rc), detail(&s));
+    if (rc == 0) {
+        bool reused = ag_response_reused(s.resp) && ag_response_conn_id(s.resp) == first;
+        CHECK(reused == expect_reuse, "%s: second request reused %d (expected %d)", mode, reused,
+              expect_reuse);
+    }
+    slot_free(&s);
+    env_free(&e);
+    return fails;
+}
+
+static int case_idle_notify(void)
+{
+    return idle_then("idle_notify", false);
+}
+static int case_idle_keyupdate(void)
+{
+    return idle_then("idle_keyupdate", true);
+}
+static int case_idle_bytes(void)
+{
+    return idle_then("idle_bytes", false);
+}
+static int case_idle_reset(void)
+{
+    return idle_then("idle_reset", false);
+}
+
+/* ---- resources and signals ---- */
+
+/* A reset during an upload, and during the close_notify of an idle connection the peer reset:
+ * SIGPIPE keeps its default action here (death), so a write without MSG_NOSIGNAL kills the
+ * child. */
+static int case_sigpipe(void)
+{
+    signal(SIGPIPE, SIG_DFL);
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.total_timeout_ms = 20000;
+    o.expect_continue_size = AG_NO_EXPECT;
+    env e;
+    if (env_new(&e, &o) < 0)
+        return 1;
+    size_t len = 8 << 20;
+    char *body = malloc(len);
+    memset(body, 'u', len);
+    char u[128];
+    for (int i = 0; i < 3; i++) {
+        ag_request rq;
+        ag_request_init(&rq);
+        rq.method = "POST";
+        rq.url = url(u, sizeof u, "localhost", peer("upload_reset"), "/");
+        rq.body_kind = AG_BODY_MEMORY;
+        rq.body = body;
+        rq.body_len = len;
+        batch b = {e.loop, 0};
+        slot s = {0};
+        start(e.c, &b, &s, &rq, false);
+        run(&b);
+        CHECK(s.rc < 0, "upload reset: %s %s", ag_err_name(s.rc), detail(&s));
+        tap_diag("upload reset: %s %s", ag_err_name(s.rc), detail(&s));
+        slot_free(&s);
+    }
+    free(body);
+    /* Idle connections reset by the peer, then the client freed: its close_notify meets the
+     * reset. */
+    slot s;
+    for (int i = 0; i < 3; i++) {
+        int rc = get(e.loop, e.c, url(u, sizeof u, "localhost", peer("idle_reset"), "/"), NULL, &s);
+        CHECK(rc == 0, "idle_reset: %s", ag_err_name(rc));
+        slot_free(&s);
+    }
+    usleep(600 * 1000);
+    env_free(&e);
+    return fails;
+}
+
+/* The server answers 413 while an 8 MiB upload is under way and stops reading: the write that
+ * waits gives way to the answer (a TLS record half written), which is the request's result. */
+static int case_early_answer(void)
+{
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.total_timeout_ms = 20000;
+    o.expect_continue_size = AG_NO_EXPECT;
+    env e;
+    if (env_new(&e, &o) < 0)
+        return 1;
+    size_t len = 8 << 20;
+    char *body = malloc(len);
+    memset(body, 'u', len);
+    char u[128];
+    for (int i = 0; i < 2; i++) {
+        ag_request rq;
+        ag_request_init(&rq);
+        rq.method = "PUT";
+        rq.url = url(u, sizeof u, "localhost", peer("early_413"), "/");
+        rq.body_kind = AG_BODY_MEMORY;
+        rq.body = body;
+        rq.body_len = len;
+        batch b = {e.loop, 0};
+        slot s = {0};
+        start(e.c, &b, &s, &rq, false);
+        run(&b);
+        size_t bl = 0;
+        const char *rb = s.rc == 0 ? ag_response_body(s.resp, &bl) : NULL;
+        CHECK(s.rc == 0 && ag_response_status(s.resp) == 413 && bl == 4 &&
+                  memcmp(rb, "big!", 4) == 0,
+              "early 413: %s %s status %d", ag_err_name(s.rc), detail(&s),
+              s.resp ? ag_response_status(s.resp) : 0);
+        slot_free(&s);
+    }
+    free(body);
+    env_free(&e);
+    return fails;
+}
+
+/* The session cache at its smallest, switched off, and refused per request: resumption only
+ * where it may happen, and no crash nor leak from the churn. */
+static int case_session_cache_limits(void)
+{
+    static const unsigned sizes[] = {1, AG_NO_TLS_SESSIONS};
+    ag_header conn_close = {"Connection", "close"};
+    for (int k = 0; k < 2; k++) {
+        ag_client_opts o;
+        ag_client_opts_init(&o);
+        o.tls_session_cache = sizes[k];
+        env e;
+        if (env_new(&e, &o) < 0)
+            return 1;
+        const char *hosts[] = {"localhost", "127.0.0.1"};
+        int resumed[2] = {0, 0};
+        for (int i = 0; i < 12; i++) {
+            char u[128];
+            ag_request rq;
+            ag_request_init(&rq);
+            /* Two names in turn: a cache of one always holds the other's. */
+            rq.url = url(u, sizeof u, hosts[i % 2], tls_port, "/hello");
+            rq.headers = &conn_close;
+            rq.nheaders = 1;
+            batch b = {e.loop, 0};
+            slot s = {0};
+            start(e.c, &b, &s, &rq, false);
+            run(&b);
+            ag_tls_info info;
+            CHECK(s.rc == 0, "cache %u, %s: %s %s", sizes[k], hosts[i % 2], ag_err_name(s.rc),
+                  detail(&s));
+            if (tls_of(&s, &info) == 0)
+                resumed[i % 2] += info.resumed;
+            slot_free(&s);
+        }
+        CHECK(resumed[0] + resumed[1] == 0, "cache %u: %d and %d resumed", sizes[k], resumed[0],
+              resumed[1]);
+        /* The same name in a row resumes with a cache of one; never without a cache, nor for a
+         * request that says no_session_reuse. */
+        ag_tls_opts noreuse = with_ca();
+        noreuse.no_session_reuse = 1;
+        for (int v = 0; v < 2; v++) {
+            int r = 0;
+            for (int i = 0; i < 4; i++) {
+                char u[128];
+                ag_request rq;
+                ag_request_init(&rq);
+                rq.url = url(u, sizeof u, "localhost", tls_port, "/hello");
+                rq.headers = &conn_close;
+                rq.nheaders = 1;
+                rq.tls = v ? &noreuse : NULL;
+                batch b = {e.loop, 0};
+                slot s = {0};
+                start(e.c, &b, &s, &rq, false);
+                run(&b);
+                ag_tls_info info;
+                CHECK(s.rc == 0, "%s", ag_err_name(s.rc));
+                if (tls_of(&s, &info) == 0)
+                    r += info.resumed;
+                slot_free(&s);
+            }
+            bool may = sizes[k] == 1 && v == 0;
+            CHECK(may ? r >= 2 : r == 0, "cache %u, no_session_reuse %d: %d of 4 resumed", sizes[k],
+                  v, r);
+        }
+        env_free(&e);
+    }
+    return fails;
+}
+
+static int count_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        n += fcntl(fd, F_GETFD) >= 0;
+    return n;
+}
+
+static int case_fd_exhaustion(void)
+{
+    env e;
+    if (env_new(&e, NULL) < 0)
+        return 1;
+    char u[128];
+    url(u, sizeof u, "localhost", tls_port, "/1k");
+    int before = count_fds();
+    struct rlimit old, low;
+    getrlimit(RLIMIT_NOFILE, &old);
+    int highest = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            highest = fd;
+    /* Fill the holes below the highest fd: the limit then leaves room for 6 fds exactly. */
+    int fillers[4096], nfill = 0;
+    for (;;) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            break;
+        if (fd > highest) {
+            close(fd);
+            break;
+        }
+        fillers[nfill++] = fd;
+    }
+    low = old;
+    low.rlim_cur = (rlim_t)highest + 1 + 6; /* room for a few connections, not for 100 */
+    setrlimit(RLIMIT_NOFILE, &low);
+    ag_header conn_close = {"Connection", "close"};
+    batch b = {e.loop, 0};
+    static slot s[100];
+    memset(s, 0, sizeof s);
+    ag_request rq;
+    ag_request_init(&rq);
+    rq.url = u;
+    rq.headers = &conn_close;
+    rq.nheaders = 1;
+    for (int i = 0; i < 100; i++)
+        start(e.c, &b, &s[i], &rq, false);
+    run(&b);
+    int ok = 0, emfile = 0, other = 0;
+    for (int i = 0; i < 100; i++) {
+        if (s[i].rc == 0)
+            ok++;
+        else if (s[i].rc == -EMFILE)
+            emfile++;
+        else if (other++ < 5)
+            tap_diag("other: %s %s", ag_err_name(s[i].rc), detail(&s[i]));
+        slot_free(&s[i]);
+    }
+    tap_diag("under RLIMIT_NOFILE %llu: %d ok, %d EMFILE, %d other",
+             (unsigned long long)low.rlim_cur, ok, emfile, other);
+    CHECK(ok + emfile + other == 100, "not every request ended");
+    setrlimit(RLIMIT_NOFILE, &old);
+    for (int i = 0; i < nfill; i++)
+        close(fillers[i]);
+    slot one;
+    int rc = get(e.loop, e.c, u, NULL, &one);
+    CHECK(rc == 0, "after the limit is lifted: %s %s", ag_err_name(rc), detail(&one));
+    slot_free(&one);
+    env_free(&e);
+    int after = count_fds();
+    CHECK(after <= before, "fds: %d before, %d after", before, after);
+    return fails;
+}
+
+/* ---- the blocking client and the trace hook ---- */
+
+typedef struct trace_log {
+    char send[4096], recv[8192];
+    size_t nsend, nrecv;
+    int info_tls;
+    int raw_records; /* RECV pieces that start like a TLS record */
+} trace_log;
+
+static void trace_cb(void *arg, const ag_trace_event *ev)
+{
+    trace_log *t = arg;
+    if (ev->kind == AG_TRACE_SEND && t->nsend + ev->len < sizeof t->send) {
+        memcpy(t->send + t->nsend, ev->data, ev->len);
+        t->nsend += ev->len;
+    } else if (ev->kind == AG_TRACE_RECV) {
+        if (ev->len >= 3 && ev->data[0] == 0x17 && ev->data[1] == 0x03 && ev->data[2] == 0x03)
+            t->raw_records++;
+        if (t->nrecv + ev->len < sizeof t->recv) {
+            memcpy(t->recv + t->nrecv, ev->data, ev->len);
+            t->nrecv += ev->len;
+        }
+    } else if (ev->kind == AG_TRACE_INFO && ev->len >= 13 &&
+               memcmp(ev->data, "TLS handshake", 13) == 0) {
+        t->info_tls++;
+    }
+}
+
+static int case_blocking_and_trace(void)
+{
+    static trace_log log;
+    ag_tls_opts t = with_ca();
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.tls = &t;
+    o.trace = trace_cb;
+    o.trace_arg = &log;
+    o.idle_timeout_ms = 500;
+    o.connect_timeout_ms = 500;
+    o.total_timeout_ms = 20000;
+    ag_client *c;
+    if (ag_client_new(&c, &o) < 0)
+        return 1;
+    char u[128];
+    ag_response *r = NULL;
+    ag_request rq;
+    ag_request_init(&rq);
+    rq.url = url(u, sizeof u, "localhost", tls_port, "/hello");
+    int rc = ag_fetch(c, &rq, &r);
+    ag_tls_info info;
+    CHECK(rc == 0 && ag_response_tls(r, &info) == 0 && info.verified, "blocking: %s %s",
+          ag_err_name(rc), r ? ag_response_error_detail(r) : "");
+    uint64_t conn = r ? ag_response_conn_id(r) : 0;
+    ag_response_free(r);
+    rc = ag_fetch(c, &rq, &r);
+    CHECK(rc == 0 && ag_response_reused(r) && ag_response_conn_id(r) == conn,
+          "blocking keep-alive: %s reused %d", ag_err_name(rc), r ? ag_response_reused(r) : -1);
+    ag_response_free(r);
+    /* The trace saw the plaintext of both exchanges, and no TLS record. */
+    log.send[log.nsend < sizeof log.send ? log.nsend : sizeof log.send - 1] = 0;
+    CHECK(strstr(log.send, "GET /hello HTTP/1.1\r\n") != NULL, "trace SEND: %.60s", log.send);
+    CHECK(log.nrecv >= 12 && memcmp(log.recv, "HTTP/1.1 200", 12) == 0, "trace RECV: %.20s",
+          log.recv);
+    CHECK(log.raw_records == 0, "%d RECV pieces looked like TLS records", log.raw_records);
+    CHECK(log.info_tls == 1, "%d handshake events", log.info_tls);
+    /* Errors, blocking: expired, and a record cut in half (the idle timeout). */
+    rq.url = url(u, sizeof u, "localhost", expired_port, "/hello");
+    rc = ag_fetch(c, &rq, &r);
+    CHECK(rc == AG_ETLS_EXPIRED, "blocking expired: %s", ag_err_name(rc));
+    ag_response_free(r);
+    CHECK(ag_client_free(c) == 0, "client free");
+    return fails;
+}
+
+static int case_blocking_stall(void)
+{
+    ag_tls_opts t = with_ca();
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.tls = &t;
+    o.idle_timeout_ms = 500;
+    o.total_timeout_ms = 20000;
+    ag_client *c;
+    if (ag_client_new(&c, &o) < 0)
+        return 1;
+    char u[128];
+    ag_response *r = NULL;
+    ag_request rq;
+    ag_request_init(&rq);
+    rq.url = url(u, sizeof u, "localhost", peer("stall_body"), "/");
+    int rc = ag_fetch(c, &rq, &r);
+    CHECK(rc == AG_EIDLE_TIMEOUT, "blocking, half a record: %s %s", ag_err_name(rc),
+          r ? ag_response_error_detail(r) : "");
+    ag_response_free(r);
+    CHECK(ag_client_free(c) == 0, "client free");
+    return fails;
+}
+
+/* ---- running the cases ---- */
+
+static int in_child(int (*fn)(void), unsigned alarm_s)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(alarm_s);
+        fails = 0;
+        int rc = fn();
+#ifdef AG_ASAN
+        if (__lsan_do_recoverable_leak_check()) {
+            tap_diag("leaks");
+            rc = 1;
+        }
+#endif
+        fflush(stdout);
+        _exit(rc ? 1 : 0);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) < 0)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+typedef struct tcase {
+    const char *name;
+    int (*fn)(void);
+    unsigned alarm_s;
+    const char *fault; /* a known fault not fixed yet: a skip naming it */
+} tcase;
+
+/* The known faults, by their cause. */
+#define FAULT_STALL                                                                                \
+    "tls/tls.c tls_pending() says SSL_has_pending(), which is true for half a record held in the " \
+    "read-ahead buffer: http/ read_once() then reads (AG__NO_WAIT, -EAGAIN) and never waits, so "  \
+    "the idle timeout never fires and the coroutine spins until the total timeout (forever "       \
+    "without one)"
+#define FAULT_ANON                                                                                 \
+    "tls/tls.c ag__tls_start() does not require a peer certificate: with anonymous ciphers "       \
+    "allowed by the ciphers setting (AECDH:@SECLEVEL=0) and verification on, a server without a "  \
+    "certificate passes as verified (SSL_VERIFY_PEER has nothing to check)"
+
+int main(int argc, char **argv)
+{
+    const char *need[] = {"AG_TLS_PORT", "AG_TLS_CA", "AG_NGINX_PORT"};
+    for (size_t i = 0; i < sizeof need / sizeof *need; i++) {
+        if (!getenv(need[i])) {
+            printf("1..0 # SKIP not run under with-servers --nginx --tls\n");
+            return 0;
+        }
+    }
+    tls_port = atoi(getenv("AG_TLS_PORT"));
+    tls12_port = atoi(getenv("AG_TLS12_PORT"));
+    expired_port = atoi(getenv("AG_TLS_EXPIRED_PORT"));
+    wrongname_port = atoi(getenv("AG_TLS_WRONGNAME_PORT"));
+    selfsigned_port = atoi(getenv("AG_TLS_SELFSIGNED_PORT"));
+    unknownca_port = atoi(getenv("AG_TLS_UNKNOWNCA_PORT"));
+    old_port = atoi(getenv("AG_TLS_OLD_PORT"));
+    plain_port = atoi(getenv("AG_NGINX_PORT"));
+    ca_file = getenv("AG_TLS_CA");
+    ca_dir = getenv("AG_TLS_CA_DIR");
+    client_cert = getenv("AG_TLS_CLIENT_CERT");
+    client_key = getenv("AG_TLS_CLIENT_KEY");
+    tls_dir = getenv("AG_TLS_DIR");
+    if (argc < 2 || peer_start(argv[1]) < 0) {
+        printf("1..0 # SKIP attack_peer.py could not be started\n");
+        return 0;
+    }
+    bool run_faults = getenv("AG_ATTACK_FAULTS") && atoi(getenv("AG_ATTACK_FAULTS"));
+    const char *only = argc > 2 ? argv[2] : NULL;
+    tcase cases[] = {
+        {"tls_opts_reserved_words_einval", case_opts_reserved, 30, NULL},
+        {"tls_opts_versions_out_of_range_einval", case_opts_versions, 30, NULL},
+        {"tls_opts_unusable_strings_are_request_errors", case_opts_strings, 60, NULL},
+        {"tls_opts_zero_filled_verifies_system_store", case_opts_zero_filled, 30, NULL},
+        {"tls_opts_33rd_distinct_settings_clear_error", case_opts_33_contexts, 60, NULL},
+        {"tls_request_settings_copied_by_fetch_start", case_request_tls_copied, 30, NULL},
+        {"tls_pool_insecure_never_serves_verifying", case_pool_insecure_apart, 60, NULL},
+        {"tls_session_never_offered_to_another_name", case_session_per_name, 30, NULL},
+        {"tls_concurrent_errors_stay_per_request", case_errors_apart, 120, NULL},
+        {"tls_cancel_during_handshake", case_cancel_handshake, 60, NULL},
+        {"tls_cancel_during_body", case_cancel_body, 60, NULL},
+        {"tls_free_with_idle_tls_pool", case_free_idle_pool, 60, NULL},
+        {"tls_hostile_record_stalled_mid_body_idle_timeout", case_hostile_stall_body, 30,
+         FAULT_STALL},
+        {"tls_hostile_record_stalled_in_head_idle_timeout", case_hostile_stall_head, 30,
+         FAULT_STALL},
+        {"tls_hostile_garbage_after_handshake", case_hostile_garbage, 30, NULL},
+        {"tls_hostile_huge_record", case_hostile_huge_record, 30, NULL},
+        {"tls_hostile_alert_mid_body", case_hostile_alert_mid, 30, NULL},
+        {"tls_hostile_close_notify_mid_body_truncated", case_hostile_notify_mid, 30, NULL},
+        {"tls_hostile_close_delimited_without_notify_truncated", case_hostile_eof_delim, 30, NULL},
+        {"tls_hostile_close_delimited_with_notify_complete", case_hostile_notify_delim, 30, NULL},
+        {"tls_hostile_key_update_flood", case_hostile_keyupdate, 60, NULL},
+        {"tls_hostile_ticket_flood", case_hostile_tickets, 60, NULL},
+        {"tls_hostile_renegotiation_refused", case_hostile_reneg, 30, NULL},
+        {"tls_hostile_anonymous_cipher_not_verified", case_hostile_anon, 30, FAULT_ANON},
+        {"tls_hostile_handshake_close_reset_silent_plain", case_hostile_handshake, 30, NULL},
+        {"tls_idle_close_notify_not_reused", case_idle_notify, 30, NULL},
+        {"tls_idle_key_update_and_tickets_reused", case_idle_keyupdate, 30, NULL},
+        {"tls_idle_unasked_record_not_reused", case_idle_bytes, 30, NULL},
+        {"tls_idle_reset_not_reused", case_idle_reset, 30, NULL},
+        {"tls_reset_during_upload_and_close_no_sigpipe", case_sigpipe, 60, NULL},
+        {"tls_fd_exhaustion_requests_end", case_fd_exhaustion, 60, NULL},
+        {"tls_early_answer_during_upload", case_early_answer, 60, NULL},
+        {"tls_session_cache_of_one_and_none", case_session_cache_limits, 60, NULL},
+        {"tls_blocking_client_and_trace_plaintext", case_blocking_and_trace, 30, NULL},
+        {"tls_blocking_record_stalled_idle_timeout", case_blocking_stall, 30, FAULT_STALL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (only && !strstr(cases[i].name, only))
+            continue;
+        if (cases[i].fault && !run_faults) {
+            tap_skip("%s: FAULT %s", cases[i].name, cases[i].fault);
+            continue;
+        }
+        int st = in_child(cases[i].fn, cases[i].alarm_s);
+        tap_ok(st == 0, "%s (child status %d%s)", cases[i].name, st,
+               st == 128 + SIGALRM ? ": hung, killed by the alarm" : "");
+    }
+    return tap_done();
+}
