@@ -41,6 +41,7 @@ Modes (each connection: the handshake, then the request head is read, then):
   upload_reset    reads the request head and 64 KiB of its body, then resets
   idle_reset      "ok" with keep-alive, then a reset 200 ms later while the connection idles
   echo_close      "ok" with keep-alive for every request on the connection
+  redirect        a 302 to the URL after "?" in the request's target
   early_413       answers the request head at once with a 413 (Connection: close), reads nothing
                   more for 2 s (an upload fills the socket buffers), then close_notify
 """
@@ -335,6 +336,13 @@ def m_early_413(c):
     c.hold(5)
 
 
+def m_redirect(c):
+    target = c.head.split(b" ")[1]
+    loc = target.split(b"?", 1)[1] if b"?" in target else b"/"
+    c.send(b"HTTP/1.1 302 Found\r\nLocation: " + loc + b"\r\nContent-Length: 0\r\n\r\n")
+    c.hold(10)
+
+
 def m_upload_reset(c):
     got = len(c.buf)
     while got < 65536:
@@ -396,6 +404,7 @@ TLS_MODES = {
     "anon": m_anon,
     "upload_reset": m_upload_reset,
     "early_413": m_early_413,
+    "redirect": m_redirect,
     "echo_close": m_echo_close,
     "idle_reset": m_idle_reset,
 }
@@ -416,7 +425,7 @@ def serve_conn(mode, sock):
         ctx = context(max12=mode == "reneg", anon=mode == "anon")
         c = Conn(sock, ctx)
         c.handshake()
-        c.read_head()
+        c.head = c.read_head()
         TLS_MODES[mode](c)
     except (OSError, EOFError, ssl.SSLError) as e:
         print("attack_peer: %s: %s" % (mode, e), file=sys.stderr)
