@@ -1830,18 +1830,6 @@ typedef struct tcase {
     const char *fault; /* a known fault not fixed yet: a skip naming it */
 } tcase;
 
-/* The known faults, by their cause. */
-#define FAULT_ANON                                                                                 \
-    "tls/tls.c ag__tls_start() does not require a peer certificate: with anonymous ciphers "       \
-    "allowed by the ciphers setting (AECDH:@SECLEVEL=0) and verification on, a server without a "  \
-    "certificate passes as verified (SSL_VERIFY_PEER has nothing to check)"
-
-#define FAULT_BLOCKING_IDLE                                                                        \
-    "tls/tls.c tls_is_alive() on a client without a loop peeks through the TCP layer with "        \
-    "AG__NO_WAIT, and tcp_read() trusts io.ready, which no reactor sets again after the last "     \
-    "EAGAIN: the peek never reads the socket, so an idle TLS connection that got close_notify, "   \
-    "a reset or unasked bytes is reused (no_retry: AG_ECLOSED, ECONNRESET, AG_EPROTO)"
-
 int main(int argc, char **argv)
 {
     const char *need[] = {"AG_TLS_PORT", "AG_TLS_CA", "AG_NGINX_PORT"};
@@ -1899,13 +1887,13 @@ int main(int argc, char **argv)
         {"tls_hostile_key_update_flood", case_hostile_keyupdate, 60, NULL},
         {"tls_hostile_ticket_flood", case_hostile_tickets, 60, NULL},
         {"tls_hostile_renegotiation_refused", case_hostile_reneg, 30, NULL},
-        {"tls_hostile_anonymous_cipher_not_verified", case_hostile_anon, 30, FAULT_ANON},
+        {"tls_hostile_anonymous_cipher_not_verified", case_hostile_anon, 30, NULL},
         {"tls_hostile_handshake_close_reset_silent_plain", case_hostile_handshake, 30, NULL},
         {"tls_idle_close_notify_not_reused", case_idle_notify, 30, NULL},
         {"tls_idle_key_update_and_tickets_reused", case_idle_keyupdate, 30, NULL},
         {"tls_idle_unasked_record_not_reused", case_idle_bytes, 30, NULL},
         {"tls_idle_reset_not_reused", case_idle_reset, 30, NULL},
-        {"tls_idle_connections_blocking_client", case_idle_blocking, 60, FAULT_BLOCKING_IDLE},
+        {"tls_idle_connections_blocking_client", case_idle_blocking, 60, NULL},
         {"tls_idle_connections_without_liveness_check_retried", case_idle_no_check, 60, NULL},
         {"tls_threads_each_their_own_errors", case_threads, 60, NULL},
         {"tls_reset_during_upload_and_close_no_sigpipe", case_sigpipe, 60, NULL},
