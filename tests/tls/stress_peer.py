@@ -24,7 +24,8 @@ Requests (the query parameters are all optional):
                 close (close_notify and FIN), reset (an RST), fin (FIN without close_notify),
                 ticket (a new TLS 1.3 session ticket), keyupdate (a TLS 1.3 KeyUpdate asking
                 for the client's), garbage (a record of application bytes nobody asked for);
-                the event NAME is marked done once it was sent.
+                the event NAME is marked done once it was sent; tail=ticket or tail=garbage
+                puts a ticket or the garbage record in the same send as the response.
   /wait         answers when event ev=NAME is done (at most 10 s: then 504).
   /echo         reads the request body (Content-Length or chunked) and answers with its length
                 and SHA-256 ("LEN HEX"). With "Expect: 100-continue": mode=continue (default)
@@ -120,7 +121,7 @@ class Conn:
             self.obj = PlainObj(self.inc, self.out)
         else:
             self.obj = ctx.wrap_bio(self.inc, self.out, server_side=True)
-        self.plain = b""
+        self.plain = bytearray()
         self.closed = False
 
     def flush(self):
@@ -178,14 +179,16 @@ class Conn:
             if not self.fill():
                 return None
         i = self.plain.index(marker) + len(marker)
-        out, self.plain = self.plain[:i], self.plain[i:]
+        out = bytes(self.plain[:i])
+        del self.plain[:i]
         return out
 
     def read_exact(self, n):
         while len(self.plain) < n:
             if not self.fill():
                 return None
-        out, self.plain = self.plain[:n], self.plain[n:]
+        out = bytes(self.plain[:n])
+        del self.plain[:n]
         return out
 
     def write(self, data, rec=16384):
@@ -247,7 +250,7 @@ def respond(c, status, body=b"", extra=(), close=False):
     c.flush()
 
 
-def idle_action(c, action):
+def idle_action(c, action, flush=True):
     p = ssl_pointer(c.obj)
     if action == "close_notify":
         c.close_notify()
@@ -264,7 +267,8 @@ def idle_action(c, action):
         if p is None or libssl.SSL_new_session_ticket(p) != 1:
             raise RuntimeError("no ticket")
         c.obj.do_handshake()
-        c.flush()
+        if flush:
+            c.flush()
     elif action == "keyupdate":
         if p is None or libssl.SSL_key_update(p, 1) != 1:
             raise RuntimeError("no key update")
@@ -272,7 +276,8 @@ def idle_action(c, action):
         c.flush()
     elif action == "garbage":
         c.obj.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad")
-        c.flush()
+        if flush:
+            c.flush()
 
 
 def serve_r(c, method, q):
@@ -316,6 +321,10 @@ def serve_r(c, method, q):
                 c.flush()
         if chunked:
             c.obj.write(b"0\r\n\r\n")
+    if q.get("tail") in ("ticket", "garbage"):
+        # In the same send as the response: housekeeping the client reads ahead with it, or
+        # bytes nobody asked for.
+        idle_action(c, q["tail"], flush=False)
     data = c.out.read()
     if "cut" in q:
         k = int(q["cut"])
@@ -375,7 +384,7 @@ def serve(sock, ctx):
                     respond(c, 413, b"too large", close=True)
                     end = time.monotonic() + 2
                     while time.monotonic() < end and c.fill(0.2) is not False:
-                        c.plain = b""
+                        del c.plain[:]
                     c.close_notify()
                     break
                 if expect and mode == "final":

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <openssl/sha.h>
 #include <poll.h>
 #include <signal.h>
@@ -43,6 +44,12 @@ static const char *ca_file, *nginx_root, *tls_dir;
 static bool sanitized;
 static ag_loop *loop;
 
+/* AG_TLS_STRESS_SOAK=1: the big counts in full on every build, and the plain http controls. */
+static bool soak(void)
+{
+    return getenv("AG_TLS_STRESS_SOAK") != NULL;
+}
+
 /* AG_TLS_STRESS_ONLY=TEXT runs only the cases whose name contains TEXT. */
 static bool wanted(const char *name)
 {
@@ -56,10 +63,27 @@ static bool wanted(const char *name)
  * cases now: a partial record in OpenSSL's buffer counted as ready data (the tls_records_*,
  * keep-alive and partial-record cases hung or spun), and a blocking client's liveness check never
  * read the socket (the tls_idle_* cases of the blocking client). */
+/* F3: the session cache orders its entries by when they were stored, not by when they were
+ * used: a TLS 1.2 session that resumed (no new session follows) stays the oldest and is the
+ * first pushed out, before one unused since. */
+#define FAULT_LRU_BY_STORE                                                                         \
+    "F3: the session cache evicts by store time, not use: a resumed TLS 1.2 session (no new "      \
+    "session stored) is evicted before a less recently used one"
+/* F4: OpenSSL offers a TLS 1.3 session once (SSL_SESSION_is_resumable is 0 after it was put in
+ * a ClientHello, RFC 8446 C.4); the cache keeps one session per host and drops the other
+ * tickets the server sent, so of connections that start their handshakes together one resumes.
+ * How many start together depends on the machine's speed: 1 of 10 on the sanitizer build, 8 to
+ * 10 of 10 on a fast build where the handshakes stagger (later ones take a fresh ticket). */
+#define FAULT_ONE_TICKET                                                                           \
+    "F4: one TLS 1.3 ticket kept per host and OpenSSL uses a ticket once: of connections "         \
+    "handshaking together one resumes (timing-dependent, so a skip everywhere)"
+
 static const struct {
     const char *name, *fault;
     const char *backends; /* where it happens: NULL everywhere, else a list of names */
 } known_faults[] = {
+    {"tls_resume_cache_of_two_evicts_least_recently_used (TLSv1.2)", FAULT_LRU_BY_STORE, NULL},
+    {"tls_resume_burst_of_10_connections_after_10_sequential (TLS 1.3)", FAULT_ONE_TICKET, NULL},
     {NULL, NULL, NULL},
 };
 
@@ -102,9 +126,14 @@ static void on_alarm(int sig)
     _exit(1);
 }
 
+/* Under the valgrind setup (AG_TEST_WRAPPER set) everything is 20 times slower, as meson's
+ * timeout is 20 times longer. */
+static unsigned slowdown = 1;
+
 /* The case that runs next, and how long it may take before it counts as stalled. */
 static void case_begin(const char *name, unsigned seconds)
 {
+    seconds *= slowdown;
     int n = snprintf(alarm_msg, sizeof alarm_msg, "not ok %d - %s: stalled (no end within %u s)\n",
                      tap_count + 1, name, seconds);
     alarm_len = n > 0 ? (size_t)n : 0;
@@ -184,6 +213,15 @@ static bool body_is(const char *b, size_t len, size_t size, unsigned tag)
     return true;
 }
 
+/* AG_TLS_STRESS_TRACE=1: the trace hook's information lines on stdout, as TAP comments. */
+static void trace_info(void *arg, const ag_trace_event *ev)
+{
+    (void)arg;
+    if (ev->kind == AG_TRACE_INFO)
+        tap_diag("trace req %llu conn %llu: %.*s", (unsigned long long)ev->request_id,
+                 (unsigned long long)ev->conn_id, (int)ev->len, ev->data);
+}
+
 static void client_opts(ag_client_opts *o, ag_tls_opts *t, ag_loop *l)
 {
     ag_client_opts_init(o);
@@ -193,6 +231,8 @@ static void client_opts(ag_client_opts *o, ag_tls_opts *t, ag_loop *l)
     o->loop = l;
     o->idle_timeout_ms = 20000;
     o->connect_timeout_ms = 20000;
+    if (getenv("AG_TLS_STRESS_TRACE"))
+        o->trace = trace_info;
 }
 
 static ag_client *new_client(ag_loop *l)
@@ -335,7 +375,7 @@ static void test_cut(void)
         ag_client_opts o;
         ag_tls_opts t;
         client_opts(&o, &t, blocking ? NULL : loop);
-        o.idle_timeout_ms = 1000;
+        o.idle_timeout_ms = 300;
         cut_run cr = {NULL, 0};
         ag_client_new(&cr.c, &o);
         case_begin(name, 15);
@@ -540,7 +580,8 @@ static void test_idle_events(void)
         for (int v = 0; v < 3; v++) {
             if (v > 0 && ic->tls13)
                 continue;
-            if (v == 2 && strcmp(ic->action, "close_notify") == 0)
+            /* The plain controls run in the soak only: they test no TLS. */
+            if (v == 2 && (strcmp(ic->action, "close_notify") == 0 || !soak()))
                 continue;
             for (int m = 0; m < IDLE_MODES; m++) {
                 for (int post = 0; post < 2; post++) {
@@ -593,6 +634,1124 @@ static void test_idle_events(void)
     }
 }
 
+/* ---- bursts: many requests at once over few connections, each must get its own answer ---- */
+
+typedef struct burst_job {
+    ag_client *c;
+    unsigned tag;
+    int rc;
+} burst_job;
+
+/* What request number tag asks for: a size, a framing, a method, and how the response ends. */
+static void burst_request(unsigned tag, char *q, size_t qsize, const char **method, size_t *size,
+                          int *status)
+{
+    static const size_t sizes[] = {0, 1, 100, 16383, 16384, 16385, 32768, 40000, 65536, 70000};
+    *size = sizes[tag % 10];
+    *method = NULL;
+    *status = 200;
+    const char *extra = "";
+    switch (tag % 7) {
+    case 1:
+        extra = "&chunked=1&rec=5000";
+        break;
+    case 2:
+        *method = "HEAD";
+        break;
+    case 3:
+        extra = "&tail=ticket";
+        break;
+    case 4:
+        extra = "&rec=700";
+        break;
+    case 5:
+        extra = "&status=304";
+        *status = 304;
+        break;
+    case 6:
+        extra = "&flush=each&rec=3000";
+        break;
+    }
+    snprintf(q, qsize, "size=%zu&tag=%u%s", *size, tag, extra);
+    if (*method || *status == 304)
+        *size = 0;
+}
+
+static void burst_one(void *arg)
+{
+    burst_job *j = arg;
+    char q[128], url[256];
+    const char *method;
+    size_t size;
+    int status;
+    burst_request(j->tag, q, sizeof q, &method, &size, &status);
+    snprintf(url, sizeof url, "https://localhost:%d/r?%s", peer13, q);
+    ag_request req;
+    ag_request_init(&req);
+    req.url = url;
+    req.method = method;
+    ag_response *r;
+    j->rc = ag_fetch(j->c, &req, &r);
+    if (j->rc == 0) {
+        size_t len;
+        const char *b = ag_response_body(r, &len);
+        const char *xt = ag_response_header(r, "X-Tag");
+        if (ag_response_status(r) != status || !xt || (unsigned)atoi(xt) != j->tag ||
+            !body_is(b, len, size, j->tag))
+            j->rc = WRONG;
+    }
+    ag_response_free(r);
+}
+
+#define BURST 200
+
+static void test_burst(void)
+{
+    const char *name = "tls_burst_200_requests_over_4_connections_each_gets_its_own";
+    if (!runs(name))
+        return;
+    ag_client_opts o;
+    ag_tls_opts t;
+    client_opts(&o, &t, loop);
+    o.max_conns_per_host = 4;
+    ag_client *c;
+    ag_client_new(&c, &o);
+    static burst_job jobs[BURST];
+    case_begin(name, 60);
+    for (unsigned i = 0; i < BURST; i++) {
+        jobs[i] = (burst_job){c, 1000 + i, -1};
+        ag_coro_spawn(loop, burst_one, &jobs[i], NULL);
+    }
+    ag_loop_run(loop);
+    case_end();
+    unsigned ok = 0, wrong = 0;
+    int first_err = 0;
+    for (unsigned i = 0; i < BURST; i++) {
+        ok += jobs[i].rc == 0;
+        wrong += jobs[i].rc == WRONG;
+        if (jobs[i].rc && !first_err)
+            first_err = jobs[i].rc;
+    }
+    tap_ok(ok == BURST, "%s: %u right, %u wrong answers, first error %s", name, ok, wrong,
+           first_err ? err_text(first_err) : "none");
+    ag_client_free(c);
+}
+
+/* Unasked bytes in the same send as a response: read ahead with it, they must not answer the
+ * next request; a ticket there must not cost the connection. */
+typedef struct tail_run {
+    ag_client *c;
+    const char *tail;
+    int rc;
+    int reused;
+} tail_run;
+
+static void tail_main(void *arg)
+{
+    tail_run *tr = arg;
+    char url[256];
+    uint64_t c1 = 0, c2 = 0;
+    snprintf(url, sizeof url, "https://localhost:%d/r?size=500&tag=1&tail=%s", peer13, tr->tail);
+    tr->rc = get_checked(tr->c, url, 500, 1, &c1, NULL);
+    if (tr->rc)
+        return;
+    snprintf(url, sizeof url, "https://localhost:%d/r?size=600&tag=2", peer13);
+    tr->rc = get_checked(tr->c, url, 600, 2, &c2, NULL);
+    tr->reused = c1 == c2;
+}
+
+static void test_tail(void)
+{
+    const char *tails[] = {"garbage", "ticket"};
+    for (int i = 0; i < 2; i++) {
+        for (int blocking = 0; blocking < 2; blocking++) {
+            char name[160];
+            snprintf(name, sizeof name, "tls_response_then_%s_in_the_same_send (%s)", tails[i],
+                     blocking ? "blocking client" : "loop client");
+            if (!runs(name))
+                continue;
+            tail_run tr = {new_client(blocking ? NULL : loop), tails[i], -1, 0};
+            case_begin(name, 20);
+            if (blocking)
+                tail_main(&tr);
+            else
+                in_loop(tail_main, &tr);
+            case_end();
+            bool want_reuse = i == 1;
+            tap_ok(tr.rc == 0 && tr.reused == want_reuse, "%s: %s, %s", name, err_text(tr.rc),
+                   tr.reused ? "reused" : "new connection");
+            ag_client_free(tr.c);
+        }
+    }
+}
+
+/* ---- redirects between the schemes: the final response's TLS info is its own ---- */
+
+typedef struct redir_case {
+    const char *name;
+    const char *chain;   /* the first URL, %d: peer13, peer_plain, peer12, expired port */
+    int rc;              /* the request's result */
+    const char *version; /* the final connection's TLS version, NULL: not TLS (-ENOENT) */
+    unsigned redirects;
+} redir_case;
+
+static const redir_case redir_cases[] = {
+    {"tls_redirect_https_http_https_final_tls_is_its_own",
+     "https://127.0.0.1:%1$d/redir?to=http%%3A%%2F%%2F127.0.0.1%%3A%2$d%%2Fredir%%3Fto%%3D"
+     "https%%253A%%252F%%252Flocalhost%%253A%3$d%%252Fr%%253Fsize%%253D300%%2526tag%%253D5",
+     0, "TLSv1.2", 2},
+    {"tls_redirect_https_to_http_final_has_no_tls",
+     "https://localhost:%1$d/"
+     "redir?to=http%%3A%%2F%%2F127.0.0.1%%3A%2$d%%2Fr%%3Fsize%%3D300%%26tag%%3D5",
+     0, NULL, 1},
+    {"tls_redirect_http_to_https_final_is_tls",
+     "http://127.0.0.1:%2$d/"
+     "redir?to=https%%3A%%2F%%2Flocalhost%%3A%1$d%%2Fr%%3Fsize%%3D300%%26tag%%3D5",
+     0, "TLSv1.3", 1},
+    {"tls_redirect_tls13_to_tls12_final_says_tls12",
+     "https://localhost:%1$d/"
+     "redir?to=https%%3A%%2F%%2Flocalhost%%3A%3$d%%2Fr%%3Fsize%%3D300%%26tag%%3D5",
+     0, "TLSv1.2", 1},
+    {"tls_redirect_to_expired_certificate_has_no_tls_info",
+     "https://localhost:%1$d/redir?to=https%%3A%%2F%%2Flocalhost%%3A%4$d%%2Fhello", AG_ETLS_EXPIRED,
+     NULL, 1},
+    {"tls_redirect_to_refused_port_has_no_tls_info",
+     "https://localhost:%1$d/redir?to=http%%3A%%2F%%2F127.0.0.1%%3A1%%2Fhello", -ECONNREFUSED, NULL,
+     1},
+};
+
+typedef struct redir_run {
+    ag_client *c;
+    const redir_case *rc_;
+    int rc, tls_rc, redirects, body_ok;
+    char version[32];
+    char url[512];
+} redir_run;
+
+static int expired_port;
+
+static void redir_main(void *arg)
+{
+    redir_run *rr = arg;
+    char url[600];
+    snprintf(url, sizeof url, rr->rc_->chain, peer13, peer_plain, peer12, expired_port);
+    ag_response *r;
+    rr->rc = get(rr->c, url, &r);
+    ag_tls_info ti;
+    rr->tls_rc = ag_response_tls(r, &ti);
+    snprintf(rr->version, sizeof rr->version, "%s", rr->tls_rc == 0 ? ti.version : "-");
+    rr->redirects = (int)ag_response_redirects(r);
+    size_t len;
+    const char *b = ag_response_body(r, &len);
+    rr->body_ok = rr->rc != 0 || body_is(b, len, 300, 5);
+    snprintf(rr->url, sizeof rr->url, "%s", ag_response_url(r) ? ag_response_url(r) : "");
+    ag_response_free(r);
+}
+
+static void test_redirects(void)
+{
+    for (size_t i = 0; i < sizeof redir_cases / sizeof *redir_cases; i++) {
+        const redir_case *rc = &redir_cases[i];
+        if (!runs(rc->name))
+            continue;
+        redir_run rr = {.c = new_client(loop), .rc_ = rc};
+        case_begin(rc->name, 20);
+        in_loop(redir_main, &rr);
+        case_end();
+        bool tls_ok = rc->version ? rr.tls_rc == 0 && strcmp(rr.version, rc->version) == 0
+                                  : rr.tls_rc == -ENOENT;
+        tap_ok(rr.rc == rc->rc && tls_ok && rr.redirects == (int)rc->redirects && rr.body_ok,
+               "%s: %s, TLS info %s %s, %d redirects, final %s", rc->name, err_text(rr.rc),
+               ag_err_name(rr.tls_rc), rr.version, rr.redirects, rr.url);
+        ag_client_free(rr.c);
+    }
+}
+
+/* ---- uploads over TLS: early answers, Expect: 100-continue ---- */
+
+typedef struct reader_state {
+    const unsigned char *data;
+    size_t len, off;
+} reader_state;
+
+static ptrdiff_t reader(void *arg, void *buf, size_t cap)
+{
+    reader_state *rs = arg;
+    size_t n = rs->len - rs->off < cap ? rs->len - rs->off : cap;
+    if (n > 50000)
+        n = 50000;
+    memcpy(buf, rs->data + rs->off, n);
+    rs->off += n;
+    return (ptrdiff_t)n;
+}
+
+typedef struct upload_case {
+    const char *name;
+    const char *query; /* after /echo? */
+    int kind;          /* AG_BODY_MEMORY, AG_BODY_READER, AG_BODY_FILE */
+    size_t size;
+    uint64_t expect_size; /* the client's expect_continue_size; 0 default */
+    int status;           /* 413: early; 200: the echo, checked */
+} upload_case;
+
+static const upload_case upload_cases[] = {
+    {"tls_upload_memory_8m_answered_413_early", "early=1", AG_BODY_MEMORY, 8 << 20, AG_NO_EXPECT,
+     413},
+    {"tls_upload_reader_8m_answered_413_early", "early=1", AG_BODY_READER, 8 << 20, AG_NO_EXPECT,
+     413},
+    {"tls_upload_file_8m_answered_413_early", "early=1", AG_BODY_FILE, 8 << 20, AG_NO_EXPECT, 413},
+    {"tls_upload_memory_3m_echoed", "", AG_BODY_MEMORY, 3 << 20, AG_NO_EXPECT, 200},
+    {"tls_upload_reader_3m_echoed", "", AG_BODY_READER, 3 << 20, AG_NO_EXPECT, 200},
+    {"tls_expect_continue_memory_2m", "mode=continue", AG_BODY_MEMORY, 2 << 20, 0, 200},
+    {"tls_expect_continue_reader_2m", "mode=continue", AG_BODY_READER, 2 << 20, 0, 200},
+    {"tls_expect_silent_server_memory_2m", "mode=silent", AG_BODY_MEMORY, 2 << 20, 0, 200},
+    /* 417: the client sends the same request again without the expectation. */
+    {"tls_expect_417_then_retry_memory_2m", "mode=final", AG_BODY_MEMORY, 2 << 20, 0, 200},
+    {"tls_expect_417_then_retry_reader_2m", "mode=final", AG_BODY_READER, 2 << 20, 0, 200},
+};
+
+static unsigned char *upload_data;
+static size_t upload_cap;
+static int upload_fd = -1;
+
+typedef struct upload_run {
+    ag_client *c;
+    const upload_case *uc;
+    int rc, status, after_rc;
+    bool echo_ok;
+} upload_run;
+
+static void upload_main(void *arg)
+{
+    upload_run *ur = arg;
+    const upload_case *uc = ur->uc;
+    char url[256];
+    snprintf(url, sizeof url, "https://localhost:%d/echo?%s", peer13, uc->query);
+    ag_request req;
+    ag_request_init(&req);
+    req.url = url;
+    req.method = "PUT";
+    req.body_kind = uc->kind;
+    reader_state rs = {upload_data, uc->size, 0};
+    req.body = upload_data;
+    req.body_len = uc->size;
+    req.body_fd = upload_fd;
+    req.body_read = reader;
+    req.body_read_arg = &rs;
+    ag_response *r;
+    ur->rc = ag_fetch(ur->c, &req, &r);
+    ur->status = ag_response_status(r);
+    if (ur->rc == 0 && ur->status == 200) {
+        unsigned char md[SHA256_DIGEST_LENGTH];
+        SHA256(upload_data, uc->size, md);
+        char want[128];
+        int n = snprintf(want, sizeof want, "%zu ", uc->size);
+        for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+            n += snprintf(want + n, sizeof want - (size_t)n, "%02x", md[i]);
+        ur->echo_ok = strcmp(ag_response_body(r, NULL), want) == 0;
+    }
+    ag_response_free(r);
+    /* The client goes on: a next request gets its own answer. */
+    snprintf(url, sizeof url, "https://localhost:%d/r?size=3000&tag=4", peer13);
+    ur->after_rc = get_checked(ur->c, url, 3000, 4, NULL, NULL);
+}
+
+static void test_uploads(void)
+{
+    if (!upload_data) {
+        upload_cap = 8 << 20;
+        upload_data = malloc(upload_cap);
+        for (size_t i = 0; i < upload_cap; i++)
+            upload_data[i] = (unsigned char)(i * 13 + (i >> 9));
+        char path[] = "/tmp/ag-tls-stress-upload.XXXXXX";
+        upload_fd = mkstemp(path);
+        if (upload_fd >= 0) {
+            unlink(path);
+            ssize_t w = write(upload_fd, upload_data, upload_cap);
+            (void)w;
+        }
+    }
+    for (size_t i = 0; i < sizeof upload_cases / sizeof *upload_cases; i++) {
+        const upload_case *uc = &upload_cases[i];
+        for (int blocking = 0; blocking < 2; blocking++) {
+            char name[160];
+            snprintf(name, sizeof name, "%s (%s)", uc->name,
+                     blocking ? "blocking client" : "loop client");
+            if (!runs(name))
+                continue;
+            ag_client_opts o;
+            ag_tls_opts t;
+            client_opts(&o, &t, blocking ? NULL : loop);
+            o.expect_continue_size = uc->expect_size;
+            /* The silent server: the body goes after this long without an answer. */
+            o.expect_timeout_ms = 300;
+            upload_run ur = {.uc = uc};
+            ag_client_new(&ur.c, &o);
+            case_begin(name, 30);
+            if (blocking)
+                upload_main(&ur);
+            else
+                in_loop(upload_main, &ur);
+            case_end();
+            bool ok = ur.rc == 0 && ur.status == uc->status && (uc->status != 200 || ur.echo_ok);
+            tap_ok(ok && ur.after_rc == 0, "%s: %s, status %d%s; next request %s", name,
+                   err_text(ur.rc), ur.status,
+                   uc->status == 200 ? (ur.echo_ok ? ", body echoed" : ", WRONG echo") : "",
+                   err_text(ur.after_rc));
+            ag_client_free(ur.c);
+        }
+    }
+}
+
+/* ---- resumption (nginx): the second connection resumes; the cache's size and order ---- */
+
+typedef struct resume_run {
+    ag_client *c;
+    const char *const *urls; /* NULL-terminated, each fetched with "Connection: close" */
+    char got[32];            /* '1' resumed, '0' full handshake, 'x' failed, per URL */
+    char version[32];
+} resume_run;
+
+static void resume_main(void *arg)
+{
+    resume_run *rr = arg;
+    ag_header close = {"Connection", "close"};
+    size_t i = 0;
+    for (; rr->urls[i] && i < sizeof rr->got - 1; i++) {
+        ag_request req;
+        ag_request_init(&req);
+        req.url = rr->urls[i];
+        req.headers = &close;
+        req.nheaders = 1;
+        ag_response *r;
+        int rc = ag_fetch(rr->c, &req, &r);
+        ag_tls_info ti;
+        if (rc == 0 && ag_response_status(r) == 200 && ag_response_tls(r, &ti) == 0) {
+            rr->got[i] = ti.resumed ? '1' : '0';
+            snprintf(rr->version, sizeof rr->version, "%s", ti.version);
+        } else {
+            rr->got[i] = 'x';
+            tap_diag("%s: %s (%s)", rr->urls[i], ag_err_name(rc), ag_response_error_detail(r));
+        }
+        ag_response_free(r);
+    }
+    rr->got[i] = 0;
+}
+
+/* Fetch urls in order with a new client of these settings; the resumption pattern in got. */
+static void resume_case(const char *name, const char *const *urls, unsigned cache, int insecure,
+                        int no_reuse, const char *const *resolve, const char *want,
+                        const char *version)
+{
+    if (!runs(name))
+        return;
+    ag_client_opts o;
+    ag_tls_opts t;
+    client_opts(&o, &t, loop);
+    o.tls_session_cache = cache;
+    t.insecure = insecure;
+    t.no_session_reuse = no_reuse;
+    o.resolve = resolve;
+    resume_run rr = {.urls = urls};
+    if (ag_client_new(&rr.c, &o) < 0) {
+        tap_ok(0, "%s: no client", name);
+        return;
+    }
+    case_begin(name, 30);
+    in_loop(resume_main, &rr);
+    case_end();
+    tap_ok(strcmp(rr.got, want) == 0 && strcmp(rr.version, version) == 0,
+           "%s: resumed %s (want %s), %s", name, rr.got, want, rr.version);
+    ag_client_free(rr.c);
+}
+
+static void test_resumption(void)
+{
+    static char u[8][160];
+    const int ports[2] = {tls_port, tls12_port};
+    const char *versions[2] = {"TLSv1.3", "TLSv1.2"};
+    for (int v = 0; v < 2; v++) {
+        char name[160];
+        snprintf(u[0], sizeof u[0], "https://localhost:%d/hello", ports[v]);
+        snprintf(u[1], sizeof u[1], "https://127.0.0.1:%d/hello", ports[v]);
+        const char *same[] = {u[0], u[0], u[0], u[0], NULL};
+        snprintf(name, sizeof name, "tls_resume_second_connection (%s)", versions[v]);
+        resume_case(name, same, 0, 0, 0, NULL, "0111", versions[v]);
+        snprintf(name, sizeof name, "tls_resume_none_with_AG_NO_TLS_SESSIONS (%s)", versions[v]);
+        resume_case(name, same, AG_NO_TLS_SESSIONS, 0, 0, NULL, "0000", versions[v]);
+        snprintf(name, sizeof name, "tls_resume_none_with_no_session_reuse (%s)", versions[v]);
+        resume_case(name, same, 0, 0, 1, NULL, "0000", versions[v]);
+        /* One entry, two hosts: each host's session pushes the other's out. */
+        const char *two[] = {u[0], u[0], u[1], u[0], u[1], u[1], u[0], NULL};
+        snprintf(name, sizeof name, "tls_resume_cache_of_one_two_hosts_evict_each_other (%s)",
+                 versions[v]);
+        resume_case(name, two, 1, 0, 0, NULL, "0100010", versions[v]);
+        /* Two entries, three hosts: a session just used is the most recent, so the third host
+         * pushes out the one used longest ago. */
+        snprintf(u[2], sizeof u[2], "https://a.test:%d/hello", ports[v]);
+        snprintf(u[3], sizeof u[3], "https://b.test:%d/hello", ports[v]);
+        snprintf(u[4], sizeof u[4], "https://c.test:%d/hello", ports[v]);
+        static char res[3][80];
+        snprintf(res[0], sizeof res[0], "a.test:%d:127.0.0.1", ports[v]);
+        snprintf(res[1], sizeof res[1], "b.test:%d:127.0.0.1", ports[v]);
+        snprintf(res[2], sizeof res[2], "c.test:%d:127.0.0.1", ports[v]);
+        const char *resolve[] = {res[0], res[1], res[2], NULL};
+        const char *lru[] = {u[2], u[3], u[2], u[4], u[2], u[3], NULL};
+        snprintf(name, sizeof name, "tls_resume_cache_of_two_evicts_least_recently_used (%s)",
+                 versions[v]);
+        resume_case(name, lru, 2, 1, 0, resolve, "001010", versions[v]);
+    }
+}
+
+/* Clients that each open a new connection per request (Connection: close), twenty at once,
+ * three rounds: every connection of a round brought tickets (nginx sends two per TLS 1.3
+ * handshake) or a reusable session id (TLS 1.2), so the later rounds can resume. OpenSSL offers
+ * a TLS 1.3 ticket once only (RFC 8446 C.4): a cache of one session per host resumes one
+ * connection of a round. */
+typedef struct churn_job {
+    ag_client *c;
+    const char *url;
+    int ok;
+    int resumed_later; /* of rounds 2 and 3 */
+} churn_job;
+
+static void churn_one(void *arg)
+{
+    churn_job *j = arg;
+    ag_header close = {"Connection", "close"};
+    for (int round = 0; round < 3; round++) {
+        ag_request req;
+        ag_request_init(&req);
+        req.url = j->url;
+        req.headers = &close;
+        req.nheaders = 1;
+        ag_response *r;
+        int rc = ag_fetch(j->c, &req, &r);
+        ag_tls_info ti;
+        if (rc == 0 && ag_response_status(r) == 200 && ag_response_tls(r, &ti) == 0) {
+            j->ok++;
+            j->resumed_later += round > 0 && ti.resumed;
+        }
+        ag_response_free(r);
+        /* The rounds meet: everybody's first connection is done before any second starts. */
+        ag_sleep_ms(100);
+    }
+}
+
+#define CHURN 20
+
+static void test_churn_resume(void)
+{
+    const int ports[2] = {tls_port, tls12_port};
+    for (int v = 0; v < 2; v++) {
+        char name[160], url[160];
+        snprintf(name, sizeof name,
+                 "tls_resume_20_clients_reconnecting_at_once_resume_later_rounds (TLS %s)",
+                 v ? "1.2" : "1.3");
+        if (!runs(name))
+            continue;
+        snprintf(url, sizeof url, "https://localhost:%d/hello", ports[v]);
+        ag_client *c = new_client(loop);
+        static churn_job jobs[CHURN];
+        case_begin(name, 30);
+        for (int i = 0; i < CHURN; i++) {
+            jobs[i] = (churn_job){c, url, 0, 0};
+            ag_coro_spawn(loop, churn_one, &jobs[i], NULL);
+        }
+        ag_loop_run(loop);
+        case_end();
+        int ok = 0, resumed = 0;
+        for (int i = 0; i < CHURN; i++) {
+            ok += jobs[i].ok;
+            resumed += jobs[i].resumed_later;
+        }
+        /* At least half of the later connections: a cache that kept what the server gave
+         * resumes them all. */
+        tap_ok(ok == 3 * CHURN && resumed >= CHURN,
+               "%s: %d of %d answered, %d of %d later ones resumed", name, ok, 3 * CHURN, resumed,
+               2 * CHURN);
+        ag_client_free(c);
+    }
+}
+
+/* Ten connections one after another (each brings two TLS 1.3 tickets from nginx, or a TLS 1.2
+ * session id), then ten opened at once: each of those can resume with a session of its own.
+ * OpenSSL offers a TLS 1.3 ticket once only (RFC 8446 C.4), so a cache that keeps only the
+ * latest session of a host resumes one connection of a burst. */
+typedef struct burst_resume_job {
+    ag_client *c;
+    const char *url;
+    int rc, resumed;
+} burst_resume_job;
+
+static void burst_resume_one(void *arg)
+{
+    burst_resume_job *j = arg;
+    ag_header close = {"Connection", "close"};
+    ag_request req;
+    ag_request_init(&req);
+    req.url = j->url;
+    req.headers = &close;
+    req.nheaders = 1;
+    ag_response *r;
+    j->rc = ag_fetch(j->c, &req, &r);
+    ag_tls_info ti;
+    if (j->rc == 0 && ag_response_status(r) != 200)
+        j->rc = WRONG;
+    j->resumed = j->rc == 0 && ag_response_tls(r, &ti) == 0 && ti.resumed;
+    ag_response_free(r);
+}
+
+static void test_burst_resume(void)
+{
+    const int ports[2] = {tls_port, tls12_port};
+    for (int v = 0; v < 2; v++) {
+        char name[160], url[160];
+        snprintf(name, sizeof name,
+                 "tls_resume_burst_of_10_connections_after_10_sequential (TLS %s)",
+                 v ? "1.2" : "1.3");
+        if (!runs(name))
+            continue;
+        snprintf(url, sizeof url, "https://localhost:%d/hello", ports[v]);
+        ag_client *c = new_client(loop);
+        burst_resume_job seq = {c, url, 0, 0}, jobs[10];
+        case_begin(name, 30);
+        int seq_ok = 0;
+        for (int i = 0; i < 10; i++) {
+            in_loop(burst_resume_one, &seq);
+            seq_ok += seq.rc == 0;
+        }
+        for (int i = 0; i < 10; i++) {
+            jobs[i] = (burst_resume_job){c, url, -1, 0};
+            ag_coro_spawn(loop, burst_resume_one, &jobs[i], NULL);
+        }
+        ag_loop_run(loop);
+        case_end();
+        int ok = 0, resumed = 0;
+        for (int i = 0; i < 10; i++) {
+            ok += jobs[i].rc == 0;
+            resumed += jobs[i].resumed;
+        }
+        tap_ok(seq_ok == 10 && ok == 10 && resumed >= 5,
+               "%s: %d + %d of 20 answered, %d of the 10 at once resumed", name, seq_ok, ok,
+               resumed);
+        ag_client_free(c);
+    }
+}
+
+/* ---- nginx: counts, handshakes at once, errors side by side, memory ---- */
+
+static const size_t nginx_sizes[] = {0,     1,     100,   1000,  16383, 16384,
+                                     16385, 32768, 49152, 65536, 100000};
+#define NSIZES (sizeof nginx_sizes / sizeof *nginx_sizes)
+static unsigned char nginx_sha[NSIZES][SHA256_DIGEST_LENGTH];
+static bool nginx_files_ok;
+
+/* Files "ts-SIZE" in nginx's document root, byte i being (i * 7 + SIZE % 251) % 251, and their
+ * SHA-256. */
+static void nginx_files(void)
+{
+    if (nginx_files_ok || !nginx_root)
+        return;
+    unsigned char *buf = malloc(100000);
+    nginx_files_ok = buf != NULL;
+    for (size_t k = 0; k < NSIZES && nginx_files_ok; k++) {
+        size_t n = nginx_sizes[k];
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (unsigned char)((i * 7 + n % 251) % 251);
+        SHA256(buf, n, nginx_sha[k]);
+        char path[512];
+        snprintf(path, sizeof path, "%s/ts-%zu", nginx_root, n);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        nginx_files_ok = fd >= 0 && write(fd, buf, n) == (ssize_t)n;
+        if (fd >= 0) {
+            fchmod(fd, 0644);
+            close(fd);
+        }
+    }
+    free(buf);
+}
+
+static bool sha_is(const char *b, size_t len, size_t k)
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)b, len, md);
+    return len == nginx_sizes[k] && memcmp(md, nginx_sha[k], sizeof md) == 0;
+}
+
+typedef struct soak_job {
+    ag_client *c;
+    unsigned index, count;
+    unsigned ok, reused;
+    int first_err;
+    uint64_t conns[2]; /* the first and the last connection it used */
+} soak_job;
+
+static uint64_t soak_conn_seen[256];
+
+static void soak_one(void *arg)
+{
+    soak_job *j = arg;
+    for (unsigned i = 0; i < j->count; i++) {
+        size_t k = (j->index + i) % NSIZES;
+        char url[160];
+        snprintf(url, sizeof url, "https://localhost:%d/ts-%zu", tls_port, nginx_sizes[k]);
+        ag_response *r;
+        int rc = get(j->c, url, &r);
+        size_t len = 0;
+        const char *b = rc == 0 ? ag_response_body(r, &len) : NULL;
+        if (rc == 0 && (ag_response_status(r) != 200 || !sha_is(b, len, k)))
+            rc = WRONG;
+        if (rc == 0) {
+            j->ok++;
+            j->reused += ag_response_reused(r);
+        } else if (!j->first_err) {
+            j->first_err = rc;
+        }
+        ag_response_free(r);
+    }
+}
+
+static void test_soak(void)
+{
+    unsigned total = soak() ? 10000 : sanitized ? 1000 : 2000;
+    char name[160];
+    snprintf(name, sizeof name, "tls_%u_requests_over_100_keepalive_connections_bodies_by_sha256",
+             total);
+    if (!runs(name))
+        return;
+    nginx_files();
+    if (!nginx_files_ok) {
+        tap_skip("%s: cannot write files into AG_NGINX_ROOT", name);
+        return;
+    }
+    ag_client_opts o;
+    ag_tls_opts t;
+    client_opts(&o, &t, loop);
+    o.max_conns_per_host = 100;
+    ag_client *c;
+    ag_client_new(&c, &o);
+    static soak_job jobs[100];
+    case_begin(name, 240);
+    int64_t t0 = ag_now_ns();
+    for (unsigned i = 0; i < 100; i++) {
+        jobs[i] = (soak_job){.c = c, .index = i, .count = total / 100};
+        ag_coro_spawn(loop, soak_one, &jobs[i], NULL);
+    }
+    ag_loop_run(loop);
+    double secs = (double)(ag_now_ns() - t0) / 1e9;
+    case_end();
+    unsigned ok = 0, reused = 0;
+    int err = 0;
+    for (unsigned i = 0; i < 100; i++) {
+        ok += jobs[i].ok;
+        reused += jobs[i].reused;
+        if (!err)
+            err = jobs[i].first_err;
+    }
+    (void)soak_conn_seen;
+    tap_ok(ok == total && reused >= total - 100,
+           "%s: %u right, %u over reused connections, first error %s (%.1f s, %.0f/s, %s)", name,
+           ok, reused, err ? err_text(err) : "none", secs, total / secs, ag_loop_backend());
+    ag_client_free(c);
+}
+
+/* ---- many handshakes at once, and what the idle connections cost ---- */
+
+typedef struct hs_job {
+    ag_client *c;
+    const char *url;
+    int rc;
+} hs_job;
+
+static void hs_one(void *arg)
+{
+    hs_job *j = arg;
+    ag_response *r;
+    j->rc = get(j->c, j->url, &r);
+    if (j->rc == 0 && (ag_response_status(r) != 200 || ag_response_body_bytes(r) != 13))
+        j->rc = WRONG;
+    ag_response_free(r);
+}
+
+static long vm_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+static size_t heap_bytes(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+#define HS_MAX 1000
+
+/* n connections opened at once (max_connecting limits the connects and handshakes in
+ * progress); with measure, the memory of the n idle connections they leave in the pool. */
+static void handshakes(const char *name, bool tls, unsigned n, unsigned max_connecting,
+                       bool measure, double *per_conn_rss, double *per_conn_heap)
+{
+    if (!runs(name))
+        return;
+    ag_client_opts o;
+    ag_tls_opts t;
+    client_opts(&o, &t, loop);
+    o.max_conns_per_host = n + 1;
+    o.max_conns = n + 1;
+    o.max_connecting = max_connecting;
+    ag_client *c;
+    ag_client_new(&c, &o);
+    char url[160];
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d/hello", tls ? "https" : "http",
+             tls ? tls_port : plain_nginx_port);
+    static hs_job jobs[HS_MAX];
+    case_begin(name, 120);
+    /* One first: the context (and its CA store) is made then, outside the measure. */
+    jobs[0] = (hs_job){c, url, -1};
+    in_loop(hs_one, &jobs[0]);
+    malloc_trim(0);
+    long rss0 = vm_rss_kib();
+    size_t heap0 = heap_bytes();
+    for (unsigned i = 0; i < n; i++) {
+        jobs[i] = (hs_job){c, url, -1};
+        ag_coro_spawn(loop, hs_one, &jobs[i], NULL);
+    }
+    ag_loop_run(loop);
+    long rss1 = vm_rss_kib();
+    size_t heap1 = heap_bytes();
+    unsigned ok = 0;
+    int err = 0;
+    for (unsigned i = 0; i < n; i++) {
+        ok += jobs[i].rc == 0;
+        if (jobs[i].rc && !err)
+            err = jobs[i].rc;
+    }
+    ag_client_free(c);
+    malloc_trim(0);
+    size_t heap2 = heap_bytes();
+    case_end();
+    if (measure) {
+        *per_conn_rss = (double)(rss1 - rss0) * 1024 / n;
+        *per_conn_heap = ((double)heap1 - (double)heap2) / n;
+        (void)heap0;
+    }
+    tap_ok(ok == n, "%s: %u of %u answered, first error %s", name, ok, n,
+           err ? err_text(err) : "none");
+}
+
+static void test_handshakes(void)
+{
+    unsigned n = soak() || !sanitized ? 1000 : 300;
+    char name[160];
+    double rss_tls = 0, heap_tls = 0, rss_plain = 0, heap_plain = 0;
+    snprintf(name, sizeof name, "tls_%u_handshakes_at_once_max_connecting_16", soak() ? n : 300);
+    handshakes(name, true, soak() ? n : 300, 16, false, NULL, NULL);
+    snprintf(name, sizeof name, "tls_%u_handshakes_at_once_default_limits_idle_memory", n);
+    handshakes(name, true, n, 0, true, &rss_tls, &heap_tls);
+    snprintf(name, sizeof name, "plain_%u_connections_at_once_idle_memory", n);
+    handshakes(name, false, n, 0, true, &rss_plain, &heap_plain);
+    if (!wanted("idle_memory"))
+        return;
+    tap_diag("%u idle connections: TLS %.0f B RSS and %.0f B heap each; plain %.0f B RSS and "
+             "%.0f B heap each",
+             n, rss_tls, heap_tls, rss_plain, heap_plain);
+    const char *mname = "tls_idle_connection_releases_its_buffers";
+    if (!runs(mname))
+        return;
+    if (sanitized) {
+        tap_skip("%s: the sanitizer's allocator makes heap counts meaningless", mname);
+        return;
+    }
+    /* OpenSSL 3.0's own client, measured the same way against this nginx (500 idle TLS 1.3
+     * connections, no session cache): 36.4 KB of heap each with SSL_MODE_RELEASE_BUFFERS, 53.1
+     * KB without (the read and write buffers stay). asyncget measured 33.9 KB with the mode.
+     * 44 KiB lies between: above it, a buffer stays with every idle connection. */
+    tap_ok(heap_tls - heap_plain < 44 * 1024,
+           "%s: %.0f B of heap per idle TLS connection above a plain one (with both buffers kept "
+           "it would be about 53 KB)",
+           mname, heap_tls - heap_plain);
+}
+
+/* ---- failing and passing handshakes side by side: each gets its own error ---- */
+
+typedef struct verdict_job {
+    ag_client *c;
+    int port;
+    int want;
+    int rc;
+} verdict_job;
+
+static void verdict_one(void *arg)
+{
+    verdict_job *j = arg;
+    char url[160];
+    snprintf(url, sizeof url, "https://localhost:%d/ts-16385", j->port);
+    ag_response *r;
+    j->rc = get(j->c, url, &r);
+    if (j->rc == 0) {
+        size_t len;
+        const char *b = ag_response_body(r, &len);
+        if (ag_response_status(r) != 200 || !sha_is(b, len, 6))
+            j->rc = WRONG;
+    }
+    ag_response_free(r);
+}
+
+#define VERDICTS 150
+
+static void test_verdicts(void)
+{
+    const char *name = "tls_150_handshakes_valid_expired_wrongname_selfsigned_unknownca_at_once";
+    if (!runs(name))
+        return;
+    nginx_files();
+    struct {
+        const char *env;
+        int want;
+    } kinds[] = {{"AG_TLS_PORT", 0},
+                 {"AG_TLS_EXPIRED_PORT", AG_ETLS_EXPIRED},
+                 {"AG_TLS_WRONGNAME_PORT", AG_ETLS_HOSTNAME},
+                 {"AG_TLS_SELFSIGNED_PORT", AG_ETLS_UNTRUSTED},
+                 {"AG_TLS_UNKNOWNCA_PORT", AG_ETLS_UNTRUSTED}};
+    ag_client *c = new_client(loop);
+    static verdict_job jobs[VERDICTS];
+    case_begin(name, 60);
+    for (int i = 0; i < VERDICTS; i++) {
+        const char *e = getenv(kinds[i % 5].env);
+        jobs[i] = (verdict_job){c, e ? atoi(e) : 0, kinds[i % 5].want, 1};
+        ag_coro_spawn(loop, verdict_one, &jobs[i], NULL);
+    }
+    ag_loop_run(loop);
+    case_end();
+    int right = 0, first = -1;
+    for (int i = 0; i < VERDICTS; i++) {
+        if (jobs[i].rc == jobs[i].want)
+            right++;
+        else if (first < 0)
+            first = i;
+    }
+    tap_ok(right == VERDICTS, "%s: %d of %d right%s%s%s%s", name, right, VERDICTS,
+           first >= 0 ? "; first wrong: got " : "", first >= 0 ? err_text(jobs[first].rc) : "",
+           first >= 0 ? ", wanted " : "", first >= 0 ? err_text(jobs[first].want) : "");
+    ag_client_free(c);
+}
+
+/* ---- cancels in every phase, with the callback API ---- */
+
+typedef struct cancel_job {
+    unsigned tag;
+    int calls;
+    int rc;
+    bool right;
+    ag_coro *h;
+} cancel_job;
+
+static void cancel_cb(ag_client *c, ag_response *r, int status, void *arg)
+{
+    (void)c;
+    cancel_job *j = arg;
+    j->calls++;
+    j->rc = status;
+    if (status == 0) {
+        char q[128];
+        const char *method;
+        size_t size;
+        int st;
+        burst_request(j->tag, q, sizeof q, &method, &size, &st);
+        size_t len;
+        const char *b = ag_response_body(r, &len);
+        const char *xt = ag_response_header(r, "X-Tag");
+        j->right = ag_response_status(r) == st && xt && (unsigned)atoi(xt) == j->tag &&
+                   body_is(b, len, size, j->tag);
+    }
+    ag_response_free(r);
+}
+
+typedef struct cancel_timer {
+    ag_timer t;
+    cancel_job *j;
+} cancel_timer;
+
+static void cancel_fire(ag_timer *t, void *arg)
+{
+    (void)t;
+    cancel_timer *ct = arg;
+    ag_coro_cancel(ct->j->h);
+}
+
+#define CANCELS 150
+
+static void test_cancels(void)
+{
+    const char *name = "tls_150_requests_a_third_cancelled_at_random_times_rest_right";
+    if (!runs(name))
+        return;
+    ag_client_opts o;
+    ag_tls_opts t;
+    client_opts(&o, &t, loop);
+    o.max_conns_per_host = 8;
+    ag_client *c;
+    ag_client_new(&c, &o);
+    static cancel_job jobs[CANCELS];
+    static cancel_timer timers[CANCELS];
+    uint32_t rng = 7;
+    case_begin(name, 60);
+    for (unsigned i = 0; i < CANCELS; i++) {
+        jobs[i] = (cancel_job){.tag = 3000 + i};
+        char q[128], url[256];
+        const char *method;
+        size_t size;
+        int st;
+        burst_request(jobs[i].tag, q, sizeof q, &method, &size, &st);
+        snprintf(url, sizeof url, "https://localhost:%d/r?%s", peer13, q);
+        ag_request req;
+        ag_request_init(&req);
+        req.url = url;
+        req.method = method;
+        ag_fetch_start(c, &req, cancel_cb, &jobs[i], &jobs[i].h);
+        if (i % 3 == 0) {
+            rng = rng * 1103515245u + 12345u;
+            timers[i].j = &jobs[i];
+            ag_timer_init(&timers[i].t, cancel_fire, &timers[i]);
+            ag_timer_start(loop, &timers[i].t, ag_now_ns() + (int64_t)((rng >> 8) % 80) * 1000000);
+        }
+    }
+    ag_loop_run(loop);
+    case_end();
+    int once = 0, right = 0, must = 0, cancelled = 0;
+    for (unsigned i = 0; i < CANCELS; i++) {
+        once += jobs[i].calls == 1;
+        if (i % 3 != 0) {
+            must++;
+            right += jobs[i].rc == 0 && jobs[i].right;
+        } else {
+            cancelled += jobs[i].rc == -ECANCELED;
+            /* One that finished before its cancel must be right too. */
+            right += jobs[i].rc == -ECANCELED || (jobs[i].rc == 0 && jobs[i].right);
+            must++;
+        }
+        ag_coro_unref(jobs[i].h);
+    }
+    int freed = ag_client_free(c);
+    tap_ok(once == CANCELS && right == must && freed == 0,
+           "%s: callbacks once %d of %d, right %d of %d (%d cancelled), client free %d", name, once,
+           CANCELS, right, must, cancelled, freed);
+}
+
+/* ---- a foreign loop drives everything through ag_loop_fd and ag_loop_run_once ---- */
+
+typedef struct foreign_job {
+    const char *url;
+    size_t size;
+    unsigned tag;
+    int nginx_k; /* index in nginx_sizes, or -1 for the peer's pattern */
+    int rc;
+    bool right;
+    bool done;
+} foreign_job;
+
+static void foreign_cb(ag_client *c, ag_response *r, int status, void *arg)
+{
+    (void)c;
+    foreign_job *j = arg;
+    j->rc = status;
+    j->done = true;
+    if (status == 0) {
+        size_t len;
+        const char *b = ag_response_body(r, &len);
+        j->right =
+            ag_response_status(r) == 200 && (j->nginx_k >= 0 ? sha_is(b, len, (size_t)j->nginx_k)
+                                                             : body_is(b, len, j->size, j->tag));
+    }
+    ag_response_free(r);
+}
+
+#define FOREIGN 60
+
+static void test_foreign_loop(void)
+{
+    const char *name = "tls_foreign_loop_drives_60_requests_through_loop_fd_and_run_once";
+    if (!runs(name))
+        return;
+    ag_loop *fl;
+    ag_loop_new(&fl, NULL);
+    int fd = ag_loop_fd(fl);
+    if (fd < 0) {
+        tap_skip("%s: no loop fd on this backend (%s)", name, ag_loop_backend());
+        ag_loop_free(fl);
+        return;
+    }
+    nginx_files();
+    ag_client *c = new_client(fl);
+    static foreign_job jobs[FOREIGN];
+    static char urls[FOREIGN][200];
+    case_begin(name, 60);
+    for (int i = 0; i < FOREIGN; i++) {
+        foreign_job *j = &jobs[i];
+        *j = (foreign_job){.url = urls[i], .nginx_k = -1, .tag = 50 + (unsigned)i};
+        switch (i % 4) {
+        case 0: /* records of one byte: most of the body is decrypted out of OpenSSL's buffer,
+                 * with no readiness to announce it */
+            j->size = 3000;
+            snprintf(urls[i], sizeof urls[i], "https://localhost:%d/r?size=3000&rec=1&tag=%u",
+                     peer13, j->tag);
+            break;
+        case 1:
+            j->size = 100000;
+            snprintf(urls[i], sizeof urls[i], "https://localhost:%d/r?size=100000&split=5&tag=%u",
+                     peer13, j->tag);
+            break;
+        case 2:
+            j->nginx_k = (int)(i % NSIZES);
+            snprintf(urls[i], sizeof urls[i], "https://localhost:%d/ts-%zu", tls_port,
+                     nginx_sizes[j->nginx_k]);
+            break;
+        case 3:
+            j->size = 40000;
+            snprintf(urls[i], sizeof urls[i],
+                     "https://localhost:%d/r?size=40000&chunked=1&rec=100&tag=%u", peer12, j->tag);
+            break;
+        }
+        ag_request req;
+        ag_request_init(&req);
+        req.url = urls[i];
+        ag_fetch_start(c, &req, foreign_cb, j, NULL);
+    }
+    /* The host's loop: wait on the fd for at most what the loop asks, then one iteration. */
+    int iterations = 0;
+    for (;;) {
+        int done = 0;
+        for (int i = 0; i < FOREIGN; i++)
+            done += jobs[i].done;
+        if (done == FOREIGN)
+            break;
+        struct pollfd p = {fd, POLLIN, 0};
+        poll(&p, 1, ag_loop_timeout_ms(fl));
+        ag_loop_run_once(fl, 0);
+        iterations++;
+    }
+    case_end();
+    int right = 0;
+    for (int i = 0; i < FOREIGN; i++)
+        right += jobs[i].rc == 0 && jobs[i].right;
+    tap_ok(right == FOREIGN, "%s: %d of %d right (%d iterations)", name, right, FOREIGN,
+           iterations);
+    ag_client_free(c);
+    while (ag_loop_run_once(fl, 0) > 0)
+        ;
+    ag_loop_free(fl);
+}
+
 int main(int argc, char **argv)
 {
     const char *e;
@@ -605,7 +1764,12 @@ int main(int argc, char **argv)
     ca_file = getenv("AG_TLS_CA");
     tls_dir = getenv("AG_TLS_DIR");
     nginx_root = getenv("AG_NGINX_ROOT");
-    sanitized = getenv("AG_SANITIZED") != NULL;
+    expired_port = atoi(getenv("AG_TLS_EXPIRED_PORT") ? getenv("AG_TLS_EXPIRED_PORT") : "0");
+    const char *wrapper = getenv("AG_TEST_WRAPPER");
+    if (wrapper && *wrapper)
+        slowdown = 20;
+    /* Smaller counts, and no heap figures, with another allocator and a slower program. */
+    sanitized = (getenv("AG_SANITIZED") && *getenv("AG_SANITIZED")) || slowdown > 1;
     /* SIGPIPE keeps its default: a write to a reset peer must never raise it. */
     signal(SIGALRM, on_alarm);
     if (peer_start(argv[1]) < 0) {
@@ -620,6 +1784,18 @@ int main(int argc, char **argv)
     test_cut();
     test_keepalive_sequence();
     test_idle_events();
+    test_burst();
+    test_tail();
+    test_redirects();
+    test_uploads();
+    test_resumption();
+    test_churn_resume();
+    test_burst_resume();
+    test_soak();
+    test_handshakes();
+    test_verdicts();
+    test_cancels();
+    test_foreign_loop();
 
     ag_loop_free(loop);
     peer_stop();
