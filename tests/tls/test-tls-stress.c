@@ -84,6 +84,10 @@ static const struct {
 } known_faults[] = {
     {"tls_resume_cache_of_two_evicts_least_recently_used (TLSv1.2)", FAULT_LRU_BY_STORE, NULL},
     {"tls_resume_burst_of_10_connections_after_10_sequential (TLS 1.3)", FAULT_ONE_TICKET, NULL},
+    /* The same fault: how many of a round start together is the machine's timing (18 to 34 of
+     * 40 resumed were seen on one build). */
+    {"tls_resume_20_clients_reconnecting_at_once_resume_later_rounds (TLS 1.3)", FAULT_ONE_TICKET,
+     NULL},
     {NULL, NULL, NULL},
 };
 
