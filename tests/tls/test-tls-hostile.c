@@ -314,6 +314,15 @@ static void truncation(void *arg)
          "/short-length?n=20000&seed=1&notify=0", AG_ETRUNCATED, 0},
         {"tls_truncation_length_short_notify: half a Content-Length body, then close_notify",
          "/short-length?n=20000&seed=1&notify=1", AG_ETRUNCATED, 0},
+        {"tls_truncation_cut_record: half a Content-Length body, then a record cut in the middle "
+         "and a TCP close",
+         "/cut-record?n=40000&seed=1", AG_ETRUNCATED, 0},
+        /* asyncget.h: over an established connection, AG_ETLS is a protocol fault. The server
+         * stays silent afterwards: the error must come from the record, not from a close. */
+        {"tls_record_corrupt: half a body, then records with a ciphertext byte flipped",
+         "/corrupt-record?n=40000&seed=1", AG_ETLS, 0},
+        {"tls_record_oversized: half a body, then a record header announcing 65535 bytes",
+         "/oversized-record?n=40000&seed=1", AG_ETLS, 0},
     };
     ag_client *c = client((copts){.idle_ms = 3000});
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -46,6 +46,12 @@ the pattern body(n, seed): byte i is "a" + ((i * 2654435761 + seed) mod 2^32 >> 
                               Content-Length n, half of body(n, seed), then close as for
                               /close-delimited (notify=0 or 1)
   /reset-mid-body[n,seed]     Content-Length n, half of the body, then a reset
+  /corrupt-record[n,seed]     Content-Length n, half of the body, then the rest with one byte of
+                              ciphertext flipped (a bad record MAC); then silence
+  /oversized-record[n,seed]   Content-Length n, half of the body, then a record header announcing
+                              65535 bytes; then silence
+  /cut-record[n,seed]         Content-Length n, half of the body, then half of the rest's records
+                              (a record cut in the middle), then a TCP close
   /idle-notify[ms=50,fin=0]   "ok" kept alive; ms later a close_notify, and with fin=1 a TCP close
                               too (fin=0: the TCP connection stays open until the client closes)
   /idle-reset[ms=50]          "ok" kept alive; ms later a reset
@@ -250,6 +256,25 @@ def respond(t, method, path, q, headers):
     if path == "/short-length":
         t.write(head("200 OK", [("Content-Length", n)]) + body(n, seed)[:n // 2])
         return end(t, qi("notify", 0))
+    if path in ("/corrupt-record", "/oversized-record", "/cut-record"):
+        # Half the body as it should be; then the other half's records with one ciphertext byte
+        # flipped, or a record header that announces 65535 bytes (more than TLS allows), or the
+        # first half of the next record followed by a TCP close.
+        b = body(n, seed)
+        t.write(head("200 OK", [("Content-Length", n)]) + b[:n // 2])
+        t.write(b[n // 2:], send=False)
+        rest = bytearray(t.out.read())
+        if path == "/corrupt-record":
+            rest[len(rest) // 2] ^= 0x40
+            t.sock.sendall(rest)
+            hold(t.sock)
+        elif path == "/oversized-record":
+            t.sock.sendall(b"\x17\x03\x03\xff\xff" + b"\x00" * 512)
+            hold(t.sock)
+        else:
+            t.sock.sendall(rest[:len(rest) // 2])
+            t.sock.close()
+        return False
     if path == "/reset-mid-body":
         t.write(head("200 OK", [("Content-Length", n)]) + body(n, seed)[:n // 2])
         time.sleep(0.05)
