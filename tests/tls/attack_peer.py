@@ -31,6 +31,9 @@ Modes (each connection: the handshake, then the request head is read, then):
   idle_keyupdate  "ok" with keep-alive, then a key update and 3 tickets while it idles; the next
                   request on the connection gets "ok" again
   idle_bytes      "ok" with keep-alive, then an application data record "X" while it idles
+  notify_after    "ok" with keep-alive and close_notify in the same send; the TCP connection
+                  stays open
+  bytes_after     "ok" with keep-alive and a record "X" in the same send
   reneg           TLS 1.2 only: a HelloRequest (renegotiation) before the response "ok"
   anon            TLS 1.2 only, no certificate: an anonymous (AECDH) cipher, then "ok"
   hs_close        reads the ClientHello and closes
@@ -287,6 +290,21 @@ def m_idle_bytes(c):
     c.hold(10)
 
 
+def m_notify_after(c):
+    data = c.records(OK)
+    try:
+        c.obj.unwrap()
+    except (ssl.SSLWantReadError, ssl.SSLError):
+        pass
+    c.sock.sendall(data + c.out.read())
+    c.hold(10)
+
+
+def m_bytes_after(c):
+    c.sock.sendall(c.records(OK) + c.records(b"X"))
+    c.hold(10)
+
+
 def m_reneg(c):
     p = ssl_ptr(c.obj)
     libssl.SSL_renegotiate(p)
@@ -400,6 +418,8 @@ TLS_MODES = {
     "idle_notify": m_idle_notify,
     "idle_keyupdate": m_idle_keyupdate,
     "idle_bytes": m_idle_bytes,
+    "notify_after": m_notify_after,
+    "bytes_after": m_bytes_after,
     "reneg": m_reneg,
     "anon": m_anon,
     "upload_reset": m_upload_reset,

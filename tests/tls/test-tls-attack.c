@@ -1080,6 +1080,35 @@ static int case_cancel_body(void)
     CHECK(cancelled == 8, "stall_body: %d of 8 cancelled", cancelled);
     for (int i = 0; i < 8; i++)
         slot_free(&s[i]);
+    /* Uploads cancelled inside SSL_write, a record half sent: the peer stops reading. */
+    {
+        size_t len = 8 << 20;
+        char *body = malloc(len);
+        memset(body, 'u', len);
+        batch b = {e.loop, 0};
+        memset(s, 0, sizeof s);
+        ag_request rq;
+        ag_request_init(&rq);
+        rq.method = "PUT";
+        rq.url = url(u, sizeof u, "localhost", peer("early_413"), "/");
+        rq.body_kind = AG_BODY_MEMORY;
+        rq.body = body;
+        rq.body_len = len;
+        for (int i = 0; i < 4; i++)
+            start(e.c, &b, &s[i], &rq, true);
+        free(body); /* ag_fetch_start copied it */
+        canceller k = {.s = s, .n = 4};
+        ag_timer_init(&k.t, cancel_all, &k);
+        ag_timer_start(e.loop, &k.t, ag_now_ns() + 300 * MS);
+        run(&b);
+        ag_timer_stop(e.loop, &k.t);
+        for (int i = 0; i < 4; i++) {
+            /* Cancelled mid-upload, or the 413 came first. */
+            CHECK(s[i].rc == -ECANCELED || (s[i].rc == 0 && ag_response_status(s[i].resp) == 413),
+                  "upload %d: %s %s", i, ag_err_name(s[i].rc), detail(&s[i]));
+            slot_free(&s[i]);
+        }
+    }
     /* The connection a cancel left is gone: the next request works. */
     slot one;
     int rc = get(e.loop, e.c, url(u, sizeof u, "localhost", tls_port, "/hello"), NULL, &one);
@@ -1280,6 +1309,22 @@ static int case_hostile_handshake(void)
     };
     for (size_t i = 0; i < sizeof h / sizeof *h; i++)
         one_hostile(&h[i]);
+    /* A silent handshake under a total timeout shorter than the connect timeout: the total
+     * one is the request's error. */
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.connect_timeout_ms = 10000;
+    o.total_timeout_ms = 300;
+    env e;
+    if (env_new(&e, &o) < 0)
+        return 1;
+    char u[128];
+    slot s;
+    int rc = get(e.loop, e.c, url(u, sizeof u, "localhost", peer("hs_silent"), "/"), NULL, &s);
+    CHECK(rc == AG_ETOTAL_TIMEOUT, "silent handshake, total timeout: %s %s", ag_err_name(rc),
+          detail(&s));
+    slot_free(&s);
+    env_free(&e);
     return fails;
 }
 
@@ -1347,6 +1392,17 @@ static int idle_then_how(const char *mode, bool expect_reuse, int how)
 static int idle_then(const char *mode, bool expect_reuse)
 {
     return idle_then_how(mode, expect_reuse, IDLE_LOOP);
+}
+
+/* close_notify, or a record nobody asked for, in the same segment as the response: read ahead
+ * with it, they wait inside OpenSSL, where the socket's readiness cannot announce them. */
+static int case_after_response(void)
+{
+    for (int how = 0; how < 2; how++) {
+        idle_then_how("notify_after", false, how ? IDLE_BLOCKING : IDLE_LOOP);
+        idle_then_how("bytes_after", false, how ? IDLE_BLOCKING : IDLE_LOOP);
+    }
+    return fails;
 }
 
 static int case_idle_blocking(void)
@@ -1533,6 +1589,31 @@ static int case_early_answer(void)
                   memcmp(rb, "big!", 4) == 0,
               "early 413: %s %s status %d", ag_err_name(s.rc), detail(&s),
               s.resp ? ag_response_status(s.resp) : 0);
+        slot_free(&s);
+    }
+    env_free(&e);
+    /* nginx refuses a PUT to a static file: with "Expect: 100-continue" (the default above
+     * 1 MiB) the refusal comes before the body, over TLS as over TCP. */
+    ag_client_opts_init(&o);
+    o.total_timeout_ms = 20000;
+    if (env_new(&e, &o) < 0)
+        return 1;
+    for (int i = 0; i < 2; i++) {
+        ag_request rq;
+        ag_request_init(&rq);
+        rq.method = "PUT";
+        rq.url = url(u, sizeof u, "localhost", tls_port, "/hello");
+        rq.body_kind = AG_BODY_MEMORY;
+        rq.body = body;
+        rq.body_len = 2 << 20;
+        batch b = {e.loop, 0};
+        slot s = {0};
+        start(e.c, &b, &s, &rq, false);
+        run(&b);
+        int status = s.resp ? ag_response_status(s.resp) : 0;
+        CHECK(s.rc == 0 && status >= 400, "expect-continue PUT: %s %s status %d", ag_err_name(s.rc),
+              detail(&s), status);
+        tap_diag("expect-continue PUT: %s status %d", ag_err_name(s.rc), status);
         slot_free(&s);
     }
     free(body);
@@ -1894,6 +1975,7 @@ int main(int argc, char **argv)
         {"tls_idle_unasked_record_not_reused", case_idle_bytes, 30, NULL},
         {"tls_idle_reset_not_reused", case_idle_reset, 30, NULL},
         {"tls_idle_connections_blocking_client", case_idle_blocking, 60, NULL},
+        {"tls_close_notify_or_bytes_with_response_not_reused", case_after_response, 60, NULL},
         {"tls_idle_connections_without_liveness_check_retried", case_idle_no_check, 60, NULL},
         {"tls_threads_each_their_own_errors", case_threads, 60, NULL},
         {"tls_reset_during_upload_and_close_no_sigpipe", case_sigpipe, 60, NULL},
