@@ -314,8 +314,9 @@ typedef struct ag_client_opts {
      * may bring its own (ag_request.tls). Connections are pooled per host, port and TLS
      * settings: a connection made with one set is never handed to a request with another. */
     const ag_tls_opts *tls;
-    /* TLS sessions remembered for resumption, one per host, port and settings; 0: 1,024;
-     * AG_NO_TLS_SESSIONS: none */
+    /* Hosts (host, port and settings) whose TLS sessions are remembered for resumption, up to
+     * 4 sessions each (a TLS 1.3 ticket serves one connection); the least recently used host
+     * goes first. 0: 1,024; AG_NO_TLS_SESSIONS: none */
     unsigned tls_session_cache;
     uint64_t reserved[36];
 } ag_client_opts;

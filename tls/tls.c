@@ -27,10 +27,16 @@
 
 /* ---- contexts and their sessions ---- */
 
+/* Sessions kept per host: a TLS 1.3 ticket is offered once (OpenSSL marks it spent when it
+ * goes into a ClientHello, RFC 8446 appendix C.4), so connections that start together each need
+ * their own; servers send one or two per handshake. A TLS 1.2 session serves any number. */
+#define TICKETS 4
+
 typedef struct session {
     struct session *next;                /* in its hash chain */
-    struct session *lru_prev, *lru_next; /* most recently stored first */
-    SSL_SESSION *sess;
+    struct session *lru_prev, *lru_next; /* most recently used first */
+    SSL_SESSION *sess[TICKETS];          /* oldest first */
+    int n;
     char key[]; /* "host:port" */
 } session;
 
@@ -63,7 +69,8 @@ int ag__tls_set_new(ag__tls_set **out, unsigned sessions)
 
 static void session_free(session *e)
 {
-    SSL_SESSION_free(e->sess);
+    for (int i = 0; i < e->n; i++)
+        SSL_SESSION_free(e->sess[i]);
     free(e);
 }
 
@@ -144,7 +151,7 @@ static void session_drop(ag__tls_ctx *x, const char *key)
     session_free(e);
 }
 
-/* Keep sess (a reference the caller gives) for key, in place of what key had. */
+/* Keep sess (a reference the caller gives) for key, beside the newest ones key has. */
 static void session_store(ag__tls_ctx *x, const char *key, SSL_SESSION *sess)
 {
     if (!x->buckets) {
@@ -158,21 +165,27 @@ static void session_store(ag__tls_ctx *x, const char *key, SSL_SESSION *sess)
         x->nbuckets = n;
     }
     session **p = session_slot(x, key);
-    if (*p) {
-        SSL_SESSION_free((*p)->sess);
-        (*p)->sess = sess;
-        lru_unlink(x, *p);
-        lru_push(x, *p);
+    session *e = *p;
+    if (e) {
+        if (e->n == TICKETS) {
+            SSL_SESSION_free(e->sess[0]);
+            memmove(e->sess, e->sess + 1, (TICKETS - 1) * sizeof *e->sess);
+            e->n--;
+        }
+        e->sess[e->n++] = sess;
+        lru_unlink(x, e);
+        lru_push(x, e);
         return;
     }
     size_t kl = strlen(key) + 1;
-    session *e = malloc(sizeof *e + kl);
+    e = malloc(sizeof *e + kl);
     if (!e) {
         SSL_SESSION_free(sess);
         return;
     }
     memcpy(e->key, key, kl);
-    e->sess = sess;
+    e->sess[0] = sess;
+    e->n = 1;
     e->next = NULL;
     *p = e;
     lru_push(x, e);
@@ -180,12 +193,24 @@ static void session_store(ag__tls_ctx *x, const char *key, SSL_SESSION *sess)
         session_drop(x, x->lru_tail->key);
 }
 
+/* The newest session of key that can still be offered (spent ones are dropped), or NULL. A
+ * session found counts as a use for the LRU order. */
 static SSL_SESSION *session_find(ag__tls_ctx *x, const char *key)
 {
     if (!x->buckets)
         return NULL;
     session *e = *session_slot(x, key);
-    return e ? e->sess : NULL;
+    if (!e)
+        return NULL;
+    while (e->n > 0 && !SSL_SESSION_is_resumable(e->sess[e->n - 1]))
+        SSL_SESSION_free(e->sess[--e->n]);
+    if (e->n == 0) {
+        session_drop(x, key);
+        return NULL;
+    }
+    lru_unlink(x, e);
+    lru_push(x, e);
+    return e->sess[e->n - 1];
 }
 
 static bool version_ok(int v)
