@@ -839,9 +839,13 @@ int ag__tls_start(ag__conn *c, ag__tls_ctx *x, const char *host, uint16_t port, 
         session_drop(x, t->key); /* a session that did not help is not offered again */
     if (t->below_err == -ETIMEDOUT || t->below_err == -ECANCELED || t->below_err == -ENOMEM) {
         rc = t->below_err;
-    } else if (t->below_err) {
+    } else if (t->below_err == -ECONNRESET || t->below_err == -EPIPE) {
         rc = AG_ECLOSED;
-        *why = "the connection failed during the TLS handshake";
+        *why = t->below_err == -ECONNRESET
+                   ? "the server reset the connection during the TLS handshake"
+                   : "the server closed the connection during the TLS handshake";
+    } else if (t->below_err) {
+        rc = t->below_err; /* the socket's own error says most */
     } else if (!x->o.insecure && verify != X509_V_OK) {
         rc = verify_error(verify, why);
     } else if ((e == SSL_ERROR_SYSCALL && !err) || unexpected_eof(err)) {
