@@ -32,6 +32,8 @@ Requests (the query parameters are all optional):
                 sends 100 Continue first, mode=silent sends nothing and reads the body when it
                 comes, mode=final answers 417 at once, without reading the body (and keeps the
                 connection: the body still to come is read and dropped before the next request);
+                poke=ACTION (keyupdate, ticket) does an after= action halfway through a
+                body framed by Content-Length, while the client is still sending;
                 early=1 answers 413 with Connection: close as soon as the head is read, then
                 reads and drops whatever comes for 2 s, then closes.
   /redir        302 to the URL in to=URL.
@@ -219,7 +221,17 @@ def parse_head(head):
     return method, u.path, q, hdrs
 
 
-def read_body(c, hdrs):
+def read_body(c, hdrs, poke=None):
+    """The request body; poke (an idle_action name) is done once half of a body framed by
+    Content-Length has been read, while the client is still sending."""
+    if poke and hdrs.get("transfer-encoding", "").lower() != "chunked":
+        n = int(hdrs.get("content-length", "0"))
+        first = c.read_exact(n // 2)
+        if first is None:
+            return None
+        idle_action(c, poke)
+        rest = c.read_exact(n - n // 2)
+        return None if rest is None else first + rest
     if hdrs.get("transfer-encoding", "").lower() == "chunked":
         body = b""
         while True:
@@ -397,7 +409,7 @@ def serve(sock, ctx):
                 if expect and mode == "continue":
                     c.obj.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                     c.flush()
-                body = read_body(c, hdrs)
+                body = read_body(c, hdrs, q.get("poke"))
                 if body is None:
                     break
                 respond(c, 200, b"%d %s" % (len(body), hashlib.sha256(body).hexdigest().encode()))

@@ -423,6 +423,12 @@ static const ka_step ka_steps[] = {
 };
 #define KA_STEPS (sizeof ka_steps / sizeof *ka_steps)
 
+/* The steps once, twice in the soak. */
+static unsigned ka_rounds(void)
+{
+    return soak() ? 2 : 1;
+}
+
 typedef struct ka_run {
     ag_client *c;
     int port;
@@ -435,7 +441,7 @@ static void ka_main(void *arg)
 {
     ka_run *k = arg;
     uint64_t first = 0;
-    for (unsigned i = 0; i < KA_STEPS * 2; i++) {
+    for (unsigned i = 0; i < KA_STEPS * ka_rounds(); i++) {
         const ka_step *st = &ka_steps[i % KA_STEPS];
         unsigned tag = 10 + i;
         char q[128], url[256];
@@ -486,9 +492,9 @@ static void test_keepalive_sequence(void)
             else
                 in_loop(ka_main, &k);
             case_end();
-            tap_ok(k.done == KA_STEPS * 2 && k.conns == 1,
-                   "%s: %u of %zu right, %u connections%s%s", name, k.done, KA_STEPS * 2, k.conns,
-                   k.failed[0] ? "; first wrong: " : "", k.failed);
+            tap_ok(k.done == KA_STEPS * ka_rounds() && k.conns == 1,
+                   "%s: %u of %zu right, %u connections%s%s", name, k.done, KA_STEPS * ka_rounds(),
+                   k.conns, k.failed[0] ? "; first wrong: " : "", k.failed);
             ag_client_free(k.c);
         }
     }
@@ -894,13 +900,20 @@ typedef struct upload_case {
 } upload_case;
 
 static const upload_case upload_cases[] = {
-    {"tls_upload_memory_8m_answered_413_early", "early=1", AG_BODY_MEMORY, 8 << 20, AG_NO_EXPECT,
+    {"tls_upload_memory_4m_answered_413_early", "early=1", AG_BODY_MEMORY, 4 << 20, AG_NO_EXPECT,
      413},
-    {"tls_upload_reader_8m_answered_413_early", "early=1", AG_BODY_READER, 8 << 20, AG_NO_EXPECT,
+    {"tls_upload_reader_4m_answered_413_early", "early=1", AG_BODY_READER, 4 << 20, AG_NO_EXPECT,
      413},
-    {"tls_upload_file_8m_answered_413_early", "early=1", AG_BODY_FILE, 8 << 20, AG_NO_EXPECT, 413},
-    {"tls_upload_memory_3m_echoed", "", AG_BODY_MEMORY, 3 << 20, AG_NO_EXPECT, 200},
-    {"tls_upload_reader_3m_echoed", "", AG_BODY_READER, 3 << 20, AG_NO_EXPECT, 200},
+    {"tls_upload_file_4m_answered_413_early", "early=1", AG_BODY_FILE, 4 << 20, AG_NO_EXPECT, 413},
+    {"tls_upload_memory_2m_echoed", "", AG_BODY_MEMORY, 2 << 20, AG_NO_EXPECT, 200},
+    {"tls_upload_reader_2m_echoed", "", AG_BODY_READER, 2 << 20, AG_NO_EXPECT, 200},
+    /* Halfway through the body, while the client writes, the server asks for a KeyUpdate (the
+     * client must answer it between its own records) or sends a ticket. */
+    {"tls_upload_2m_keyupdate_requested_halfway", "poke=keyupdate", AG_BODY_MEMORY, 2 << 20,
+     AG_NO_EXPECT, 200},
+    {"tls_upload_2m_file_keyupdate_requested_halfway", "poke=keyupdate", AG_BODY_FILE, 2 << 20,
+     AG_NO_EXPECT, 200},
+    {"tls_upload_2m_ticket_halfway", "poke=ticket", AG_BODY_MEMORY, 2 << 20, AG_NO_EXPECT, 200},
     {"tls_expect_continue_memory_2m", "mode=continue", AG_BODY_MEMORY, 2 << 20, 0, 200},
     {"tls_expect_continue_reader_2m", "mode=continue", AG_BODY_READER, 2 << 20, 0, 200},
     {"tls_expect_silent_server_memory_2m", "mode=silent", AG_BODY_MEMORY, 2 << 20, 0, 200},
@@ -958,7 +971,7 @@ static void upload_main(void *arg)
 static void test_uploads(void)
 {
     if (!upload_data) {
-        upload_cap = 8 << 20;
+        upload_cap = 4 << 20;
         upload_data = malloc(upload_cap);
         for (size_t i = 0; i < upload_cap; i++)
             upload_data[i] = (unsigned char)(i * 13 + (i >> 9));
@@ -1751,6 +1764,77 @@ static void test_foreign_loop(void)
     ag_loop_free(fl);
 }
 
+/* ---- per-request settings side by side: an insecure connection never serves a verifying
+ * request, nor the other way round ---- */
+
+typedef struct mix_job {
+    ag_client *c;
+    const ag_tls_opts *tls; /* NULL: the client's (verifying against the test CA) */
+    int port;
+    int rc;
+    int verified;
+} mix_job;
+
+static void mix_one(void *arg)
+{
+    mix_job *j = arg;
+    char url[160];
+    for (int round = 0; round < 3; round++) {
+        snprintf(url, sizeof url, "https://localhost:%d/hello", j->port);
+        ag_request req;
+        ag_request_init(&req);
+        req.url = url;
+        req.tls = j->tls;
+        ag_response *r;
+        int rc = ag_fetch(j->c, &req, &r);
+        ag_tls_info ti;
+        if (rc == 0 && (ag_response_status(r) != 200 || ag_response_tls(r, &ti) != 0))
+            rc = WRONG;
+        if (round == 0 || rc != j->rc)
+            j->rc = round == 0 ? rc : WRONG; /* every round the same outcome */
+        j->verified = rc == 0 && ti.verified;
+        ag_response_free(r);
+        ag_yield();
+    }
+}
+
+#define MIX 60
+
+static void test_mix(void)
+{
+    const char *name = "tls_insecure_and_verifying_requests_side_by_side_never_share_connections";
+    if (!runs(name))
+        return;
+    const char *e = getenv("AG_TLS_SELFSIGNED_PORT");
+    int selfsigned = e ? atoi(e) : 0;
+    ag_client_opts o;
+    ag_tls_opts t, insecure;
+    client_opts(&o, &t, loop);
+    o.max_conns_per_host = 4;
+    ag_tls_opts_init(&insecure);
+    insecure.insecure = 1;
+    ag_client *c;
+    ag_client_new(&c, &o);
+    static mix_job jobs[MIX];
+    case_begin(name, 60);
+    for (int i = 0; i < MIX; i++) {
+        /* Against the self-signed server: verifying fails, insecure passes; against the valid
+         * one both pass, and only the verifying ones say verified. */
+        jobs[i] = (mix_job){c, i % 2 ? &insecure : NULL, i % 4 < 2 ? selfsigned : tls_port, 1, 0};
+        ag_coro_spawn(loop, mix_one, &jobs[i], NULL);
+    }
+    ag_loop_run(loop);
+    case_end();
+    int right = 0;
+    for (int i = 0; i < MIX; i++) {
+        bool ins = i % 2, self = i % 4 < 2;
+        int want = self && !ins ? AG_ETLS_UNTRUSTED : 0;
+        right += jobs[i].rc == want && (want || jobs[i].verified == !ins);
+    }
+    tap_ok(right == MIX, "%s: %d of %d right", name, right, MIX);
+    ag_client_free(c);
+}
+
 int main(int argc, char **argv)
 {
     const char *e;
@@ -1793,6 +1877,7 @@ int main(int argc, char **argv)
     test_soak();
     test_handshakes();
     test_verdicts();
+    test_mix();
     test_cancels();
     test_foreign_loop();
 
