@@ -1410,6 +1410,23 @@ static size_t heap_bytes(void)
 
 /* n connections opened at once (max_connecting limits the connects and handshakes in
  * progress); with measure, the memory of the n idle connections they leave in the pool. */
+/* Connects and handshakes in progress, from the trace: an attempt starts at "connecting to" and
+ * ends at "TLS handshake done" (every one of these succeeds). */
+typedef struct inflight {
+    int now, max;
+} inflight;
+
+static void count_inflight(void *arg, const ag_trace_event *ev)
+{
+    inflight *f = arg;
+    if (ev->kind != AG_TRACE_INFO)
+        return;
+    if (ev->len >= 14 && memcmp(ev->data, "connecting to ", 14) == 0 && ++f->now > f->max)
+        f->max = f->now;
+    if (ev->len >= 18 && memcmp(ev->data, "TLS handshake done", 18) == 0)
+        f->now--;
+}
+
 static void handshakes(const char *name, bool tls, unsigned n, unsigned max_connecting,
                        bool measure, double *per_conn_rss, double *per_conn_heap)
 {
@@ -1421,6 +1438,11 @@ static void handshakes(const char *name, bool tls, unsigned n, unsigned max_conn
     o.max_conns_per_host = n + 1;
     o.max_conns = n + 1;
     o.max_connecting = max_connecting;
+    inflight fl = {0, 0};
+    if (tls && max_connecting) {
+        o.trace = count_inflight;
+        o.trace_arg = &fl;
+    }
     ag_client *c;
     ag_client_new(&c, &o);
     char url[160];
@@ -1457,8 +1479,14 @@ static void handshakes(const char *name, bool tls, unsigned n, unsigned max_conn
         *per_conn_heap = ((double)heap1 - (double)heap2) / n;
         (void)heap0;
     }
-    tap_ok(ok == n, "%s: %u of %u answered, first error %s", name, ok, n,
-           err ? err_text(err) : "none");
+    bool limit_ok = !o.trace || (fl.max <= (int)max_connecting && fl.now == 0);
+    tap_ok(ok == n && limit_ok, "%s: %u of %u answered, first error %s%s", name, ok, n,
+           err ? err_text(err) : "none",
+           o.trace ? (limit_ok ? ", handshakes in progress within the limit"
+                               : ", MORE handshakes in progress than max_connecting")
+                   : "");
+    if (o.trace)
+        tap_diag("%s: at most %d connects and handshakes in progress at once", name, fl.max);
 }
 
 static void test_handshakes(void)
@@ -1835,6 +1863,113 @@ static void test_mix(void)
     ag_client_free(c);
 }
 
+/* ---- body consumers that wait, side by side: bytes left in OpenSSL while they sleep ---- */
+
+typedef struct sink_job {
+    ag_client *c;
+    unsigned tag;
+    size_t got;
+    bool right;
+    int rc;
+} sink_job;
+
+static int slow_sink(void *arg, const char *data, size_t len)
+{
+    sink_job *j = arg;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)data[i] != ((j->got + i) * 7 + j->tag) % 251)
+            j->right = false;
+    j->got += len;
+    /* The others read meanwhile; this one's records wait in OpenSSL or the socket. */
+    return ag_sleep_ms(1) < 0 ? -1 : 0;
+}
+
+static void sink_one(void *arg)
+{
+    sink_job *j = arg;
+    char url[200];
+    snprintf(url, sizeof url, "https://localhost:%d/r?size=120000&rec=%u&tag=%u", peer13,
+             500 + j->tag % 7 * 1000, j->tag);
+    ag_request req;
+    ag_request_init(&req);
+    req.url = url;
+    req.sink = AG_SINK_CALLBACK;
+    req.on_body = slow_sink;
+    req.on_body_arg = j;
+    j->right = true;
+    ag_response *r;
+    j->rc = ag_fetch(j->c, &req, &r);
+    ag_response_free(r);
+}
+
+#define SINKS 20
+
+static void test_slow_sinks(void)
+{
+    const char *name = "tls_20_bodies_to_consumers_that_sleep_each_piece_arrive_whole";
+    if (!runs(name))
+        return;
+    ag_client *c = new_client(loop);
+    static sink_job jobs[SINKS];
+    case_begin(name, 60);
+    for (unsigned i = 0; i < SINKS; i++) {
+        jobs[i] = (sink_job){.c = c, .tag = 70 + i};
+        ag_coro_spawn(loop, sink_one, &jobs[i], NULL);
+    }
+    ag_loop_run(loop);
+    case_end();
+    int right = 0;
+    for (unsigned i = 0; i < SINKS; i++)
+        right += jobs[i].rc == 0 && jobs[i].right && jobs[i].got == 120000;
+    tap_ok(right == SINKS, "%s: %d of %d whole and right", name, right, SINKS);
+    ag_client_free(c);
+}
+
+/* ---- an idle connection the pool closes itself, then a new one that resumes ---- */
+
+typedef struct expire_run {
+    ag_client *c;
+    int rc;
+    int reused, resumed;
+} expire_run;
+
+static void expire_main(void *arg)
+{
+    expire_run *er = arg;
+    char url[160];
+    snprintf(url, sizeof url, "https://localhost:%d/hello", tls_port);
+    ag_response *r;
+    er->rc = get(er->c, url, &r);
+    ag_response_free(r);
+    if (er->rc)
+        return;
+    ag_sleep_ms(200); /* past keepalive_idle_ms: the pool closes the connection */
+    er->rc = get(er->c, url, &r);
+    ag_tls_info ti;
+    er->reused = r ? ag_response_reused(r) : 0;
+    er->resumed = er->rc == 0 && ag_response_tls(r, &ti) == 0 && ti.resumed;
+    ag_response_free(r);
+}
+
+static void test_expire(void)
+{
+    const char *name = "tls_idle_connection_expired_by_the_pool_next_one_resumes";
+    if (!runs(name))
+        return;
+    ag_client_opts o;
+    ag_tls_opts t;
+    client_opts(&o, &t, loop);
+    o.keepalive_idle_ms = 50;
+    expire_run er = {0};
+    ag_client_new(&er.c, &o);
+    case_begin(name, 20);
+    in_loop(expire_main, &er);
+    case_end();
+    tap_ok(er.rc == 0 && !er.reused && er.resumed, "%s: %s, %s, %s", name, err_text(er.rc),
+           er.reused ? "REUSED" : "new connection", er.resumed ? "resumed" : "NOT resumed");
+    ag_client_free(er.c);
+}
+
 int main(int argc, char **argv)
 {
     const char *e;
@@ -1878,6 +2013,8 @@ int main(int argc, char **argv)
     test_handshakes();
     test_verdicts();
     test_mix();
+    test_slow_sinks();
+    test_expire();
     test_cancels();
     test_foreign_loop();
 
