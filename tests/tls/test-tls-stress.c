@@ -63,26 +63,31 @@ static bool wanted(const char *name)
  * cases now: a partial record in OpenSSL's buffer counted as ready data (the tls_records_*,
  * keep-alive and partial-record cases hung or spun), and a blocking client's liveness check never
  * read the socket (the tls_idle_* cases of the blocking client). */
-/* F3 and F4 are fixed by the commit that keeps several sessions per host, ordered by use. */
-/* F3: the session cache orders its entries by when they were stored, not by when they were
- * used: a TLS 1.2 session that resumed (no new session follows) stays the oldest and is the
- * first pushed out, before one unused since. */
-#define FAULT_LRU_BY_STORE                                                                         \
-    "F3: the session cache evicts by store time, not use: a resumed TLS 1.2 session (no new "      \
-    "session stored) is evicted before a less recently used one"
-/* F4: OpenSSL offers a TLS 1.3 session once (SSL_SESSION_is_resumable is 0 after it was put in
- * a ClientHello, RFC 8446 C.4); the cache keeps one session per host and drops the other
- * tickets the server sent, so of connections that start their handshakes together one resumes.
- * How many start together depends on the machine's speed: 1 of 10 on the sanitizer build, 8 to
- * 10 of 10 on a fast build where the handshakes stagger (later ones take a fresh ticket). */
+/* F3 (the cache evicted by store time, not use: a resumed TLS 1.2 session went first) is fixed
+ * by 604b963 and runs as a plain case. */
+/* F4: of connections that start their TLS 1.3 handshakes together after earlier ones, few
+ * resume. Before 604b963 the cache kept one session per host. After it (4 per host) the burst
+ * case on the sanitizer build still resumed 3, 1, 10 and 10 of 10 in four runs. A debug print in
+ * session_find and the new-session callback showed why: each of the ten sequential connections
+ * resumed, spent its ticket and received one new one (an OpenSSL server sends one ticket after a
+ * resumption, two after a full handshake), so the host holds one unspent ticket when the burst
+ * starts. Connections that look it up before a handshake has used it all offer it (nginx
+ * accepts them all: 10 of 10); those that look later find it spent (OpenSSL marks it when a
+ * handshake used it) and make a full handshake: 1 of 10 when the handshakes run one after
+ * another (the failing runs' trace). Timing decides: a skip everywhere. */
 #define FAULT_ONE_TICKET                                                                           \
-    "F4: one TLS 1.3 ticket kept per host and OpenSSL uses a ticket once: of connections "         \
-    "handshaking together one resumes (timing-dependent, so a skip everywhere)"
+    "F4: after resumed TLS 1.3 connections one unspent ticket is left per host: a burst of 10 "    \
+    "resumed 1 to 3 in half the runs on the sanitizer build, after 604b963 too; timing-dependent"
 
 static const struct {
     const char *name, *fault;
     const char *backends; /* where it happens: NULL everywhere, else a list of names */
 } known_faults[] = {
+    {"tls_resume_burst_of_10_connections_after_10_sequential (TLS 1.3)", FAULT_ONE_TICKET, NULL},
+    /* The same: how many of a round start together is the machine's timing (18 to 40 of 40
+     * resumed were seen, against a bound of 20). */
+    {"tls_resume_20_clients_reconnecting_at_once_resume_later_rounds (TLS 1.3)", FAULT_ONE_TICKET,
+     NULL},
     {NULL, NULL, NULL},
 };
 
