@@ -92,6 +92,10 @@ static int peer_start(const char *script)
 
 /* ---- helpers every case uses ---- */
 
+/* 20 under meson's valgrind setup (AG_TEST_WRAPPER set), which multiplies meson's timeouts by
+ * 20 too: the time options of the cases and their alarms, else 1. */
+static int slow = 1;
+
 static int fails;
 
 #define CHECK(cond, ...)                                                                           \
@@ -795,7 +799,7 @@ static int case_redirect_keeps_settings(void)
 {
     ag_client_opts o;
     ag_client_opts_init(&o);
-    o.total_timeout_ms = 20000;
+    o.total_timeout_ms = 20000 * slow;
     env e;
     if (env_new(&e, &o) < 0)
         return 1;
@@ -917,8 +921,8 @@ static int case_errors_apart(void)
 {
     ag_client_opts o;
     ag_client_opts_init(&o);
-    o.connect_timeout_ms = 20000;
-    o.idle_timeout_ms = 20000;
+    o.connect_timeout_ms = 20000 * slow;
+    o.idle_timeout_ms = 20000 * slow;
     env e;
     if (env_new(&e, &o) < 0)
         return 1;
@@ -1177,9 +1181,9 @@ static int one_hostile(const hostile *h)
 {
     ag_client_opts o;
     ag_client_opts_init(&o);
-    o.idle_timeout_ms = 500;
-    o.connect_timeout_ms = 500;
-    o.total_timeout_ms = 20000; /* a hang shows as this */
+    o.idle_timeout_ms = 500 * slow;
+    o.connect_timeout_ms = 500 * slow;
+    o.total_timeout_ms = 20000 * slow; /* a hang shows as this */
     ag_tls_opts t = with_ca();
     t.max_version = h->ver;
     o.tls = &t;
@@ -1253,8 +1257,8 @@ static int case_hostile_reneg(void)
     /* The client refuses to renegotiate; the response that came before is whole. */
     ag_client_opts o;
     ag_client_opts_init(&o);
-    o.idle_timeout_ms = 2000;
-    o.total_timeout_ms = 20000;
+    o.idle_timeout_ms = 2000 * slow;
+    o.total_timeout_ms = 20000 * slow;
     env e;
     if (env_new(&e, &o) < 0)
         return 1;
@@ -1280,7 +1284,7 @@ static int case_hostile_anon(void)
     ag_client_opts o;
     ag_client_opts_init(&o);
     o.tls = &t;
-    o.total_timeout_ms = 20000;
+    o.total_timeout_ms = 20000 * slow;
     env e;
     if (env_new(&e, &o) < 0)
         return 1;
@@ -1313,8 +1317,8 @@ static int case_hostile_handshake(void)
      * one is the request's error. */
     ag_client_opts o;
     ag_client_opts_init(&o);
-    o.connect_timeout_ms = 10000;
-    o.total_timeout_ms = 300;
+    o.connect_timeout_ms = 10000 * slow;
+    o.total_timeout_ms = 300 * slow;
     env e;
     if (env_new(&e, &o) < 0)
         return 1;
@@ -1341,7 +1345,7 @@ static int idle_then_how(const char *mode, bool expect_reuse, int how)
     ag_client_opts_init(&o);
     o.no_retry = how != IDLE_NO_CHECK;
     o.no_liveness_check = how == IDLE_NO_CHECK;
-    o.total_timeout_ms = 20000;
+    o.total_timeout_ms = 20000 * slow;
     env e = {0};
     ag_tls_opts ca = with_ca();
     if (how == IDLE_BLOCKING) {
@@ -1517,7 +1521,7 @@ static int case_sigpipe(void)
     signal(SIGPIPE, SIG_DFL);
     ag_client_opts o;
     ag_client_opts_init(&o);
-    o.total_timeout_ms = 20000;
+    o.total_timeout_ms = 20000 * slow;
     o.expect_continue_size = AG_NO_EXPECT;
     env e;
     if (env_new(&e, &o) < 0)
@@ -1562,7 +1566,7 @@ static int case_early_answer(void)
 {
     ag_client_opts o;
     ag_client_opts_init(&o);
-    o.total_timeout_ms = 20000;
+    o.total_timeout_ms = 20000 * slow;
     o.expect_continue_size = AG_NO_EXPECT;
     env e;
     if (env_new(&e, &o) < 0)
@@ -1595,7 +1599,7 @@ static int case_early_answer(void)
     /* nginx refuses a PUT to a static file: with "Expect: 100-continue" (the default above
      * 1 MiB) the refusal comes before the body, over TLS as over TCP. */
     ag_client_opts_init(&o);
-    o.total_timeout_ms = 20000;
+    o.total_timeout_ms = 20000 * slow;
     if (env_new(&e, &o) < 0)
         return 1;
     for (int i = 0; i < 2; i++) {
@@ -1818,9 +1822,9 @@ static int case_blocking_and_trace(void)
     o.tls = &t;
     o.trace = trace_cb;
     o.trace_arg = &log;
-    o.idle_timeout_ms = 500;
-    o.connect_timeout_ms = 500;
-    o.total_timeout_ms = 20000;
+    o.idle_timeout_ms = 500 * slow;
+    o.connect_timeout_ms = 500 * slow;
+    o.total_timeout_ms = 20000 * slow;
     ag_client *c;
     if (ag_client_new(&c, &o) < 0)
         return 1;
@@ -1861,8 +1865,8 @@ static int case_blocking_stall(void)
     ag_client_opts o;
     ag_client_opts_init(&o);
     o.tls = &t;
-    o.idle_timeout_ms = 500;
-    o.total_timeout_ms = 20000;
+    o.idle_timeout_ms = 500 * slow;
+    o.total_timeout_ms = 20000 * slow;
     ag_client *c;
     if (ag_client_new(&c, &o) < 0)
         return 1;
@@ -1886,7 +1890,7 @@ static int in_child(int (*fn)(void), unsigned alarm_s)
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
-        alarm(alarm_s);
+        alarm(alarm_s * (unsigned)slow);
         fails = 0;
         int rc = fn();
 #ifdef AG_ASAN
@@ -1937,6 +1941,9 @@ int main(int argc, char **argv)
         printf("1..0 # SKIP attack_peer.py could not be started\n");
         return 0;
     }
+    const char *wrapper = getenv("AG_TEST_WRAPPER");
+    if (wrapper && wrapper[0])
+        slow = 20;
     bool run_faults = getenv("AG_ATTACK_FAULTS") && atoi(getenv("AG_ATTACK_FAULTS"));
     const char *only = argc > 2 ? argv[2] : NULL;
     tcase cases[] = {
