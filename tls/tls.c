@@ -781,13 +781,16 @@ int ag__tls_start(ag__conn *c, ag__tls_ctx *x, const char *host, uint16_t port, 
     pthread_once(&bio_once, bio_setup);
     if (!bio_method)
         return -ENOMEM;
+    /* "example.com." is the same name as "example.com", which is what certificates and SNI
+     * carry (RFC 6066 section 3: no trailing dot in SNI). */
     size_t hl = strlen(host);
+    if (hl > 1 && host[hl - 1] == '.')
+        hl--;
     tls *t = calloc(1, sizeof *t + hl + 8);
     if (!t)
         return -ENOMEM;
-    memcpy(t->key, host, hl);
-    t->key[hl] = ':';
-    ag__fmt_u64(t->key + hl + 1, port);
+    memcpy(t->key, host, hl); /* the name alone first, then the cache key: "name:port" */
+    const char *name = t->key;
     t->x = x;
     t->l = (ag__layer){&tls_ops, c->top, c};
     BIO *bio = NULL;
@@ -799,16 +802,18 @@ int ag__tls_start(ag__conn *c, ag__tls_ctx *x, const char *host, uint16_t port, 
     SSL_set_app_data(t->ssl, t);
     SSL_set_connect_state(t->ssl);
     uint8_t ip[16];
-    bool literal = ag__ipv4_parse(host, ip) || ag__ipv6_parse(host, ip);
-    if (!literal && SSL_set_tlsext_host_name(t->ssl, host) != 1) /* SNI: names only */
+    bool literal = ag__ipv4_parse(name, ip) || ag__ipv6_parse(name, ip);
+    if (!literal && SSL_set_tlsext_host_name(t->ssl, name) != 1) /* SNI: names only */
         goto fail;
     if (!x->o.insecure) {
-        int ok = literal ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), host)
-                         : SSL_set1_host(t->ssl, host);
+        int ok = literal ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), name)
+                         : SSL_set1_host(t->ssl, name);
         if (ok != 1)
             goto fail;
         SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     }
+    t->key[hl] = ':'; /* OpenSSL keeps copies of the name */
+    ag__fmt_u64(t->key + hl + 1, port);
     SSL_SESSION *sess = x->o.no_session_reuse ? NULL : session_find(x, t->key);
     if (sess)
         SSL_set_session(t->ssl, sess);

@@ -190,6 +190,18 @@ static void tls_name_is_the_urls(void)
            ag_err_name(rc), ag_response_error_detail(r));
     ag_response_free(r);
     ag_client_free(c);
+
+    /* A fully qualified name with its trailing dot is the certificate's name (as curl takes
+     * it): the dot goes neither into SNI nor into the check. */
+    c = tls_client(loop, &t, 0);
+    snprintf(url, sizeof url, "https://localhost.:%d/hello", tls_port);
+    r = fetch(c, url, NULL, NULL, 0, &rc);
+    i = info_of(r);
+    tap_ok(rc == 0 && is_hello(r) && i.verified == 1,
+           "tls_name_trailing_dot: localhost. matches the certificate of localhost (%s %s)",
+           ag_err_name(rc), ag_response_error_detail(r));
+    ag_response_free(r);
+    ag_client_free(c);
 }
 
 /* ---- bad certificates: each with its own error, each passing when insecure ---- */
