@@ -680,7 +680,7 @@ static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
             f->resp->t.connected = ag_now_ns();
             /* The certificate must match the host the URL names, also when connect_to sent
              * the connection elsewhere. */
-            ag__security sec = {f->tls, f->url.host, f->url.port};
+            ag__security sec = {f->tls ? ag__tls_start : NULL, f->tls, f->url.host, f->url.port};
             rc = ag__conn_secure(conn, &sec, deadline, &why);
             tls_failed = rc < 0;
             if (rc == 0 && f->tls)

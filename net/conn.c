@@ -2,12 +2,11 @@
  * the system call first and wait on the reactor only after EAGAIN. */
 #include "net/net.h"
 
-#include "tls/tls.h"
-
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -544,7 +543,18 @@ bool ag__conn_idle_alive(ag__conn *c)
 int ag__conn_secure(ag__conn *c, const ag__security *sec, int64_t deadline_ns, const char **why)
 {
     *why = NULL;
-    if (!sec->tls)
+    if (!sec->start)
         return 0;
-    return ag__tls_start(c, sec->tls, sec->host, sec->port, deadline_ns, why);
+    return sec->start(c, sec->ctx, sec->host, sec->port, deadline_ns, why);
+}
+
+void ag__tls_info_ref(ag__tls_info *i)
+{
+    __atomic_add_fetch(&i->refs, 1, __ATOMIC_RELAXED);
+}
+
+void ag__tls_info_unref(ag__tls_info *i)
+{
+    if (i && __atomic_sub_fetch(&i->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(i);
 }

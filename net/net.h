@@ -151,17 +151,20 @@ int ag__conn_writev(ag__conn *c, struct iovec *iov, int iovcnt, const ag__deadli
  * asked for. Costs system calls only in that case. */
 bool ag__conn_idle_alive(ag__conn *c);
 
-/* What a URL's scheme asks of a new connection above TCP. */
-typedef struct ag__tls_ctx ag__tls_ctx;
+/* What a URL's scheme asks of a new connection above TCP: a filter to stack over its layers
+ * (TLS for https, tls/tls.h's ag__tls_start), or nothing. net/ knows filters only by this: any
+ * of them can stack over any layer (a proxy tunnel, another TLS connection). */
+typedef int (*ag__filter_start)(ag__conn *c, void *ctx, const char *host, uint16_t port,
+                                int64_t deadline_ns, const char **why);
 typedef struct ag__security {
-    ag__tls_ctx *tls; /* NULL: plain (http); else TLS with these settings (https) */
-    const char *host; /* the name (or IP literal) the certificate must match */
+    ag__filter_start start; /* NULL: nothing (plain http) */
+    void *ctx;              /* the filter's settings (TLS: an ag__tls_ctx) */
+    const char *host;       /* the name (or IP literal) the peer must prove it is */
     uint16_t port;
 } ag__security;
 
-/* Make a connected c carry what sec asks for: nothing for plain, else a TLS layer and its
- * handshake (tls/tls.h, ag__tls_start), within the deadline. 0, or a code with *why set to a
- * static detail or NULL. */
+/* Make a connected c carry what sec asks for: the filter's layer and its handshake, within the
+ * deadline. 0, or a code with *why set to a static detail or NULL. */
 int ag__conn_secure(ag__conn *c, const ag__security *sec, int64_t deadline_ns, const char **why);
 
 /* ---- pool.c ---- */

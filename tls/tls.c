@@ -708,17 +708,6 @@ static int64_t asn1_seconds(const ASN1_TIME *t)
     return (int64_t)timegm(&tm);
 }
 
-void ag__tls_info_ref(ag__tls_info *i)
-{
-    __atomic_add_fetch(&i->refs, 1, __ATOMIC_RELAXED);
-}
-
-void ag__tls_info_unref(ag__tls_info *i)
-{
-    if (i && __atomic_sub_fetch(&i->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        free(i);
-}
-
 /* What the handshake negotiated, for the responses of the connection. */
 static ag__tls_info *info_make(SSL *ssl, bool verified)
 {
@@ -774,9 +763,10 @@ static void trace_handshake(ag__conn *c, const ag__tls_info *i)
     ag__conn_trace(c, AG_TRACE_INFO, buf, n);
 }
 
-int ag__tls_start(ag__conn *c, ag__tls_ctx *x, const char *host, uint16_t port, int64_t deadline_ns,
+int ag__tls_start(ag__conn *c, void *ctx, const char *host, uint16_t port, int64_t deadline_ns,
                   const char **why)
 {
+    ag__tls_ctx *x = ctx;
     *why = NULL;
     pthread_once(&bio_once, bio_setup);
     if (!bio_method)

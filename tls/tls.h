@@ -9,6 +9,7 @@
 /* A client's TLS contexts: each holds one set of settings, its SSL_CTX (the CA store loaded
  * once) and the sessions remembered for resumption, keyed by host and port. */
 typedef struct ag__tls_set ag__tls_set;
+typedef struct ag__tls_ctx ag__tls_ctx;
 
 /* sessions: sessions kept per context (0: none). */
 int ag__tls_set_new(ag__tls_set **out, unsigned sessions);
@@ -29,13 +30,14 @@ int ag__tls_ctx_get(ag__tls_set *set, const ag_tls_opts *o, ag__tls_ctx **out, c
 /* A number unique among the set's contexts, for pool keys. */
 unsigned ag__tls_ctx_id(const ag__tls_ctx *x);
 
-/* Put a TLS layer over c's top layer and run the handshake within the deadline: SNI and the
+/* The filter of https (an ag__filter_start; ctx is an ag__tls_ctx): put a TLS layer over c's
+ * top layer and run the handshake within the deadline: SNI and the
  * host-name check for names, an IP check for IP literals, a remembered session offered. 0, or
  * -ETIMEDOUT, -ECANCELED, AG_ECLOSED (the peer closed or reset during the handshake),
  * AG_ETLS_EXPIRED, AG_ETLS_UNTRUSTED, AG_ETLS_HOSTNAME, AG_ETLS_VERIFY, AG_ETLS (the handshake
  * failed: protocol version, no shared cipher, not TLS), -ENOMEM; *why says more (static). On
  * failure c keeps its layers below (the caller closes c). */
-int ag__tls_start(ag__conn *c, ag__tls_ctx *x, const char *host, uint16_t port, int64_t deadline_ns,
+int ag__tls_start(ag__conn *c, void *ctx, const char *host, uint16_t port, int64_t deadline_ns,
                   const char **why);
 
 /* "3.0.11": the version of the OpenSSL library in use. */
