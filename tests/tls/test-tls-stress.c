@@ -76,8 +76,8 @@ static bool wanted(const char *name)
  * handshake used it) and make a full handshake: 1 of 10 when the handshakes run one after
  * another (the failing runs' trace). Timing decides: a skip everywhere. */
 #define FAULT_ONE_TICKET                                                                           \
-    "F4: after resumed TLS 1.3 connections one unspent ticket is left per host: a burst of 10 "    \
-    "resumed 1 to 3 in half the runs on the sanitizer build, after 604b963 too; timing-dependent"
+    "F4, a limit of TLS 1.3 rather than a fault: tickets are single-use and a resumed handshake "  \
+    "brings one new ticket, so a burst resumes as many as the host has unspent (timing decides)"
 
 static const struct {
     const char *name, *fault;
