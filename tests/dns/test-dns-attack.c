@@ -10,6 +10,7 @@
  * below) and what it saw; once the fault is fixed the case passes, and its text is set to NULL so
  * that the case fails if the fault ever comes back. */
 #include "asyncget.h"
+#include "tests/peer.h"
 #include "tests/tap.h"
 
 #include <arpa/inet.h>
@@ -91,34 +92,13 @@ static int hostile_start(const char *script)
     if (!mkdtemp(hd_dir))
         return -1;
     snprintf(hd_log, sizeof hd_log, "%s/queries.log", hd_dir);
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
+    const char *args[] = {script, "--log", hd_log, NULL};
+    int out;
+    if ((hd_pid = peer_spawn(args, &hd_in, &out)) < 0)
         return -1;
-    hd_pid = fork();
-    if (hd_pid < 0)
-        return -1;
-    if (hd_pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        execl("/usr/bin/python3", "python3", script, "--log", hd_log, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    hd_in = in[1];
     char line[32];
-    size_t got = 0;
-    while (got < sizeof line - 1) {
-        struct pollfd p = {out[0], POLLIN, 0};
-        if (poll(&p, 1, 20000) != 1)
-            break;
-        ssize_t r = read(out[0], line + got, 1);
-        if (r <= 0 || line[got] == '\n')
-            break;
-        got++;
-    }
-    line[got] = 0;
-    close(out[0]);
+    peer_read_line(out, line, sizeof line, 20000);
+    close(out);
     int port = atoi(line);
     if (port <= 0)
         return -1;

@@ -7,6 +7,7 @@
  * known and not yet fixed is reported as a skip that names the fault; AG_ATTACK_FAULTS=1 runs it
  * anyway (to see it fail). Nothing leaves loopback; times are only asserted as lower bounds. */
 #include "asyncget.h"
+#include "tests/peer.h"
 #include "tests/tap.h"
 
 #include <errno.h>
@@ -61,24 +62,14 @@ static int peer(const char *mode)
 /* Start attack_peer.py; it runs until this process ends (its stdin reaches the end). */
 static int peer_start(const char *script)
 {
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
-        return -1;
     char cert[PATH_MAX], key[PATH_MAX];
     snprintf(cert, sizeof cert, "%s/valid.pem", tls_dir);
     snprintf(key, sizeof key, "%s/valid.key", tls_dir);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        execl("/usr/bin/python3", "python3", script, cert, key, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    if (pid < 0)
+    const char *args[] = {script, cert, key, NULL};
+    int in, out;
+    if (peer_spawn(args, &in, &out) < 0)
         return -1;
-    FILE *f = fdopen(out[0], "r");
+    FILE *f = fdopen(out, "r");
     char line[128];
     while (f && fgets(line, sizeof line, f)) {
         if (strncmp(line, "ready", 5) == 0)

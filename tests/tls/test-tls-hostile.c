@@ -13,6 +13,7 @@
  * the case fails if the fault ever comes back. A text that starts with "(race)" names a fault that
  * shows or not depending on timing: a pass says nothing then. */
 #include "asyncget.h"
+#include "tests/peer.h"
 #include "tests/tap.h"
 
 #include <dirent.h>
@@ -79,34 +80,13 @@ static int server_start(const char *script)
     if (!mkdtemp(srv_dir))
         return -1;
     snprintf(ca_file, sizeof ca_file, "%s/ca.pem", srv_dir);
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
+    const char *args[] = {script, "--dir", srv_dir, NULL};
+    int out;
+    if ((srv_pid = peer_spawn(args, &srv_in, &out)) < 0)
         return -1;
-    srv_pid = fork();
-    if (srv_pid < 0)
-        return -1;
-    if (srv_pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        execl("/usr/bin/python3", "python3", script, "--dir", srv_dir, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    srv_in = in[1];
     char line[512];
-    size_t got = 0;
-    while (got < sizeof line - 1) {
-        struct pollfd p = {out[0], POLLIN, 0};
-        if (poll(&p, 1, 30000) != 1)
-            break;
-        ssize_t r = read(out[0], line + got, 1);
-        if (r <= 0 || line[got] == '\n')
-            break;
-        got++;
-    }
-    line[got] = 0;
-    close(out[0]);
+    peer_read_line(out, line, sizeof line, 30000);
+    close(out);
     char *save = NULL;
     for (char *tok = strtok_r(line, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
         char *eq = strchr(tok, '=');

@@ -11,6 +11,7 @@
  * case asserts that anything is fast. AG_TLS_STRESS_SOAK=1 runs the big counts in full on every
  * build (the sanitizer build runs smaller ones otherwise). */
 #include "asyncget.h"
+#include "tests/peer.h"
 #include "tests/tap.h"
 
 #include <errno.h>
@@ -159,34 +160,13 @@ static int peer_start(const char *script)
     char cert[512], key[512];
     snprintf(cert, sizeof cert, "%s/valid.pem", tls_dir);
     snprintf(key, sizeof key, "%s/valid.key", tls_dir);
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
+    const char *args[] = {script, cert, key, NULL};
+    int out;
+    if ((peer_pid = peer_spawn(args, &peer_in, &out)) < 0)
         return -1;
-    peer_pid = fork();
-    if (peer_pid < 0)
-        return -1;
-    if (peer_pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        execl("/usr/bin/python3", "python3", script, cert, key, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    peer_in = in[1];
     char line[64];
-    size_t got = 0;
-    while (got < sizeof line - 1) {
-        struct pollfd p = {out[0], POLLIN, 0};
-        if (poll(&p, 1, 20000) != 1)
-            break;
-        ssize_t r = read(out[0], line + got, 1);
-        if (r <= 0 || line[got] == '\n')
-            break;
-        got++;
-    }
-    line[got] = 0;
-    close(out[0]);
+    peer_read_line(out, line, sizeof line, 20000);
+    close(out);
     if (sscanf(line, "%d %d %d", &peer13, &peer12, &peer_plain) != 3)
         return -1;
     return 0;
