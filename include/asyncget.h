@@ -198,6 +198,13 @@ enum ag_trace_kind {
     AG_TRACE_INFO = 1, /* text from asyncget: "connected to ...", "reusing connection", ... */
     AG_TRACE_SEND,     /* bytes written to the connection (over TLS: the plaintext) */
     AG_TRACE_RECV,     /* bytes read from the connection */
+    /* A request head as written (request line and fields up to the empty line), once per
+     * request sent: redirects and retries each give one. The bytes also come as AG_TRACE_SEND. */
+    AG_TRACE_HEAD_OUT,
+    /* A response head as received (status line and fields up to the empty line), whole, once
+     * per response: interim (1xx) responses and redirects each give one. Also in AG_TRACE_RECV. */
+    AG_TRACE_HEAD_IN,
+    /* Later versions may add kinds: a hook ignores those it does not know. */
 };
 
 typedef struct ag_trace_event {
@@ -207,6 +214,7 @@ typedef struct ag_trace_event {
     int64_t time_ns;     /* ag_now_ns() when it happened */
     const char *data;    /* the bytes (not NUL-terminated), valid during the call only */
     size_t len;
+    void *user; /* ag_request.user of the request, NULL for none */
     /* The library allocates this struct: later versions add fields at the end. */
 } ag_trace_event;
 
@@ -422,7 +430,10 @@ typedef struct ag_request {
     /* TLS settings for this request and its redirects, instead of the client's (copied by
      * ag_fetch_start); NULL: the client's */
     const ag_tls_opts *tls;
-    uint64_t reserved[15];
+    /* Not used by the library: handed to the trace hook with every event of this request
+     * (ag_trace_event.user), so that a hook can tell the requests in flight apart. */
+    void *user;
+    uint64_t reserved[14];
 } ag_request;
 
 /* Zero-fill a request: a GET with every default. */
@@ -438,7 +449,9 @@ typedef struct ag_timings {
     int64_t sent;       /* request fully written */
     int64_t first_byte; /* first response byte read */
     int64_t done;       /* response complete */
-    uint64_t reserved[8];
+    /* The wall clock (CLOCK_REALTIME, ns since 1970) at start: for logs and HAR. */
+    int64_t wall_start;
+    uint64_t reserved[7];
 } ag_timings;
 
 /* Make one request, following redirects. Inside a coroutine it waits without blocking the loop;
@@ -471,6 +484,8 @@ AG_EXPORT const char *ag_response_error_detail(const ag_response *resp);
 /* The request's id, unique per client from 1, as the trace hook reports it. */
 AG_EXPORT uint64_t ag_response_request_id(const ag_response *resp);
 AG_EXPORT int ag_response_status(const ag_response *resp); /* 0 if none arrived */
+/* Reason phrase of the final response's status line ("OK"), "" when none. */
+AG_EXPORT const char *ag_response_reason(const ag_response *resp);
 /* HTTP minor version of the final response (0 or 1). */
 AG_EXPORT int ag_response_http_minor(const ag_response *resp);
 /* First value of a header, compared case-insensitively, or NULL. */
@@ -487,6 +502,12 @@ AG_EXPORT int ag_response_trailer_at(const ag_response *resp, size_t i, const ch
 AG_EXPORT const char *ag_response_body(const ag_response *resp, size_t *len);
 /* Body bytes received, whatever the sink. */
 AG_EXPORT uint64_t ag_response_body_bytes(const ag_response *resp);
+/* Bytes of every response head received for the request (status lines, fields and the empty
+ * lines, of interim responses and redirects too), as curl's size_header. */
+AG_EXPORT uint64_t ag_response_header_bytes(const ag_response *resp);
+/* Connections opened for the request, redirects and retries included (0: every exchange
+ * reused a pooled connection), as curl's num_connects. */
+AG_EXPORT unsigned ag_response_connects(const ag_response *resp);
 AG_EXPORT void ag_response_timings(const ag_response *resp, ag_timings *out);
 /* Whether the final response came over a reused keep-alive connection, and that
  * connection's id (unique per client, from 1). */
