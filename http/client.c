@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define RBUF_SIZE         (64 * 1024)
 #define PRIVATE_RBUF_SIZE (16 * 1024)
@@ -538,6 +539,8 @@ static int send_request(fetch *f, ag__conn *conn, ag__parse *ps)
                               &head, &head_len);
     if (rc < 0)
         return rc;
+    if (conn->trace)
+        ag__conn_trace(conn, AG_TRACE_HEAD_OUT, head, head_len);
     struct iovec iov[3] = {{head, head_len}, {NULL, 0}, {NULL, 0}};
     char *buf = NULL;
 
@@ -638,6 +641,7 @@ static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
     conn->trace = c->o.trace;
     conn->trace_arg = c->o.trace_arg;
     conn->req_id = r->req_id;
+    conn->user = f->req->user;
     int64_t deadline = earlier(f->total_deadline, after_ms(c->o.connect_timeout_ms));
     const char *host = f->url.host;
     uint16_t port = f->url.port;
@@ -724,6 +728,7 @@ static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
                 NULL);
         goto fail;
     }
+    r->connects++;
     *out = conn;
     return 0;
 fail:
@@ -781,6 +786,11 @@ static int exchange(fetch *f)
     return rc;
 }
 
+static void trace_head(void *arg, const char *head, size_t len)
+{
+    ag__conn_trace(arg, AG_TRACE_HEAD_IN, head, len);
+}
+
 static int exchange_on(fetch *f, const char *key)
 {
     ag_client *c = f->client;
@@ -819,6 +829,7 @@ static int exchange_on(fetch *f, const char *key)
         conn->trace = c->o.trace;
         conn->trace_arg = c->o.trace_arg;
         conn->req_id = r->req_id;
+        conn->user = f->req->user;
         if (conn->trace)
             ag__conn_trace(conn, AG_TRACE_INFO, reused ? "reusing connection" : "connected",
                            reused ? 18 : 9);
@@ -834,6 +845,10 @@ static int exchange_on(fetch *f, const char *key)
         ag__parse_init(&ps, c, f->req, r, strcmp(f->st.method, "HEAD") == 0,
                        !f->req->no_redirects && c->o.max_redirects != AG_NO_REDIRECTS);
         ps.deadline = f->total_deadline;
+        if (conn->trace) {
+            ps.on_head = trace_head;
+            ps.on_head_arg = conn;
+        }
         rc = send_request(f, conn, &ps);
         bool early = rc == 1;
         if (rc == 0) {
@@ -842,6 +857,7 @@ static int exchange_on(fetch *f, const char *key)
         } else if (early) {
             rc = 0;
         }
+        ag__parse_end(&ps);
         if (rc == 0) {
             conn->served++;
             /* A response that came before the whole body was sent leaves the server reading
@@ -963,6 +979,11 @@ static int fetch_from(ag_client *c, const ag_request *req, ag_response **out, in
     if (!r)
         return -ENOMEM;
     r->t.start = start;
+    /* The wall clock at start: the monotonic clock says how long ago that was. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t wall = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - (ag_now_ns() - start);
+    r->t.wall_start = wall;
     r->req_id = ++c->next_req_id;
     c->inflight++;
     fetch f = {.client = c, .req = req, .resp = r};
@@ -991,8 +1012,10 @@ static int fetch_from(ag_client *c, const ag_request *req, ag_response **out, in
             break;
         }
         rc = follow(&f);
-        if (rc == 0)
+        if (rc == 0) {
             r->t.start = start;
+            r->t.wall_start = wall;
+        }
     }
     if (f.url.buf)
         r->url = url_text(&f.url);

@@ -63,6 +63,9 @@ struct ag_response {
     unsigned redirects;
     uint64_t req_id;
     char detail[160]; /* ag_response_error_detail */
+    char reason[48];  /* the final status line's reason phrase, cut to fit */
+    uint64_t header_bytes; /* every response head of the request, redirects included */
+    unsigned connects;     /* connections opened for the request */
 };
 
 /* Set the response's detail text to the concatenation of the pieces (NULL ends them), cut to
@@ -114,6 +117,12 @@ typedef struct ag__parse {
     bool extra;        /* bytes followed the complete response */
     bool must_close;   /* the framing cannot be trusted past this message: do not reuse */
     const char *why;   /* a refusal's reason, a string literal (NULL: none given) */
+    /* Each whole response head, for the trace hook (AG_TRACE_HEAD_IN); NULL: not wanted, and
+     * nothing is collected. */
+    void (*on_head)(void *arg, const char *head, size_t len);
+    void *on_head_arg;
+    char *hbuf; /* the head collected so far, for on_head */
+    size_t hlen, hcap;
 } ag__parse;
 
 void ag__parse_init(ag__parse *ps, const ag_client *client, const ag_request *req,
@@ -124,6 +133,8 @@ int ag__parse_feed(ag__parse *ps, const char *data, size_t len);
 /* The response will not complete (an error, a timeout): drop a field record left half-written,
  * so that the response handed to the caller holds only whole fields. */
 void ag__parse_abandon(ag__parse *ps);
+/* Free what the parse holds (the head collected for on_head). */
+void ag__parse_end(ag__parse *ps);
 
 /* ---- request.c ---- */
 typedef struct ag__req_state {

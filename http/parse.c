@@ -5,6 +5,7 @@
 #include "http/internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -228,6 +229,18 @@ static bool is_redirect(int status)
     return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
+/* The reason phrase, which may come in pieces; what does not fit is cut. */
+static int on_status(http_parser *p, const char *at, size_t len)
+{
+    ag_response *r = state(p)->resp;
+    size_t have = strlen(r->reason), room = sizeof r->reason - 1 - have;
+    if (len > room)
+        len = room;
+    memcpy(r->reason + have, at, len);
+    r->reason[have + len] = 0;
+    return 0;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     ag__parse *ps = state(p);
@@ -345,6 +358,7 @@ static int on_message_complete(http_parser *p)
          * Continue") reports no status and no fields rather than the 1xx's. */
         ps->resp->status = 0;
         ps->resp->http_minor = 0;
+        ps->resp->reason[0] = 0;
         ag__fields_clear(&ps->resp->headers);
         ag__fields_clear(&ps->resp->trailers);
         ps->trailers = false;
@@ -391,8 +405,39 @@ static void framing_reset(ag__parse *ps)
  * what a strict reading would refuse: a bare CR or LF in the head (including the empty line that
  * ends it), a chunk size line not ending in CRLF or with a control byte or an endless extension,
  * chunk data not followed by CRLF, and trailer lines not ending in CRLF. */
+/* A piece of a response head: counted, and collected for the trace hook when it wants heads.
+ * last: the piece ends the head. */
+static void head_piece(ag__parse *ps, const char *p, size_t n, bool last)
+{
+    ps->resp->header_bytes += n;
+    if (!ps->on_head)
+        return;
+    if (ps->hlen + n > ps->hcap) {
+        /* The parser's header limit bounds a head; a trace that cannot grow loses the head,
+         * never the request. */
+        size_t cap = ps->hcap ? ps->hcap : 1024;
+        while (cap < ps->hlen + n)
+            cap *= 2;
+        char *nb = realloc(ps->hbuf, cap);
+        if (!nb) {
+            ps->hlen = 0;
+            return;
+        }
+        ps->hbuf = nb;
+        ps->hcap = cap;
+    }
+    memcpy(ps->hbuf + ps->hlen, p, n);
+    ps->hlen += n;
+    if (last) {
+        ps->on_head(ps->on_head_arg, ps->hbuf, ps->hlen);
+        ps->hlen = 0;
+    }
+}
+
 static int framing_check(ag__parse *ps, const char *p, size_t n)
 {
+    /* Where the head's bytes in p begin, when p holds some. */
+    size_t head_from = ps->fr_state == FR_HEAD ? 0 : SIZE_MAX;
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
         switch (ps->fr_state) {
@@ -412,6 +457,8 @@ static int framing_check(ag__parse *ps, const char *p, size_t n)
                 break;
             }
             /* The empty line: the head ends here, and the parser has seen the framing. */
+            head_piece(ps, p + head_from, i + 1 - head_from, true);
+            head_from = SIZE_MAX;
             ps->fr_state =
                 (ps->p.flags & F_CHUNKED) && !(ps->p.flags & F_SKIPBODY) ? FR_SIZE : FR_BODY;
             ps->fr_digits = 0;
@@ -490,10 +537,13 @@ static int framing_check(ag__parse *ps, const char *p, size_t n)
             break;
         }
     }
+    if (head_from != SIZE_MAX && head_from < n)
+        head_piece(ps, p + head_from, n - head_from, false);
     return 0;
 }
 
 static const http_parser_settings settings = {
+    .on_status = on_status,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
@@ -515,6 +565,13 @@ void ag__parse_init(ag__parse *ps, const ag_client *client, const ag_request *re
     ps->sl_active = true;
     ps->deadline = -1;
     framing_reset(ps);
+}
+
+void ag__parse_end(ag__parse *ps)
+{
+    free(ps->hbuf);
+    ps->hbuf = NULL;
+    ps->hlen = ps->hcap = 0;
 }
 
 void ag__parse_abandon(ag__parse *ps)

@@ -101,6 +101,7 @@ void ag__response_reset(ag_response *r)
 {
     r->status = 0;
     r->http_minor = 0;
+    r->reason[0] = 0;
     ag__fields_clear(&r->headers);
     ag__fields_clear(&r->trailers);
     r->body_len = 0;
@@ -183,6 +184,21 @@ const char *ag_response_body(const ag_response *r, size_t *len)
 uint64_t ag_response_body_bytes(const ag_response *r)
 {
     return r->body_bytes;
+}
+
+uint64_t ag_response_header_bytes(const ag_response *r)
+{
+    return r ? r->header_bytes : 0;
+}
+
+unsigned ag_response_connects(const ag_response *r)
+{
+    return r ? r->connects : 0;
+}
+
+const char *ag_response_reason(const ag_response *r)
+{
+    return r ? r->reason : "";
 }
 
 void ag_response_timings(const ag_response *r, ag_timings *out)

@@ -463,6 +463,7 @@ void ag__conn_trace(const ag__conn *c, int kind, const char *data, size_t len)
         .time_ns = ag_now_ns(),
         .data = data,
         .len = len,
+        .user = c->user,
     };
     c->trace(c->trace_arg, &ev);
 }

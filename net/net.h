@@ -98,6 +98,7 @@ struct ag__conn {
     ag_trace_cb trace;
     void *trace_arg;
     uint64_t req_id;
+    void *user; /* ag_request.user of the request, for the trace hook */
 };
 
 /* Report an event of c to its trace hook, if it has one. */

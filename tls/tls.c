@@ -748,19 +748,65 @@ static ag__tls_info *info_make(SSL *ssl, bool verified)
     return info;
 }
 
+/* Append the strings of parts (NULL ends them) to buf, cut at size; returns the new length. */
+static size_t put_parts(char *buf, size_t n, size_t size, const char *const *parts)
+{
+    for (; *parts; parts++)
+        for (const char *s = *parts; *s && n < size; s++)
+            buf[n++] = *s;
+    return n;
+}
+
+/* "2027-01-31 23:59:59 GMT"; no printf on a coroutine stack. */
+static void date_text(int64_t t, char out[24])
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    if (!gmtime_r(&tt, &tm)) {
+        out[0] = 0;
+        return;
+    }
+    int v[] = {tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec};
+    const char *sep = "--  ::";
+    char *p = out;
+    for (int k = 0; k < 6; k++) {
+        int w = k == 0 ? 4 : 2, x = v[k] < 0 ? 0 : v[k];
+        for (int d = w - 1; d >= 0; d--, x /= 10)
+            p[d] = (char)('0' + x % 10);
+        p += w;
+        if (k < 5)
+            *p++ = sep[k];
+    }
+    memcpy(p, " GMT", 5);
+}
+
 static void trace_handshake(ag__conn *c, const ag__tls_info *i)
 {
     if (!c->trace)
         return;
-    char buf[200];
-    size_t n = 0;
-    const char *parts[] = {
-        "TLS handshake done: ",      i->version, " ", i->cipher, i->resumed ? " (resumed)" : "",
-        i->alpn[0] ? ", ALPN " : "", i->alpn};
-    for (size_t k = 0; k < sizeof parts / sizeof *parts; k++)
-        for (const char *s = parts[k]; *s && n < sizeof buf; s++)
-            buf[n++] = *s;
-    ag__conn_trace(c, AG_TRACE_INFO, buf, n);
+    char buf[512];
+    const char *done[] = {"TLS handshake done: ",
+                          i->version,
+                          " ",
+                          i->cipher,
+                          i->resumed ? " (resumed)" : "",
+                          i->alpn[0] ? ", ALPN " : "",
+                          i->alpn,
+                          NULL};
+    ag__conn_trace(c, AG_TRACE_INFO, buf, put_parts(buf, 0, sizeof buf, done));
+    if (!i->subject[0] && !i->issuer[0])
+        return;
+    char expires[24];
+    date_text(i->not_after, expires);
+    const char *cert[] = {"server certificate: subject: ",
+                          i->subject,
+                          "; issuer: ",
+                          i->issuer,
+                          "; expires: ",
+                          expires,
+                          i->verified ? "; verified" : "; NOT verified",
+                          NULL};
+    ag__conn_trace(c, AG_TRACE_INFO, buf, put_parts(buf, 0, sizeof buf, cert));
 }
 
 int ag__tls_start(ag__conn *c, void *ctx, const char *host, uint16_t port, int64_t deadline_ns,
