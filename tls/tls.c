@@ -785,14 +785,9 @@ static void trace_handshake(ag__conn *c, const ag__tls_info *i)
     if (!c->trace)
         return;
     char buf[512];
-    const char *done[] = {"TLS handshake done: ",
-                          i->version,
-                          " ",
-                          i->cipher,
-                          i->resumed ? " (resumed)" : "",
-                          i->alpn[0] ? ", ALPN " : "",
-                          i->alpn,
-                          NULL};
+    const char *done[] = {
+        "TLS handshake done: ",      i->version, " ", i->cipher, i->resumed ? " (resumed)" : "",
+        i->alpn[0] ? ", ALPN " : "", i->alpn,    NULL};
     ag__conn_trace(c, AG_TRACE_INFO, buf, put_parts(buf, 0, sizeof buf, done));
     if (!i->subject[0] && !i->issuer[0])
         return;
