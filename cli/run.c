@@ -1,0 +1,1280 @@
+/* run.c: the run of the asyncget command. Each thread has its own loop and client, sharing
+ * nothing with the others but the list of URLs (a source under a lock), the outputs (each with its
+ * own lock) and a few counters. On a thread, --parallel-max coroutines each take the next URL,
+ * make the request (with its retries) and record the result, until the list ends. */
+#include "run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_THREADS    256
+#define ERRORS_SHOWN   20
+#define FILE_QUEUE_CAP 4096
+#define GRACE_NS       (1000 * 1000000LL) /* in-flight requests get this long after Ctrl-C */
+#define RETRY_FIRST_MS 1000
+#define RETRY_CAP_MS   (600 * 1000)
+
+void cli_strs_add(cli_strs *s, const char *str)
+{
+    if (s->n + 2 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        const char **v = realloc(s->v, cap * sizeof *v);
+        if (!v) {
+            fputs("asyncget: out of memory\n", stderr);
+            exit(27);
+        }
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = str;
+    s->v[s->n] = NULL;
+}
+
+void cli_strs_free(cli_strs *s)
+{
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- curl's exit codes ---- */
+
+int cli_exitcode(int err, bool sent)
+{
+    switch (err) {
+    case 0:
+        return 0;
+    case AG_EURL:
+    case AG_EREDIRECT:
+        return 3;
+    case AG_ESCHEME:
+        return 1;
+    case AG_EHEADER:
+    case AG_EREQUEST:
+        return 43;
+    case AG_EDNS:
+    case AG_EDNS_FAIL:
+        return 6;
+    case AG_EDNS_TIMEOUT:
+    case AG_ECONNECT_TIMEOUT:
+    case AG_EPOOL_TIMEOUT:
+    case AG_EIDLE_TIMEOUT:
+    case AG_ETOTAL_TIMEOUT:
+    case -ETIMEDOUT:
+        return 28;
+    case AG_ETLS:
+        return 35;
+    case AG_ETLS_VERIFY:
+    case AG_ETLS_EXPIRED:
+    case AG_ETLS_UNTRUSTED:
+    case AG_ETLS_HOSTNAME:
+        return 60;
+    case AG_EPROTO:
+        return 8;
+    case AG_ETOO_LARGE:
+        return 63;
+    case AG_EREDIRECTS:
+        return 47;
+    case AG_ECLOSED:
+        return 52;
+    case AG_ETRUNCATED:
+        return 18;
+    case AG_EBODY:
+        return 26;
+    case AG_ESINK:
+        return 23;
+    case -ECANCELED:
+        return 42;
+    case -ENOMEM:
+        return 27;
+    default:
+        break;
+    }
+    /* A system error: before the request went out it is the connection's (7), after it a
+     * failure to receive (56) or, while sending, to send (55). */
+    if (!sent)
+        return err == -EPIPE || err == -ECONNRESET ? 55 : 7;
+    return 56;
+}
+
+/* ---- the list of URLs ---- */
+
+typedef struct item {
+    uint64_t urlnum;
+    char *url;
+} item;
+
+/* Lines of the URL files, read by a thread of their own so that a list still being written
+ * (a pipe) is read as it comes without blocking a loop. A NULL line ends a round. */
+typedef struct fileq {
+    pthread_mutex_t mu;
+    pthread_cond_t room;
+    char **lines;
+    size_t head, count;
+    bool finished; /* the reader has read everything it will */
+    bool quit;     /* the run is stopping: the reader ends */
+} fileq;
+
+typedef struct source {
+    pthread_mutex_t mu;
+    const cli_cfg *cfg;
+    uint64_t next_num;
+    uint64_t round, rounds; /* rounds: UINT64_MAX with --duration */
+    int64_t deadline;       /* --duration, -1: none */
+    size_t arg;             /* next command-line URL of this round */
+    cli_glob *glob;         /* the expansion of the current one */
+    cli_buf gbuf;
+    bool in_files; /* this round is past the command-line URLs */
+    bool ended;
+    fileq fq;
+    char glob_err[160];
+} source;
+
+static int fq_push(fileq *q, char *line)
+{
+    pthread_mutex_lock(&q->mu);
+    while (q->count == FILE_QUEUE_CAP && !q->quit)
+        pthread_cond_wait(&q->room, &q->mu);
+    int rc = q->quit ? -1 : 0;
+    if (rc == 0)
+        q->lines[(q->head + q->count++) % FILE_QUEUE_CAP] = line;
+    pthread_mutex_unlock(&q->mu);
+    if (rc < 0)
+        free(line);
+    return rc;
+}
+
+/* Strip the line end and surrounding blanks; NULL for a blank line or a comment. */
+static char *url_line(char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+                 line[n - 1] == '\t'))
+        line[--n] = 0;
+    char *p = line;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (!*p || *p == '#')
+        return NULL;
+    return p;
+}
+
+static void *file_reader(void *arg)
+{
+    source *s = arg;
+    const cli_cfg *cfg = s->cfg;
+    /* A list read from stdin cannot be read twice: its lines are kept for the next rounds. */
+    char **kept = NULL;
+    size_t nkept = 0, capkept = 0;
+    bool keep = s->rounds > 1;
+    for (uint64_t round = 0; round < s->rounds; round++) {
+        for (size_t i = 0; i < cfg->url_files.n; i++) {
+            const char *path = cfg->url_files.v[i];
+            bool std_in = strcmp(path, "-") == 0;
+            if (std_in && round > 0) {
+                for (size_t k = 0; k < nkept; k++) {
+                    char *dup = strdup(kept[k]);
+                    if (!dup || fq_push(&s->fq, dup) < 0)
+                        goto out;
+                }
+                continue;
+            }
+            FILE *f = std_in ? stdin : fopen(path, "r");
+            if (!f) {
+                fprintf(stderr, "asyncget: cannot read URL file %s: %s\n", path, strerror(errno));
+                continue;
+            }
+            char *line = NULL;
+            size_t cap = 0;
+            while (getline(&line, &cap, f) >= 0) {
+                char *u = url_line(line);
+                if (!u)
+                    continue;
+                char *dup = strdup(u);
+                if (!dup)
+                    break;
+                if (std_in && keep) {
+                    if (nkept == capkept) {
+                        capkept = capkept ? capkept * 2 : 256;
+                        char **nk = realloc(kept, capkept * sizeof *nk);
+                        if (!nk)
+                            break;
+                        kept = nk;
+                    }
+                    kept[nkept] = strdup(u);
+                    if (kept[nkept])
+                        nkept++;
+                }
+                if (fq_push(&s->fq, dup) < 0) {
+                    free(line);
+                    if (!std_in)
+                        fclose(f);
+                    goto out;
+                }
+            }
+            free(line);
+            if (!std_in)
+                fclose(f);
+        }
+        if (fq_push(&s->fq, NULL) < 0) /* the round ends */
+            break;
+    }
+out:
+    for (size_t k = 0; k < nkept; k++)
+        free(kept[k]);
+    free(kept);
+    pthread_mutex_lock(&s->fq.mu);
+    s->fq.finished = true;
+    pthread_mutex_unlock(&s->fq.mu);
+    return NULL;
+}
+
+enum { SRC_ITEM = 1, SRC_END = 0, SRC_AGAIN = -1 };
+
+/* The next URL in input order, with its urlnum: SRC_ITEM, SRC_END, or SRC_AGAIN when the URL
+ * files have nothing yet. */
+static int source_next(source *s, item *out)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = SRC_END;
+    const cli_cfg *cfg = s->cfg;
+    while (!s->ended) {
+        if (s->deadline >= 0 && ag_now_ns() >= s->deadline) {
+            s->ended = true;
+            break;
+        }
+        if (!s->in_files) {
+            if (s->glob) {
+                if (cli_glob_next(s->glob, &s->gbuf) == 1) {
+                    out->url = strdup(s->gbuf.p);
+                    rc = SRC_ITEM;
+                    break;
+                }
+                cli_glob_free(s->glob);
+                s->glob = NULL;
+                s->arg++;
+                continue;
+            }
+            if (s->arg < cfg->urls.n) {
+                const char *u = cfg->urls.v[s->arg];
+                if (cfg->globoff) {
+                    out->url = strdup(u);
+                    s->arg++;
+                    rc = SRC_ITEM;
+                    break;
+                }
+                /* Checked whole at start: a pattern that fails here fails again the same. */
+                if (cli_glob_new(u, &s->glob, s->glob_err, sizeof s->glob_err) < 0) {
+                    s->glob = NULL;
+                    out->url = strdup(u);
+                    s->arg++;
+                    rc = SRC_ITEM;
+                    break;
+                }
+                continue;
+            }
+            s->in_files = true;
+        }
+        if (cfg->url_files.n) {
+            fileq *q = &s->fq;
+            pthread_mutex_lock(&q->mu);
+            if (q->count == 0) {
+                bool fin = q->finished;
+                pthread_mutex_unlock(&q->mu);
+                if (fin) {
+                    s->ended = true;
+                    break;
+                }
+                rc = SRC_AGAIN;
+                break;
+            }
+            char *line = q->lines[q->head];
+            q->head = (q->head + 1) % FILE_QUEUE_CAP;
+            q->count--;
+            pthread_cond_signal(&q->room);
+            pthread_mutex_unlock(&q->mu);
+            if (line) {
+                out->url = line;
+                rc = SRC_ITEM;
+                break;
+            }
+        }
+        /* The round is over. */
+        if (++s->round >= s->rounds) {
+            s->ended = true;
+            break;
+        }
+        s->arg = 0;
+        s->in_files = false;
+    }
+    if (rc == SRC_ITEM) {
+        if (!out->url) {
+            rc = SRC_END; /* out of memory: the list ends here */
+            s->ended = true;
+        } else {
+            out->urlnum = s->next_num++;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static void source_stop(source *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->ended = true;
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_lock(&s->fq.mu);
+    s->fq.quit = true;
+    pthread_cond_broadcast(&s->fq.room);
+    pthread_mutex_unlock(&s->fq.mu);
+}
+
+/* ---- the run ---- */
+
+typedef struct thr thr;
+
+typedef struct run {
+    cli_cfg *cfg;
+    source src;
+    /* the request every URL shares */
+    const char *method;
+    ag_header *headers;
+    size_t nheaders;
+    ag_tls_opts tls;
+    int out_mode;
+    cli_out *out;
+    cli_wo *wo;
+    cli_trace *trace[3]; /* -v, --trace, --trace-ascii */
+    cli_har *har;
+    bool want_heads; /* keep the final heads for HAR */
+    pthread_mutex_t stdout_mu;
+    /* counters */
+    atomic_uint_fast64_t done, failed, shown_errors;
+    atomic_int stop;  /* 1: start no new request */
+    atomic_int epipe; /* stdout is gone: end quietly */
+    pthread_mutex_t exit_mu;
+    pthread_cond_t finished_cv; /* a thread finished (under exit_mu) */
+    uint64_t exit_urlnum;
+    int exit_code;
+    unsigned nthreads;
+    thr *threads;
+    int64_t start_ns;
+} run;
+
+struct thr {
+    run *R;
+    unsigned index;
+    unsigned cap; /* requests in flight at most on this thread */
+    _Atomic(ag_loop *) loop;
+    ag_client *client;
+    cli_summary *sum;
+    ag_coro **workers;
+    ag_timer grace;
+    bool stopping;
+    int64_t next_due, step; /* --rate */
+    pthread_t th;
+    atomic_int finished;
+    int setup_error;
+};
+
+/* One request in flight: what the trace hook needs to tell it apart. */
+typedef struct reqctx {
+    run *R;
+    uint64_t urlnum;
+    char *head_out, *head_in; /* the final exchange's heads, for HAR */
+    size_t head_out_len, head_in_len;
+} reqctx;
+
+static run *the_run; /* for the signal handler */
+
+static void keep_copy(char **dst, size_t *dlen, const char *p, size_t n)
+{
+    char *c = malloc(n ? n : 1);
+    if (!c)
+        return;
+    memcpy(c, p, n);
+    free(*dst);
+    *dst = c;
+    *dlen = n;
+}
+
+static void on_trace(void *arg, const ag_trace_event *ev)
+{
+    run *R = arg;
+    reqctx *q = ev->user;
+    uint64_t urlnum = q ? q->urlnum : UINT64_MAX;
+    for (int i = 0; i < 3; i++)
+        if (R->trace[i])
+            cli_trace_event(R->trace[i], urlnum, ev);
+    if (!q || !R->want_heads)
+        return;
+    if (ev->kind == AG_TRACE_HEAD_OUT) {
+        keep_copy(&q->head_out, &q->head_out_len, ev->data, ev->len);
+    } else if (ev->kind == AG_TRACE_HEAD_IN) {
+        /* An interim response is not the answer. */
+        bool interim = ev->len > 9 && ev->data[9] == '1';
+        if (!interim)
+            keep_copy(&q->head_in, &q->head_in_len, ev->data, ev->len);
+    }
+}
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static void out_stdout(run *R, const char *p, size_t n)
+{
+    if (atomic_load(&R->epipe))
+        return;
+    pthread_mutex_lock(&R->stdout_mu);
+    bool ok = write_all(1, p, n);
+    pthread_mutex_unlock(&R->stdout_mu);
+    if (!ok && errno == EPIPE) {
+        atomic_store(&R->epipe, 1);
+        atomic_store(&R->stop, 1);
+    }
+}
+
+static bool idempotent(const char *m)
+{
+    static const char *const ok[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (strcmp(m, ok[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Retry-After in milliseconds (seconds or an HTTP date), -1 when absent or unreadable. */
+static int64_t retry_after_ms(const ag_response *resp)
+{
+    const char *v = resp ? ag_response_header(resp, "Retry-After") : NULL;
+    if (!v)
+        return -1;
+    char *end;
+    errno = 0;
+    long long s = strtoll(v, &end, 10);
+    if (end != v && *end == 0 && s >= 0 && errno == 0)
+        return s > 86400 ? 86400000 : s * 1000;
+    struct tm tm = {0};
+    const char *e = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!e)
+        return -1;
+    int64_t at = (int64_t)timegm(&tm) * 1000;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return at > now ? at - now : 0;
+}
+
+static bool transient(const cli_cfg *cfg, int err, int status)
+{
+    if (cfg->retry_all_errors)
+        return err < 0 || status >= 400;
+    switch (err) {
+    case AG_EDNS_TIMEOUT:
+    case AG_ECONNECT_TIMEOUT:
+    case AG_EPOOL_TIMEOUT:
+    case AG_EIDLE_TIMEOUT:
+    case AG_ETOTAL_TIMEOUT:
+        return true;
+    case -ECONNREFUSED:
+        return cfg->retry_connrefused;
+    case 0:
+        return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 ||
+               status == 504;
+    default:
+        return false;
+    }
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    /* xorshift64*: jitter only, no need for more. */
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* "1.2.3.4:80" or "[::1]:80" into its address and port. */
+static void split_peer(const char *peer, char *ip, size_t iplen, int *port)
+{
+    ip[0] = 0;
+    *port = 0;
+    if (!peer || !*peer)
+        return;
+    const char *colon = strrchr(peer, ':');
+    if (!colon)
+        return;
+    const char *a = peer, *b = colon;
+    if (*a == '[' && b > a && b[-1] == ']') {
+        a++;
+        b--;
+    }
+    size_t n = (size_t)(b - a);
+    if (n >= iplen)
+        n = iplen - 1;
+    memcpy(ip, a, n);
+    ip[n] = 0;
+    *port = atoi(colon + 1);
+}
+
+static int64_t pick(int64_t v, int64_t prev)
+{
+    return v ? v : prev;
+}
+
+/* The result of one request, from its final response (resp may be NULL: out of memory, or a
+ * cancel during a retry's wait). Strings point into resp, the item and the buffers given. */
+static void make_result(cli_result *r, const run *R, const item *it, const ag_response *resp,
+                        int err, int64_t t0, int64_t wall0, unsigned attempts, char *ip,
+                        size_t iplen, char *msg, size_t msglen, ag_tls_info *ti)
+{
+    const cli_cfg *cfg = R->cfg;
+    memset(r, 0, sizeof *r);
+    r->urlnum = it->urlnum;
+    r->url = it->url;
+    r->method = R->method;
+    r->attempts = attempts;
+    r->error = err;
+    r->start_wall_ns = wall0;
+    r->resp = resp;
+    r->remote_ip = "";
+    int64_t now = ag_now_ns();
+    if (resp) {
+        ag_timings t;
+        ag_response_timings(resp, &t);
+        int64_t q = pick(t.queued, t.start);
+        int64_t dns = pick(t.dns, q);
+        int64_t con = pick(t.connected, dns);
+        int64_t pre = pick(t.tls, con);
+        int64_t first = pick(t.first_byte, pick(t.sent, pre));
+        int64_t done = pick(t.done, now);
+        r->time_queue = q - t0;
+        r->time_namelookup = dns - t0;
+        r->time_connect = con - t0;
+        r->time_appconnect = t.tls ? t.tls - t0 : 0;
+        r->time_pretransfer = pre - t0;
+        r->time_starttransfer = first - t0;
+        r->time_total = done - t0;
+        r->http_code = ag_response_status(resp);
+        r->size_download = ag_response_body_bytes(resp);
+        r->size_header = ag_response_header_bytes(resp);
+        r->num_connects = ag_response_connects(resp);
+        r->num_redirects = ag_response_redirects(resp);
+        r->conn_id = ag_response_conn_id(resp);
+        r->reused = ag_response_reused(resp);
+        const char *eff = ag_response_url(resp);
+        r->url_effective = eff && *eff ? eff : it->url;
+        r->content_type = ag_response_header(resp, "Content-Type");
+        split_peer(ag_response_peer(resp), ip, iplen, &r->remote_port);
+        r->remote_ip = ip;
+        if (ag_response_tls(resp, ti) == 0) {
+            r->tls_version = ti->version;
+            r->tls_resumed = ti->resumed;
+        }
+    } else {
+        r->url_effective = it->url;
+        r->time_queue = r->time_namelookup = r->time_connect = r->time_pretransfer =
+            r->time_starttransfer = r->time_total = now - t0;
+    }
+    bool sent = false;
+    if (resp) {
+        ag_timings t;
+        ag_response_timings(resp, &t);
+        sent = t.sent != 0 || t.first_byte != 0;
+    }
+    r->exitcode = cli_exitcode(err, sent);
+    if (err < 0) {
+        /* The detail names the failure and where; the code's text alone when there is none. */
+        const char *detail = resp ? ag_response_error_detail(resp) : "";
+        snprintf(msg, msglen, "%s", *detail ? detail : ag_strerror(err));
+        r->errormsg = msg;
+    } else if (cfg->fail || cfg->fail_with_body) {
+        if (r->http_code >= 400) {
+            r->exitcode = 22;
+            snprintf(msg, msglen, "The requested URL returned error: %d", r->http_code);
+            r->errormsg = msg;
+        }
+    }
+    if (err == 0 && cfg->follow && cfg->max_redirs == 0 && r->http_code >= 300 &&
+        r->http_code < 400 && resp && ag_response_header(resp, "Location")) {
+        r->exitcode = 47;
+        snprintf(msg, msglen, "Maximum (0) redirects followed");
+        r->errormsg = msg;
+    }
+}
+
+/* The -i head: the final response's status line and fields as parsed. */
+static void include_head(cli_buf *b, const ag_response *resp)
+{
+    cli_buf_printf(b, "HTTP/1.%d %03d %s\r\n", ag_response_http_minor(resp),
+                   ag_response_status(resp), ag_response_reason(resp));
+    size_t n = ag_response_header_count(resp);
+    for (size_t i = 0; i < n; i++) {
+        const char *name, *value;
+        if (ag_response_header_at(resp, i, &name, &value) == 0)
+            cli_buf_printf(b, "%s: %s\r\n", name, value);
+    }
+    cli_buf_puts(b, "\r\n");
+}
+
+static void note_exit(run *R, uint64_t urlnum, int code)
+{
+    pthread_mutex_lock(&R->exit_mu);
+    if (code && (R->exit_code == 0 || urlnum < R->exit_urlnum)) {
+        R->exit_code = code;
+        R->exit_urlnum = urlnum;
+    }
+    pthread_mutex_unlock(&R->exit_mu);
+}
+
+/* One URL: the request, its retries, and everything recorded of it. */
+static void do_request(thr *T, item *it, int64_t t0, cli_buf *line)
+{
+    run *R = T->R;
+    const cli_cfg *cfg = R->cfg;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t wall0 = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - (ag_now_ns() - t0);
+
+    reqctx q = {.R = R, .urlnum = it->urlnum};
+    ag_request req;
+    ag_request_init(&req);
+    req.method = R->method;
+    req.url = it->url;
+    req.headers = R->headers;
+    req.nheaders = R->nheaders;
+    if (cfg->has_data) {
+        req.body_kind = AG_BODY_MEMORY;
+        req.body = cfg->data;
+        req.body_len = cfg->data_len;
+    }
+    req.timeout_ms = cfg->max_time_ms;
+    req.no_redirects = !cfg->follow || cfg->max_redirs == 0;
+    req.user = &q;
+
+    bool may_retry = cfg->retry > 0 && (cfg->retry_all_methods || idempotent(R->method));
+    uint64_t seed = (uint64_t)ag_now_ns() ^ (it->urlnum * 0x9E3779B97F4A7C15ULL);
+    int64_t first_ns = ag_now_ns();
+    unsigned attempts = 0;
+    ag_response *resp = NULL;
+    cli_sink *sink = NULL;
+    int err = 0;
+    for (;;) {
+        attempts++;
+        sink = NULL;
+        if (R->out_mode != CLI_OUT_DISCARD) {
+            err = cli_sink_open(R->out, it->url, it->urlnum, &sink);
+            if (err < 0) {
+                sink = NULL;
+                err = AG_ESINK;
+                break;
+            }
+        }
+        req.sink = sink ? AG_SINK_CALLBACK : AG_SINK_DISCARD;
+        req.on_body = sink ? cli_sink_write : NULL;
+        req.on_body_arg = sink;
+        err = ag_fetch(T->client, &req, &resp);
+        if (!may_retry || attempts > cfg->retry || atomic_load(&R->stop) ||
+            !transient(cfg, err, resp ? ag_response_status(resp) : 0))
+            break;
+        int64_t delay = retry_after_ms(resp);
+        if (delay < 0) {
+            if (cfg->retry_delay_ms) {
+                delay = cfg->retry_delay_ms;
+            } else {
+                /* Exponential from a second, up to ten minutes, with full jitter over the
+                 * upper half so that many clients do not come back in step. */
+                delay = RETRY_FIRST_MS;
+                for (unsigned k = 1; k < attempts && delay < RETRY_CAP_MS; k++)
+                    delay *= 2;
+                if (delay > RETRY_CAP_MS)
+                    delay = RETRY_CAP_MS;
+                delay = delay / 2 + (int64_t)(rng_next(&seed) % (uint64_t)(delay / 2 + 1));
+            }
+        }
+        if (cfg->retry_max_time_ms &&
+            (ag_now_ns() - first_ns) / 1000000 + delay > cfg->retry_max_time_ms)
+            break;
+        cli_sink_close(sink, false);
+        sink = NULL;
+        ag_response_free(resp);
+        resp = NULL;
+        if (ag_sleep_ms(delay) < 0) {
+            err = -ECANCELED;
+            break;
+        }
+    }
+
+    char ip[64], msg[320];
+    ag_tls_info ti;
+    cli_result r;
+    make_result(&r, R, it, resp, err, t0, wall0, attempts, ip, sizeof ip, msg, sizeof msg, &ti);
+
+    /* The body: kept unless it failed, or --fail says a 4xx or 5xx has none. */
+    bool keep = err == 0 && !(cfg->fail && !cfg->fail_with_body && r.http_code >= 400);
+    cli_buf_reset(line);
+    if (keep && sink && cfg->include && resp) {
+        include_head(line, resp);
+        cli_sink_head(sink, line->p, line->len);
+        cli_buf_reset(line);
+    }
+    if (R->wo) {
+        cli_wo_render(R->wo, &r, line);
+        if (keep && sink && R->out_mode == CLI_OUT_STDOUT) {
+            /* After its body, in the same write: never separated by another body. */
+            cli_sink_write(sink, line->p, line->len);
+            cli_buf_reset(line);
+        }
+    }
+    if (sink && cli_sink_close(sink, keep) == -EPIPE) {
+        atomic_store(&R->epipe, 1);
+        atomic_store(&R->stop, 1);
+    }
+    if (cfg->jsonl) {
+        cli_result_json(line, &r);
+        cli_buf_putc(line, '\n');
+    }
+    if (line->len)
+        out_stdout(R, line->p, line->len);
+    cli_summary_add(T->sum, &r);
+    if (R->trace[0])
+        cli_trace_done(R->trace[0], &r);
+    if (R->har)
+        cli_har_add(R->har, &r, q.head_out, q.head_out_len, q.head_in, q.head_in_len);
+    if (r.exitcode) {
+        atomic_fetch_add(&R->failed, 1);
+        note_exit(R, it->urlnum, r.exitcode);
+        bool show = cfg->show_error || !cfg->silent;
+        if (show && err != -ECANCELED && !atomic_load(&R->epipe) &&
+            atomic_fetch_add(&R->shown_errors, 1) < ERRORS_SHOWN)
+            fprintf(stderr, "asyncget: (%d) %s: %s\n", r.exitcode, it->url,
+                    r.errormsg ? r.errormsg : "failed");
+    }
+    atomic_fetch_add(&R->done, 1);
+    free(q.head_out);
+    free(q.head_in);
+    ag_response_free(resp);
+}
+
+static void worker_main(void *arg)
+{
+    thr *T = arg;
+    run *R = T->R;
+    cli_buf line = {0};
+    for (;;) {
+        if (atomic_load(&R->stop) || T->stopping)
+            break;
+        int64_t t0 = 0;
+        if (T->step) {
+            /* Open loop: every request has its due time, whether or not a slot is free then;
+             * its times count from there. */
+            t0 = T->next_due;
+            T->next_due += T->step;
+            if (ag_sleep_until(t0) < 0)
+                break;
+        }
+        item it;
+        int rc = source_next(&R->src, &it);
+        if (rc == SRC_END)
+            break;
+        if (rc == SRC_AGAIN) {
+            if (ag_sleep_ms(1) < 0)
+                break;
+            continue;
+        }
+        if (!T->step)
+            t0 = ag_now_ns();
+        do_request(T, &it, t0, &line);
+        free(it.url);
+    }
+    cli_buf_free(&line);
+}
+
+static void grace_over(ag_timer *tm, void *arg)
+{
+    thr *T = arg;
+    for (unsigned i = 0; i < T->cap; i++)
+        if (T->workers[i] && !ag_coro_done(T->workers[i]))
+            ag_coro_cancel(T->workers[i]);
+}
+
+static void on_wake(ag_loop *loop, void *arg)
+{
+    thr *T = arg;
+    if (!atomic_load(&T->R->stop) || T->stopping)
+        return;
+    T->stopping = true;
+    /* Requests in flight get a moment to finish, then are cancelled. */
+    ag_timer_start(loop, &T->grace, ag_now_ns() + GRACE_NS);
+}
+
+static void *thread_main(void *arg)
+{
+    thr *T = arg;
+    run *R = T->R;
+    const cli_cfg *cfg = R->cfg;
+    ag_loop *loop;
+    int rc = ag_loop_new(&loop, NULL);
+    if (rc < 0) {
+        T->setup_error = rc;
+        atomic_store(&T->finished, 1);
+        return NULL;
+    }
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.loop = loop;
+    o.max_conns = T->cap > 1024 ? T->cap : 1024;
+    o.max_conns_per_host = cfg->parallel_host ? (cfg->parallel_host + R->nthreads - 1) / R->nthreads
+                                              : (T->cap > 256 ? T->cap : 256);
+    o.max_connecting = T->cap > 256 ? T->cap : 256;
+    o.connect_timeout_ms = cfg->connect_timeout_ms;
+    o.user_agent = cfg->user_agent;
+    o.dns_servers = cfg->dns_servers;
+    o.ip_family = cfg->ip_family;
+    o.resolve = cfg->resolve.v;
+    o.connect_to = cfg->connect_to.v;
+    o.tls = &R->tls;
+    if (cfg->max_redirs > 0)
+        o.max_redirects = (unsigned)cfg->max_redirs;
+    if (R->trace[0] || R->trace[1] || R->trace[2] || R->want_heads) {
+        o.trace = on_trace;
+        o.trace_arg = R;
+    }
+    rc = ag_client_new(&T->client, &o);
+    if (rc < 0) {
+        T->setup_error = rc;
+        ag_loop_free(loop);
+        atomic_store(&T->finished, 1);
+        return NULL;
+    }
+    ag_timer_init(&T->grace, grace_over, T);
+    ag_loop_on_wake(loop, on_wake, T);
+    atomic_store(&T->loop, loop);
+    if (cfg->rate_interval_ns) {
+        T->step = cfg->rate_interval_ns * (int64_t)R->nthreads;
+        T->next_due = R->start_ns + cfg->rate_interval_ns * (int64_t)T->index;
+    }
+    for (unsigned i = 0; i < T->cap; i++)
+        if (ag_coro_spawn(loop, worker_main, T, &T->workers[i]) < 0)
+            T->workers[i] = NULL;
+    /* A stop that came before the loop was known: the wake found nothing to wake. */
+    if (atomic_load(&R->stop))
+        ag_loop_wake(loop);
+    ag_loop_run(loop);
+    ag_timer_stop(loop, &T->grace);
+    for (unsigned i = 0; i < T->cap; i++)
+        if (T->workers[i])
+            ag_coro_unref(T->workers[i]);
+    ag_dns_stats ds;
+    if (ag_client_dns_stats(T->client, &ds) == 0)
+        cli_summary_dns(T->sum, ds.cache_hits, ds.queries);
+    atomic_store(&T->loop, NULL);
+    ag_client_free(T->client);
+    ag_loop_free(loop);
+    pthread_mutex_lock(&R->exit_mu);
+    atomic_store(&T->finished, 1);
+    pthread_cond_signal(&R->finished_cv);
+    pthread_mutex_unlock(&R->exit_mu);
+    return NULL;
+}
+
+/* ---- signals ---- */
+
+static volatile sig_atomic_t interrupts;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    run *R = the_run;
+    if (++interrupts > 1) {
+        /* The second Ctrl-C: out now, without a half-written file under a final name. */
+        if (R && R->out)
+            cli_out_remove_temps(R->out);
+        _exit(130);
+    }
+    if (!R)
+        return;
+    atomic_store(&R->stop, 1);
+    for (unsigned i = 0; i < R->nthreads; i++) {
+        ag_loop *l = atomic_load(&R->threads[i].loop);
+        if (l)
+            ag_loop_wake(l);
+    }
+}
+
+/* ---- setting up ---- */
+
+/* Requests in flight need a descriptor each (two with -O: the file), and the rest of the process
+ * a few: raise the soft limit to the hard one, and lower --parallel-max to what fits rather than
+ * failing with EMFILE midway. */
+static unsigned fit_fd_limit(const cli_cfg *cfg, unsigned want, unsigned threads)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return want;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit up = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl = up;
+    }
+    uint64_t per = 1 + (cfg->remote_name || cfg->output == NULL ? 1 : 0);
+    uint64_t reserve = 64 + 16 * (uint64_t)threads;
+    uint64_t limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur;
+    uint64_t fit = limit > reserve ? (limit - reserve) / per : 1;
+    if (fit < 1)
+        fit = 1;
+    if (want <= fit)
+        return want;
+    if (!cfg->silent)
+        fprintf(stderr,
+                "asyncget: --parallel-max lowered from %u to %llu: the open-file limit is %llu\n",
+                want, (unsigned long long)fit, (unsigned long long)limit);
+    return (unsigned)fit;
+}
+
+static int parse_headers(run *R, const cli_cfg *cfg)
+{
+    size_t extra = cfg->referer ? 1 : 0;
+    extra += cfg->json ? 2 : 0;
+    extra += cfg->data_form ? 1 : 0;
+    R->headers = calloc(cfg->headers.n + extra + 1, sizeof *R->headers);
+    if (!R->headers)
+        return -ENOMEM;
+    bool have_ct = false, have_accept = false;
+    for (size_t i = 0; i < cfg->headers.n; i++) {
+        const char *h = cfg->headers.v[i];
+        const char *colon = strchr(h, ':');
+        const char *semi = strchr(h, ';');
+        char *name, *value;
+        if (colon && (!semi || colon < semi)) {
+            const char *v = colon + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            if (!*v)
+                continue; /* "Name:" asks curl to drop a header of its own: nothing to send */
+            name = strndup(h, (size_t)(colon - h));
+            value = strdup(v);
+        } else if (semi && semi[1] == 0) {
+            name = strndup(h, (size_t)(semi - h)); /* "Name;": the header, empty */
+            value = strdup("");
+        } else {
+            fprintf(stderr, "asyncget: -H %s: not \"Name: value\"\n", h);
+            return -EINVAL;
+        }
+        if (!name || !value)
+            return -ENOMEM;
+        if (strcasecmp(name, "Content-Type") == 0)
+            have_ct = true;
+        if (strcasecmp(name, "Accept") == 0)
+            have_accept = true;
+        R->headers[R->nheaders++] = (ag_header){name, value};
+    }
+    if (cfg->referer)
+        R->headers[R->nheaders++] = (ag_header){strdup("Referer"), strdup(cfg->referer)};
+    if (cfg->json && !have_ct)
+        R->headers[R->nheaders++] = (ag_header){strdup("Content-Type"), strdup("application/json")};
+    else if (cfg->data_form && !have_ct)
+        R->headers[R->nheaders++] =
+            (ag_header){strdup("Content-Type"), strdup("application/x-www-form-urlencoded")};
+    if (cfg->json && !have_accept)
+        R->headers[R->nheaders++] = (ag_header){strdup("Accept"), strdup("application/json")};
+    for (size_t i = 0; i < R->nheaders; i++)
+        if (!R->headers[i].name || !R->headers[i].value)
+            return -ENOMEM;
+    return 0;
+}
+
+static void free_headers(run *R)
+{
+    for (size_t i = 0; R->headers && i < R->nheaders; i++) {
+        free((char *)R->headers[i].name);
+        free((char *)R->headers[i].value);
+    }
+    free(R->headers);
+}
+
+/* Requests the list names, when known before the run: 0 when not (URL files, --duration). */
+static uint64_t count_requests(const cli_cfg *cfg, int *bad)
+{
+    uint64_t n = 0;
+    *bad = 0;
+    for (size_t i = 0; i < cfg->urls.n; i++) {
+        if (cfg->globoff) {
+            n++;
+            continue;
+        }
+        cli_glob *g;
+        char err[160];
+        if (cli_glob_new(cfg->urls.v[i], &g, err, sizeof err) < 0) {
+            fprintf(stderr, "asyncget: %s: %s\n", cfg->urls.v[i], err);
+            (*bad)++;
+            n++;
+            continue;
+        }
+        uint64_t c = cli_glob_count(g);
+        cli_glob_free(g);
+        n = c > UINT64_MAX - n ? UINT64_MAX : n + c;
+    }
+    if (cfg->url_files.n || cfg->duration_ns)
+        return 0;
+    uint64_t rounds = cfg->repeat ? cfg->repeat : 1;
+    return n && rounds > UINT64_MAX / n ? UINT64_MAX : n * rounds;
+}
+
+/* The run lives in static storage: a URL file reader still blocked in a read of stdin when the
+ * run ends keeps pointing at it. */
+static run the_run_storage;
+
+int cli_run(cli_cfg *cfg)
+{
+    run *R = &the_run_storage;
+    R->cfg = cfg;
+    char err[256];
+    int code = 0;
+
+    if (cfg->urls.n == 0 && cfg->url_files.n == 0) {
+        fputs("asyncget: no URL specified\nasyncget: try 'asyncget --help' for more information\n",
+              stderr);
+        return 2;
+    }
+    R->method = cfg->method ? cfg->method : cfg->head ? "HEAD" : cfg->has_data ? "POST" : "GET";
+    if (parse_headers(R, cfg) < 0) {
+        free_headers(R);
+        return 2;
+    }
+    ag_tls_opts_init(&R->tls);
+    R->tls.insecure = cfg->insecure;
+    R->tls.ca_file = cfg->cacert;
+    R->tls.ca_path = cfg->capath;
+    R->tls.cert_file = cfg->cert;
+    R->tls.key_file = cfg->key;
+
+    int bad_globs;
+    uint64_t total = count_requests(cfg, &bad_globs);
+
+    R->out_mode = CLI_OUT_STDOUT;
+    if (cfg->remote_name)
+        R->out_mode = CLI_OUT_REMOTE;
+    else if (cfg->output && strcmp(cfg->output, "/dev/null") == 0)
+        R->out_mode = CLI_OUT_DISCARD;
+    else if (cfg->output)
+        R->out_mode = CLI_OUT_FILE;
+    else if (cfg->jsonl)
+        R->out_mode = CLI_OUT_DISCARD;
+    if (R->out_mode != CLI_OUT_DISCARD &&
+        cli_out_new(&R->out, R->out_mode, cfg->output, cfg->output_dir, 0, err, sizeof err) < 0) {
+        fprintf(stderr, "asyncget: %s\n", err);
+        code = 23;
+        goto out;
+    }
+    if (cfg->writeout && cli_wo_compile(cfg->writeout, &R->wo, err, sizeof err) < 0) {
+        fprintf(stderr, "asyncget: -w: %s\n", err);
+        code = 2;
+        goto out;
+    }
+    if (cfg->verbose && cli_trace_new(&R->trace[0], CLI_TRACE_VERBOSE, "-", err, sizeof err) < 0) {
+        fprintf(stderr, "asyncget: -v: %s\n", err);
+        code = 2;
+        goto out;
+    }
+    if (cfg->trace && cli_trace_new(&R->trace[1], CLI_TRACE_HEX, cfg->trace, err, sizeof err) < 0) {
+        fprintf(stderr, "asyncget: --trace: %s\n", err);
+        code = 23;
+        goto out;
+    }
+    if (cfg->trace_ascii &&
+        cli_trace_new(&R->trace[2], CLI_TRACE_ASCII, cfg->trace_ascii, err, sizeof err) < 0) {
+        fprintf(stderr, "asyncget: --trace-ascii: %s\n", err);
+        code = 23;
+        goto out;
+    }
+    if (cfg->har) {
+        if (cli_har_open(&R->har, cfg->har, err, sizeof err) < 0) {
+            fprintf(stderr, "asyncget: --har: %s\n", err);
+            code = 23;
+            goto out;
+        }
+        R->want_heads = true;
+    }
+
+    /* How many at once, per thread. */
+    unsigned threads = cfg->threads ? cfg->threads : 1;
+    if (threads > MAX_THREADS)
+        threads = MAX_THREADS;
+    unsigned pmax = cfg->parallel_max ? cfg->parallel_max : 100;
+    if (total && total < pmax)
+        pmax = (unsigned)total;
+    pmax = fit_fd_limit(cfg, pmax, threads);
+    if (threads > pmax)
+        threads = pmax;
+    R->nthreads = threads;
+
+    /* The list. */
+    source *s = &R->src;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->fq.mu, NULL);
+    pthread_cond_init(&s->fq.room, NULL);
+    s->cfg = cfg;
+    s->rounds = cfg->duration_ns ? UINT64_MAX : cfg->repeat ? cfg->repeat : 1;
+    R->start_ns = ag_now_ns();
+    s->deadline = cfg->duration_ns ? R->start_ns + cfg->duration_ns : -1;
+    pthread_t reader;
+    if (cfg->url_files.n) {
+        s->fq.lines = calloc(FILE_QUEUE_CAP, sizeof *s->fq.lines);
+        if (!s->fq.lines || pthread_create(&reader, NULL, file_reader, s) != 0) {
+            fputs("asyncget: cannot start the URL file reader\n", stderr);
+            code = 2;
+            goto out;
+        }
+        /* It may block in a read of a list still being written: never joined, it ends with
+         * the process when the run stops first. */
+        pthread_detach(reader);
+    }
+
+    pthread_mutex_init(&R->stdout_mu, NULL);
+    pthread_mutex_init(&R->exit_mu, NULL);
+    pthread_cond_init(&R->finished_cv, NULL);
+    R->threads = calloc(threads, sizeof *R->threads);
+    if (!R->threads) {
+        code = 27;
+        goto out;
+    }
+    the_run = R;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    cli_progress *prog =
+        (cfg->silent || cfg->verbose || (cfg->trace && strcmp(cfg->trace, "-") == 0) ||
+         (cfg->trace_ascii && strcmp(cfg->trace_ascii, "-") == 0))
+            ? NULL
+            : cli_progress_new(2, total);
+    unsigned started = 0;
+    for (unsigned i = 0; i < threads; i++) {
+        thr *T = &R->threads[i];
+        T->R = R;
+        T->index = i;
+        T->cap = pmax / threads + (i < pmax % threads ? 1 : 0);
+        T->sum = cli_summary_new();
+        T->workers = calloc(T->cap, sizeof *T->workers);
+        if (!T->sum || !T->workers || pthread_create(&T->th, NULL, thread_main, T) != 0) {
+            fputs("asyncget: cannot start a thread\n", stderr);
+            atomic_store(&R->stop, 1);
+            break;
+        }
+        started++;
+    }
+    /* The main thread draws the progress line while the others run. */
+    for (;;) {
+        bool all = true;
+        for (unsigned i = 0; i < started; i++)
+            all = all && atomic_load(&R->threads[i].finished);
+        if (all)
+            break;
+        if (prog)
+            cli_progress_update(prog, atomic_load(&R->done), atomic_load(&R->failed), ag_now_ns());
+        /* Woken when a thread ends, else every 100 ms for the progress line. */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_mutex_lock(&R->exit_mu);
+        bool any_left = false;
+        for (unsigned i = 0; i < started; i++)
+            any_left = any_left || !atomic_load(&R->threads[i].finished);
+        if (any_left)
+            pthread_cond_timedwait(&R->finished_cv, &R->exit_mu, &until);
+        pthread_mutex_unlock(&R->exit_mu);
+    }
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(R->threads[i].th, NULL);
+    int64_t wall = ag_now_ns() - R->start_ns;
+    cli_progress_free(prog);
+    source_stop(s);
+
+    cli_summary *sum = cli_summary_new();
+    for (unsigned i = 0; i < threads; i++) {
+        thr *T = &R->threads[i];
+        if (T->setup_error && !cfg->silent)
+            fprintf(stderr, "asyncget: thread %u could not start: %s\n", i,
+                    ag_strerror(T->setup_error));
+        if (sum && T->sum)
+            cli_summary_merge(sum, T->sum);
+    }
+    uint64_t done = atomic_load(&R->done);
+    bool show_summary =
+        cfg->summary > 0 || (cfg->summary == 0 && !cfg->silent && done > 1 && !R->epipe);
+    if (sum && show_summary)
+        cli_summary_print(sum, stderr, wall);
+    if (sum && cfg->summary_json) {
+        cli_buf b = {0};
+        cli_summary_json(sum, &b, wall);
+        cli_buf_putc(&b, '\n');
+        FILE *f = fopen(cfg->summary_json, "w");
+        if (!f || b.oom || fwrite(b.p, 1, b.len, f) != b.len) {
+            fprintf(stderr, "asyncget: --summary-json %s: cannot write\n", cfg->summary_json);
+            if (!code)
+                code = 23;
+        }
+        if (f)
+            fclose(f);
+        cli_buf_free(&b);
+    }
+    cli_summary_free(sum);
+    for (unsigned i = 0; i < threads; i++) {
+        cli_summary_free(R->threads[i].sum);
+        free(R->threads[i].workers);
+    }
+    if (!code)
+        code = R->exit_code;
+    if (interrupts && !code)
+        code = 130;
+    if (R->epipe && !code)
+        code = 23;
+out:
+    the_run = NULL;
+    if (R->har && cli_har_close(R->har) < 0 && !code)
+        code = 23;
+    for (int i = 0; i < 3; i++)
+        if (R->trace[i])
+            cli_trace_free(R->trace[i]);
+    cli_wo_free(R->wo);
+    if (R->out)
+        cli_out_free(R->out);
+    free(R->threads);
+    cli_buf_free(&R->src.gbuf);
+    if (R->src.glob)
+        cli_glob_free(R->src.glob);
+    free_headers(R);
+    (void)bad_globs;
+    return code;
+}
