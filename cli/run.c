@@ -395,6 +395,7 @@ typedef struct reqctx {
 } reqctx;
 
 static run *the_run; /* for the signal handler */
+static volatile sig_atomic_t interrupts;
 
 static void keep_copy(char **dst, size_t *dlen, const char *p, size_t n)
 {
@@ -766,7 +767,9 @@ static void do_request(thr *T, item *it, int64_t t0, cli_buf *line)
         cli_har_add(R->har, &r, q.head_out, q.head_out_len, q.head_in, q.head_in_len);
     if (r.exitcode) {
         atomic_fetch_add(&R->failed, 1);
-        note_exit(R, it->urlnum, r.exitcode);
+        /* What Ctrl-C cancelled did not fail: the run exits 130 unless something else did. */
+        if (!(err == -ECANCELED && interrupts))
+            note_exit(R, it->urlnum, r.exitcode);
         bool show = cfg->show_error || !cfg->silent;
         if (show && err != -ECANCELED && !atomic_load(&R->epipe) &&
             atomic_fetch_add(&R->shown_errors, 1) < ERRORS_SHOWN)
@@ -902,8 +905,6 @@ static void *thread_main(void *arg)
 }
 
 /* ---- signals ---- */
-
-static volatile sig_atomic_t interrupts;
 
 static void on_sigint(int sig)
 {
