@@ -84,9 +84,11 @@ void cli_result_json(cli_buf *b, const cli_result *r);
 
 typedef struct cli_wo cli_wo;
 /* Compile a format with curl's syntax: %{var}, %header{name}, %%, \n \t \r \\, and "@file" (the
- * format read from a file, "@-" from stdin). An unknown variable is kept as curl does (a
- * warning in *warn, NULL when none). 0, or -1 with a message in err. */
+ * format read from a file, "@-" from stdin). An unknown variable outputs nothing, as in curl,
+ * and leaves a warning for cli_wo_warning. 0, or -1 with a message in err. */
 int cli_wo_compile(const char *fmt, cli_wo **out, char *err, size_t errlen);
+/* "unknown --write-out variable: 'x'" (one line per unknown variable), NULL when none. */
+const char *cli_wo_warning(const cli_wo *w);
 /* Render one request's values; appended to b. */
 void cli_wo_render(const cli_wo *w, const cli_result *r, cli_buf *b);
 void cli_wo_free(cli_wo *w);
