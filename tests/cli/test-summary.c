@@ -190,6 +190,36 @@ static void summary_counts(void)
     cli_summary_free(s);
 }
 
+/* More kinds of failure than the table holds: the rest go to one row, nothing is lost and memory
+ * does not grow. */
+static void summary_many_kinds(void)
+{
+    cli_summary *s = cli_summary_new(), *t = cli_summary_new();
+    for (int i = 0; i < 100; i++) {
+        cli_result r = refused(0, 1 * MS);
+        r.exitcode = 1 + i % 70;
+        cli_summary_add(s, &r);
+    }
+    cli_summary_merge(t, s);
+    cli_summary_merge(t, s);
+    json_object *o = summary_json(t, 1);
+    json_object *f = at(o, "failures");
+    int64_t sum = 0;
+    size_t n = f ? json_object_array_length(f) : 0;
+    for (size_t i = 0; i < n; i++)
+        sum += num(json_object_array_get_idx(f, i), "count");
+    json_object *last = n ? json_object_array_get_idx(f, n - 1) : NULL;
+    tap_ok(o && n == 65 && sum == 200 && num(o, "failed") == 200 && last &&
+               json_object_is_type(at(last, "exitcode"), json_type_null) &&
+               num(last, "count") == 12,
+           "summary_many_kinds: 70 kinds of failure: 64 rows and one for the other 6 (%zu rows, "
+           "%lld failures)",
+           n, (long long)sum);
+    json_object_put(o);
+    cli_summary_free(s);
+    cli_summary_free(t);
+}
+
 /* Each phase is its own duration, recorded only where it happened (cli.h's enum cli_phase). */
 static void summary_phases(void)
 {
@@ -548,6 +578,7 @@ static void summarize_errors(void)
 int main(void)
 {
     summary_counts();
+    summary_many_kinds();
     summary_phases();
     summary_merge();
     summary_json_buckets();
