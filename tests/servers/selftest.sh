@@ -242,6 +242,12 @@ check "nginx If-Modified-Since gives 304" "304" \
 check "nginx keep-alive reuse" "1 0" \
     "$(c -o /dev/null -o /dev/null -w '%{num_connects} ' $N/hello $N/1k | sed 's/ $//')"
 check "nginx /discard takes a POST body" "ok" "$(c --data-binary @"$AG_NGINX_ROOT/1m" $N/discard)"
+check "nginx /slow/1k is the root's 1k" "$(sha256sum < "$AG_NGINX_ROOT/1k")" "$(c $N/slow/1k | sha256sum)"
+check "nginx /slow/1m?rate=512k takes a second or more" "1048576 1" \
+    "$(c -o /dev/null -w '%{size_download} %{time_total}' "$N/slow/1m?rate=512k" | awk '{ print $1, ($2 >= 0.9) }')"
+check "nginx /503 with Retry-After" "503 1" \
+    "$(c -D - -o /dev/null -w 'code %{http_code}\n' $N/503 | tr -d '\r' |
+       awk '/^Retry-After:/ { r = $2 } /^code / { s = $2 } END { print s, r }')"
 
 # ---- httpbin
 check "httpbin /status/418" "418" "$(c -o /dev/null -w '%{http_code}' $H/status/418)"
