@@ -90,6 +90,11 @@ struct cli_sink {
     size_t len, cap;
     int fd;  /* the spill file (STDOUT, FILE) or the temporary file (REMOTE); -1 */
     int err; /* the first failed write: the request aborts, close reports it */
+    /* The -i head: it goes before the body whenever it comes (run.c has it only once the
+     * response is complete). In -O, a head before any body byte goes straight to the file. */
+    char *head;
+    size_t head_len;
+    uint64_t body_bytes; /* -O: written to the file */
     uint64_t urlnum;
     char *name;            /* REMOTE: the final name, before any suffix */
     struct tmp_slot *slot; /* REMOTE: the temporary name */
@@ -310,8 +315,8 @@ static int temp_create(cli_sink *s)
             snprintf(s->slot->name, TMPNAME_BYTES, ".asyncget-%ld-%llu-%u.part", (long)o->pid,
                      (unsigned long long)s->urlnum, n);
         atomic_store(&s->slot->state, SLOT_LIVE);
-        s->fd = openat(o->dirfd, s->slot->name,
-                       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        s->fd = openat(o->dirfd, s->slot->name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                       0666);
         if (s->fd >= 0)
             return 0;
         int rc = -errno;
@@ -491,14 +496,67 @@ int cli_sink_head(cli_sink *s, const char *p, size_t n)
 {
     if (!s)
         return 0;
-    if (s->o->mode == CLI_OUT_REMOTE)
-        return s->err ? s->err : (s->err = write_all(s->fd, p, n));
-    return sink_put(s, p, n);
+    if (s->err)
+        return s->err;
+    if (s->o->mode == CLI_OUT_REMOTE && s->body_bytes == 0 && s->head_len == 0)
+        return s->err = write_all(s->fd, p, n);
+    char *h = realloc(s->head, s->head_len + n + 1);
+    if (!h)
+        return s->err = -ENOMEM;
+    memcpy(h + s->head_len, p, n);
+    s->head = h;
+    s->head_len += n;
+    return 0;
 }
 
 int cli_sink_write(void *sink, const char *p, size_t n)
 {
-    return cli_sink_head(sink, p, n);
+    cli_sink *s = sink;
+    if (!s)
+        return 0;
+    if (s->o->mode != CLI_OUT_REMOTE)
+        return sink_put(s, p, n);
+    if (s->err)
+        return s->err;
+    if ((s->err = write_all(s->fd, p, n)) == 0)
+        s->body_bytes += n;
+    return s->err;
+}
+
+/* -O, a head that came after body bytes: a new temporary file with the head, then the body
+ * copied from the first one, which is removed. */
+static int temp_prepend(cli_sink *s)
+{
+    struct tmp_slot *old = s->slot;
+    int oldfd = s->fd, rc;
+    char *buf = malloc(COPY_BYTES);
+    if (!buf)
+        return -ENOMEM;
+    s->slot = NULL;
+    if ((rc = temp_create(s)) < 0) {
+        s->slot = old;
+        s->fd = oldfd;
+        free(buf);
+        return rc;
+    }
+    rc = write_all(s->fd, s->head, s->head_len);
+    for (off_t at = 0; rc == 0;) {
+        ssize_t r = pread(oldfd, buf, COPY_BYTES, at);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = r < 0 ? -errno : 0;
+            break;
+        }
+        rc = write_all(s->fd, buf, (size_t)r);
+        at += r;
+    }
+    free(buf);
+    close(oldfd);
+    slot_own(old);
+    unlinkat(s->o->dirfd, old->name, 0);
+    atomic_store(&old->state, SLOT_FREE);
+    return rc;
 }
 
 /* The body whole to the output fd; o->lock held. */
@@ -508,6 +566,8 @@ static int sink_emit(cli_sink *s)
     int rc;
     if (o->err)
         return o->err;
+    if ((rc = write_all(o->fd, s->head, s->head_len)) < 0)
+        return o->err = rc;
     if (s->fd < 0)
         return o->err = write_all(o->fd, s->mem, s->len);
     if (!o->copy && !(o->copy = malloc(COPY_BYTES)))
@@ -546,6 +606,7 @@ static void sink_free_locked(cli_sink *s, bool unlink_temp)
         atomic_store(&s->slot->state, SLOT_FREE);
     }
     free(s->mem);
+    free(s->head);
     free(s->name);
     free(s);
 }
@@ -557,6 +618,8 @@ int cli_sink_close(cli_sink *s, bool keep)
     cli_out *o = s->o;
     int rc = s->err;
     if (o->mode == CLI_OUT_REMOTE) {
+        if (keep && rc == 0 && s->head_len)
+            rc = temp_prepend(s);
         if (keep && rc == 0) {
             int fd = s->fd;
             s->fd = -1;

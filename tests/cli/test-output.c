@@ -641,6 +641,56 @@ static void test_remote_drop(void)
            entries(dir, NULL));
 }
 
+/* run.c hands the -i head over when the response is complete, after the body: it must still
+ * come first, in memory, spilled, and in a -O file. */
+static void test_head_after_body(void)
+{
+    char err[256], path[PATH_MAX + 64], dir[PATH_MAX];
+    snprintf(path, sizeof path, "%s/head-out", base);
+    snprintf(dir, sizeof dir, "%s/head", base);
+    mkdir(dir, 0700);
+    cli_out *o;
+    cli_sink *a = NULL, *b = NULL, *c = NULL;
+    int rc = cli_out_new(&o, CLI_OUT_STDOUT, NULL, NULL, 100, err, sizeof err);
+    if (rc == 0) {
+        capture_file(path);
+        rc |= cli_sink_open(o, "http://h/a", 0, &a);
+        rc |= cli_sink_open(o, "http://h/b", 1, &b);
+        rc |= cli_sink_write(a, "small", 5);
+        for (int i = 0; i < 100; i++)
+            rc |= cli_sink_write(b, "0123456789", 10);
+        rc |= cli_sink_head(a, "HA\n", 3);
+        rc |= cli_sink_head(b, "HB\n", 3);
+        rc |= cli_sink_write(a, "!", 1);
+        rc |= cli_sink_close(a, true);
+        rc |= cli_sink_close(b, true);
+        capture_end();
+        cli_out_free(o);
+    }
+    size_t len;
+    char *out = slurp(path, &len);
+    int ok = out && len == 3 + 6 + 3 + 1000 && memcmp(out, "HA\nsmall!HB\n0123", 16) == 0;
+    free(out);
+    tap_ok(rc == 0 && ok, "output_head_before_body_in_memory_and_spilled (%zu bytes)", len);
+
+    rc = cli_out_new(&o, CLI_OUT_REMOTE, NULL, dir, 0, err, sizeof err);
+    if (rc == 0) {
+        rc |= cli_sink_open(o, "http://h/late", 0, &c);
+        for (int i = 0; i < 10000; i++)
+            rc |= cli_sink_write(c, "0123456789", 10);
+        rc |= cli_sink_head(c, "HC\n", 3);
+        rc |= cli_sink_close(c, true);
+        cli_out_free(o);
+    }
+    snprintf(path, sizeof path, "%s/late", dir);
+    out = slurp(path, &len);
+    ok = out && len == 3 + 100000 && memcmp(out, "HC\n0123", 7) == 0 &&
+         memcmp(out + len - 10, "0123456789", 10) == 0;
+    free(out);
+    tap_ok(rc == 0 && ok && entries(dir, NULL) == 1,
+           "output_head_before_body_in_remote_file (%zu bytes, %d files)", len, entries(dir, NULL));
+}
+
 static cli_out *sig_out;
 static void on_usr1(int sig)
 {
@@ -744,6 +794,7 @@ int main(void)
     test_remote_same_name();
     test_remote_drop();
     test_remote_remove_temps();
+    test_head_after_body();
     test_remote_bad_dir();
     rm_rf(base);
     return tap_done();
