@@ -357,6 +357,8 @@ typedef struct run {
     cli_har *har;
     bool want_heads; /* keep the final heads for HAR */
     pthread_mutex_t stdout_mu;
+    pthread_mutex_t stderr_mu; /* error messages and the progress line */
+    bool progress;             /* a progress line is on stderr */
     /* counters */
     atomic_uint_fast64_t done, failed, shown_errors;
     atomic_int stop;  /* 1: start no new request */
@@ -772,9 +774,13 @@ static void do_request(thr *T, item *it, int64_t t0, cli_buf *line)
             note_exit(R, it->urlnum, r.exitcode);
         bool show = cfg->show_error || !cfg->silent;
         if (show && err != -ECANCELED && !atomic_load(&R->epipe) &&
-            atomic_fetch_add(&R->shown_errors, 1) < ERRORS_SHOWN)
-            fprintf(stderr, "asyncget: (%d) %s: %s\n", r.exitcode, it->url,
-                    r.errormsg ? r.errormsg : "failed");
+            atomic_fetch_add(&R->shown_errors, 1) < ERRORS_SHOWN) {
+            /* Over the progress line, which the next redraw puts back under it. */
+            pthread_mutex_lock(&R->stderr_mu);
+            fprintf(stderr, "%sasyncget: (%d) %s: %s\n", R->progress ? "\r\033[K" : "", r.exitcode,
+                    it->url, r.errormsg ? r.errormsg : "failed");
+            pthread_mutex_unlock(&R->stderr_mu);
+        }
     }
     atomic_fetch_add(&R->done, 1);
     free(q.head_out);
@@ -1156,6 +1162,7 @@ int cli_run(cli_cfg *cfg)
     }
 
     pthread_mutex_init(&R->stdout_mu, NULL);
+    pthread_mutex_init(&R->stderr_mu, NULL);
     pthread_mutex_init(&R->exit_mu, NULL);
     pthread_cond_init(&R->finished_cv, NULL);
     R->threads = calloc(threads, sizeof *R->threads);
@@ -1176,6 +1183,7 @@ int cli_run(cli_cfg *cfg)
          (cfg->trace_ascii && strcmp(cfg->trace_ascii, "-") == 0))
             ? NULL
             : cli_progress_new(2, total);
+    R->progress = prog != NULL;
     unsigned started = 0;
     for (unsigned i = 0; i < threads; i++) {
         thr *T = &R->threads[i];
@@ -1198,8 +1206,11 @@ int cli_run(cli_cfg *cfg)
             all = all && atomic_load(&R->threads[i].finished);
         if (all)
             break;
-        if (prog)
+        if (prog) {
+            pthread_mutex_lock(&R->stderr_mu);
             cli_progress_update(prog, atomic_load(&R->done), atomic_load(&R->failed), ag_now_ns());
+            pthread_mutex_unlock(&R->stderr_mu);
+        }
         /* Woken when a thread ends, else every 100 ms for the progress line. */
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
