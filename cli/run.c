@@ -1102,6 +1102,8 @@ int cli_run(cli_cfg *cfg)
         code = 2;
         goto out;
     }
+    if (R->wo && cli_wo_warning(R->wo) && !cfg->silent)
+        fprintf(stderr, "asyncget: warning: %s\n", cli_wo_warning(R->wo));
     if (cfg->verbose && cli_trace_new(&R->trace[0], CLI_TRACE_VERBOSE, "-", err, sizeof err) < 0) {
         fprintf(stderr, "asyncget: -v: %s\n", err);
         code = 2;
