@@ -80,7 +80,7 @@ static void trace_heads_whole_across_a_redirect(void)
            "trace_redirect_followed: %s, status %d", ag_err_name(rc), ag_response_status(r));
     tap_ok(s.head_out == 2 && s.out_whole &&
                strncmp(s.first_out, "GET /redirect HTTP/1.1\r\n", 24) == 0,
-           "trace_head_out_whole_per_request: %d heads, whole %d, first \"%.24s\"", s.head_out,
+           "trace_head_out_whole_per_request: %d heads, whole %d, first \"%.22s\"", s.head_out,
            s.out_whole, s.first_out);
     tap_ok(s.head_in == 2 && s.in_whole, "trace_head_in_whole_per_response: %d heads, whole %d",
            s.head_in, s.in_whole);
