@@ -379,13 +379,20 @@ struct thr {
     _Atomic(ag_loop *) loop;
     ag_client *client;
     cli_summary *sum;
-    ag_coro **workers;
+    struct worker *workers;
     ag_timer grace;
     bool stopping;
     int64_t next_due, step; /* --rate */
     pthread_t th;
     atomic_int finished;
     int setup_error;
+};
+
+/* A coroutine taking URLs one after the other. */
+struct worker {
+    thr *T;
+    ag_coro *co;
+    bool busy; /* in a request (else waiting for the next URL or its due time) */
 };
 
 /* One request in flight: what the trace hook needs to tell it apart. */
@@ -790,21 +797,18 @@ static void do_request(thr *T, item *it, int64_t t0, cli_buf *line)
 
 static void worker_main(void *arg)
 {
-    thr *T = arg;
+    struct worker *w = arg;
+    thr *T = w->T;
     run *R = T->R;
     cli_buf line = {0};
     for (;;) {
         if (atomic_load(&R->stop) || T->stopping)
             break;
-        int64_t t0 = 0;
-        if (T->step) {
-            /* Open loop: every request has its due time, whether or not a slot is free then;
-             * its times count from there. */
-            t0 = T->next_due;
-            T->next_due += T->step;
-            if (ag_sleep_until(t0) < 0)
-                break;
-        }
+        /* Open loop (--rate): every request has its due time, whether or not a slot is free
+         * then, and its times count from there. None is due after --duration. */
+        int64_t t0 = T->next_due;
+        if (T->step && R->src.deadline >= 0 && t0 >= R->src.deadline)
+            break;
         item it;
         int rc = source_next(&R->src, &it);
         if (rc == SRC_END)
@@ -814,9 +818,19 @@ static void worker_main(void *arg)
                 break;
             continue;
         }
-        if (!T->step)
+        if (T->step) {
+            T->next_due += T->step;
+            /* A request not yet due when the run stops was never made: it is not recorded. */
+            if (ag_sleep_until(t0) < 0 || atomic_load(&R->stop)) {
+                free(it.url);
+                break;
+            }
+        } else {
             t0 = ag_now_ns();
+        }
+        w->busy = true;
         do_request(T, &it, t0, &line);
+        w->busy = false;
         free(it.url);
     }
     cli_buf_free(&line);
@@ -826,8 +840,8 @@ static void grace_over(ag_timer *tm, void *arg)
 {
     thr *T = arg;
     for (unsigned i = 0; i < T->cap; i++)
-        if (T->workers[i] && !ag_coro_done(T->workers[i]))
-            ag_coro_cancel(T->workers[i]);
+        if (T->workers[i].co && !ag_coro_done(T->workers[i].co))
+            ag_coro_cancel(T->workers[i].co);
 }
 
 static void on_wake(ag_loop *loop, void *arg)
@@ -836,8 +850,20 @@ static void on_wake(ag_loop *loop, void *arg)
     if (!atomic_load(&T->R->stop) || T->stopping)
         return;
     T->stopping = true;
-    /* Requests in flight get a moment to finish, then are cancelled. */
-    ag_timer_start(loop, &T->grace, ag_now_ns() + GRACE_NS);
+    /* Workers between requests stop now; requests in flight get a moment to finish, then are
+     * cancelled. */
+    bool busy = false;
+    for (unsigned i = 0; i < T->cap; i++) {
+        struct worker *w = &T->workers[i];
+        if (!w->co || ag_coro_done(w->co))
+            continue;
+        if (w->busy)
+            busy = true;
+        else
+            ag_coro_cancel(w->co);
+    }
+    if (busy)
+        ag_timer_start(loop, &T->grace, ag_now_ns() + GRACE_NS);
 }
 
 static void *thread_main(void *arg)
@@ -886,17 +912,19 @@ static void *thread_main(void *arg)
         T->step = cfg->rate_interval_ns * (int64_t)R->nthreads;
         T->next_due = R->start_ns + cfg->rate_interval_ns * (int64_t)T->index;
     }
-    for (unsigned i = 0; i < T->cap; i++)
-        if (ag_coro_spawn(loop, worker_main, T, &T->workers[i]) < 0)
-            T->workers[i] = NULL;
+    for (unsigned i = 0; i < T->cap; i++) {
+        T->workers[i].T = T;
+        if (ag_coro_spawn(loop, worker_main, &T->workers[i], &T->workers[i].co) < 0)
+            T->workers[i].co = NULL;
+    }
     /* A stop that came before the loop was known: the wake found nothing to wake. */
     if (atomic_load(&R->stop))
         ag_loop_wake(loop);
     ag_loop_run(loop);
     ag_timer_stop(loop, &T->grace);
     for (unsigned i = 0; i < T->cap; i++)
-        if (T->workers[i])
-            ag_coro_unref(T->workers[i]);
+        if (T->workers[i].co)
+            ag_coro_unref(T->workers[i].co);
     ag_dns_stats ds;
     if (ag_client_dns_stats(T->client, &ds) == 0)
         cli_summary_dns(T->sum, ds.cache_hits, ds.queries);
