@@ -767,7 +767,7 @@ static void date_text(int64_t t, char out[24])
         return;
     }
     int v[] = {tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec};
-    const char *sep = "--  ::";
+    const char *sep = "-- ::";
     char *p = out;
     for (int k = 0; k < 6; k++) {
         int w = k == 0 ? 4 : 2, x = v[k] < 0 ? 0 : v[k];

@@ -423,6 +423,48 @@ static void tls_info_fields(void)
     ag_client_free(c);
 }
 
+/* The trace hook's certificate line, as -v shows it. */
+static char cert_line[512];
+
+static void cert_hook(void *arg, const ag_trace_event *ev)
+{
+    (void)arg;
+    if (ev->kind == AG_TRACE_INFO && ev->len > 19 &&
+        memcmp(ev->data, "server certificate:", 19) == 0) {
+        size_t n = ev->len < sizeof cert_line - 1 ? ev->len : sizeof cert_line - 1;
+        memcpy(cert_line, ev->data, n);
+        cert_line[n] = 0;
+    }
+}
+
+static void tls_trace_certificate_line(void)
+{
+    ag_tls_opts t = trust_ca();
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.loop = loop;
+    o.tls = &t;
+    o.trace = cert_hook;
+    ag_client *c;
+    if (ag_client_new(&c, &o) < 0)
+        abort();
+    int rc;
+    ag_response *r = fetch(c, https(tls_port, "/hello"), NULL, NULL, 0, &rc);
+    ag_tls_info i;
+    memset(&i, 0, sizeof i);
+    ag_response_tls(r, &i);
+    char want[64];
+    struct tm tm;
+    time_t na = (time_t)i.not_after;
+    gmtime_r(&na, &tm);
+    strftime(want, sizeof want, "; expires: %Y-%m-%d %H:%M:%S GMT; verified", &tm);
+    tap_ok(rc == 0 && strstr(cert_line, "subject: CN=localhost") &&
+               strstr(cert_line, "issuer: CN=asyncget test CA") && strstr(cert_line, want),
+           "tls_trace_certificate_line: \"%s\"", cert_line);
+    ag_response_free(r);
+    ag_client_free(c);
+}
+
 /* ---- 10,000 requests over 100 connections, every body checked ---- */
 
 typedef struct many {
@@ -534,6 +576,8 @@ static void run_in_coroutine(void *arg)
     tls_pool_key();
     current = "tls_info_fields";
     tls_info_fields();
+    current = "tls_trace_certificate_line";
+    tls_trace_certificate_line();
 }
 
 /* Until the client speaks TLS, https fails with AG_ESCHEME: the whole file is skipped. */
