@@ -417,7 +417,12 @@ static bool parse_rfc3339(const char *s, int64_t *out)
     time_t t = timegm(&tm);
     if (t == (time_t)-1 && errno == EOVERFLOW)
         return false;
-    *out = ((int64_t)t - off) * 1000000000 + frac;
+    /* Nanoseconds since 1970 in 64 bits reach from 1678 to 2262: a date outside (a line
+     * written by a clock gone wrong, or by hand) is no moment of the run. */
+    int64_t secs = (int64_t)t - off;
+    if (secs <= INT64_MIN / 1000000000 || secs >= INT64_MAX / 1000000000)
+        return false;
+    *out = secs * 1000000000 + frac;
     return true;
 }
 
@@ -574,7 +579,9 @@ int cli_summarize_main(int argc, char **argv)
         }
         cli_summary_add(s, &r);
         int64_t t;
-        if (parse_rfc3339(start, &t)) {
+        /* An end past what 64 bits hold (a time_total of centuries) is no moment either. */
+        if (parse_rfc3339(start, &t) && ((r.time_total >= 0 && t <= INT64_MAX - r.time_total) ||
+                                         (r.time_total < 0 && t >= INT64_MIN - r.time_total))) {
             if (t < first)
                 first = t;
             if (t + r.time_total > last)

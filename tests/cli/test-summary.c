@@ -575,6 +575,51 @@ static void summarize_errors(void)
            none, missing, unknown);
 }
 
+/* Starts no clock can hold as nanoseconds since 1970 in 64 bits (past 2262, before 1678), and an
+ * end past that: the line counts, but stands for no moment of the run, so the run's wall time
+ * comes from the other lines alone (before: the products and sums overflowed, UB, and the wall
+ * time was garbage). */
+static void summarize_far_dates(void)
+{
+    static const char *const starts[] = {"9999-12-31T23:59:59.999999Z", "2300-01-01T00:00:00Z",
+                                         "1600-01-01T00:00:00Z"};
+    char path[] = "/tmp/test-summary-dates-XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    cli_result r = fresh(1 * MS, 0, 1 * MS, 0, 0, 1 * MS, 1 * MS);
+    r.start_wall_ns = 1800000000LL * 1000000000LL;
+    cli_buf line = {0};
+    cli_result_json(&line, &r);
+    fprintf(f, "%s\n", line.p);
+    const char *at = strstr(line.p, "\"start\":\"");
+    for (size_t i = 0; i < sizeof starts / sizeof *starts; i++)
+        fprintf(f, "%.*s\"start\":\"%s\"}\n", (int)(at - line.p), line.p, starts[i]);
+    /* A start just inside the range with a time_total of centuries: the end overflows. */
+    const char *tt = strstr(line.p, "\"time_total\":");
+    const char *after = strchr(tt, ',');
+    fprintf(f, "%.*s\"time_total\":8999999999.0%.*s\"start\":\"2262-04-11T23:47:15Z\"}\n",
+            (int)(tt - line.p), line.p, (int)(at - after), after);
+    fclose(f);
+    cli_buf_free(&line);
+    char *out, *err;
+    int code = summarize("--json", path, &out, &err);
+    json_object *doc = json_tokener_parse(out);
+    json_object *v;
+    int64_t requests =
+        doc && json_object_object_get_ex(doc, "requests", &v) ? json_object_get_int64(v) : -1;
+    int64_t wall =
+        doc && json_object_object_get_ex(doc, "wall_ns", &v) ? json_object_get_int64(v) : -1;
+    tap_ok(code == 0 && requests == 5 && wall == r.time_total,
+           "summarize_far_dates: starts in 9999, 2300 and 1600, and an end past 2262, count as "
+           "requests without making the wall time (exit %d, %lld requests, wall %lld ns, "
+           "expected %lld)",
+           code, (long long)requests, (long long)wall, (long long)r.time_total);
+    json_object_put(doc);
+    free(out);
+    free(err);
+    unlink(path);
+}
+
 int main(void)
 {
     summary_counts();
@@ -585,5 +630,6 @@ int main(void)
     summary_print();
     summarize_matches_live();
     summarize_errors();
+    summarize_far_dates();
     return tap_done();
 }
