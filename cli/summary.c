@@ -349,7 +349,10 @@ void cli_summary_json(const cli_summary *s, cli_buf *b, int64_t wall_ns)
 
 /* ---- asyncget summarize ------------------------------------------------------------------ */
 
-/* Seconds (a JSON number, six decimals) to nanoseconds, to the nearest. */
+/* Seconds (a JSON number, six decimals) to nanoseconds, to the nearest. The times of a result
+ * count from its due time and never go back, and a run does not last a century: a negative
+ * time, or one of 2^62 ns (146 years) or more, makes the line no result. So the differences the
+ * summary takes between two times cannot overflow. */
 static bool get_secs(json_object *o, const char *key, int64_t *out)
 {
     json_object *v;
@@ -357,9 +360,9 @@ static bool get_secs(json_object *o, const char *key, int64_t *out)
         !(json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)))
         return false;
     double d = json_object_get_double(v) * 1e9;
-    if (!(d > -9e18 && d < 9e18))
+    if (!(d >= 0 && d < 4611686018427387904.0))
         return false;
-    *out = (int64_t)(d < 0 ? d - 0.5 : d + 0.5);
+    *out = (int64_t)(d + 0.5);
     return true;
 }
 

@@ -597,7 +597,7 @@ static void summarize_far_dates(void)
     /* A start just inside the range with a time_total of centuries: the end overflows. */
     const char *tt = strstr(line.p, "\"time_total\":");
     const char *after = strchr(tt, ',');
-    fprintf(f, "%.*s\"time_total\":8999999999.0%.*s\"start\":\"2262-04-11T23:47:15Z\"}\n",
+    fprintf(f, "%.*s\"time_total\":4000000000.0%.*s\"start\":\"2262-04-11T23:47:15Z\"}\n",
             (int)(tt - line.p), line.p, (int)(at - after), after);
     fclose(f);
     cli_buf_free(&line);
@@ -620,6 +620,43 @@ static void summarize_far_dates(void)
     unlink(path);
 }
 
+/* Times that no run writes: negative, or of centuries. Such a line is no result (left out and
+ * counted as bad); before, its phases were taken as differences that overflowed (UB). */
+static void summarize_impossible_times(void)
+{
+    char path[] = "/tmp/test-summary-times-XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    cli_result r = fresh(1 * MS, 1 * MS, 1 * MS, 0, 0, 1 * MS, 1 * MS);
+    r.start_wall_ns = 1800000000LL * 1000000000LL;
+    cli_buf line = {0};
+    cli_result_json(&line, &r);
+    fprintf(f, "%s\n", line.p);
+    /* time_queue far below zero, time_namelookup far above: 1.6e19 ns apart. */
+    const char *q = strstr(line.p, "\"time_queue\":");
+    const char *c = strstr(line.p, "\"time_connect\":");
+    fprintf(f, "%.*s\"time_queue\":-8000000000.0,\"time_namelookup\":8000000000.0,%s\n",
+            (int)(q - line.p), line.p, c);
+    fprintf(f, "%.*s\"time_queue\":-0.000001,\"time_namelookup\":0.0,%s\n", (int)(q - line.p),
+            line.p, c);
+    fclose(f);
+    cli_buf_free(&line);
+    char *out, *err;
+    int code = summarize("--json", path, &out, &err);
+    json_object *doc = json_tokener_parse(out);
+    json_object *v;
+    int64_t requests =
+        doc && json_object_object_get_ex(doc, "requests", &v) ? json_object_get_int64(v) : -1;
+    tap_ok(code == 0 && requests == 1 && strstr(err, "2 of 3 lines") != NULL,
+           "summarize_impossible_times: lines with a negative time or one of centuries are left "
+           "out as bad (exit %d, %lld requests, stderr %s)",
+           code, (long long)requests, err);
+    json_object_put(doc);
+    free(out);
+    free(err);
+    unlink(path);
+}
+
 int main(void)
 {
     summary_counts();
@@ -631,5 +668,6 @@ int main(void)
     summarize_matches_live();
     summarize_errors();
     summarize_far_dates();
+    summarize_impossible_times();
     return tap_done();
 }
