@@ -54,19 +54,19 @@ typedef struct cli_result {
     uint64_t size_header;   /* bytes of every response head received, redirects included */
     int64_t time_queue, time_namelookup, time_connect, time_appconnect, time_pretransfer,
         time_starttransfer, time_total;
-    unsigned num_connects;  /* connections opened for this request, redirects included */
-    unsigned num_redirects; /* redirects followed */
-    uint64_t conn_id;       /* the final response's connection, 0 when none */
-    const char *remote_ip;  /* "" when no address was tried */
-    int remote_port;        /* 0 when none */
-    int exitcode;           /* curl's exit code for this request, 0 on success */
-    const char *errormsg;   /* NULL on success */
-    int error;              /* asyncget's code (ag_err_name), 0 on success */
-    bool reused;            /* the final response came over a reused connection */
+    unsigned num_connects;   /* connections opened for this request, redirects included */
+    unsigned num_redirects;  /* redirects followed */
+    uint64_t conn_id;        /* the final response's connection, 0 when none */
+    const char *remote_ip;   /* "" when no address was tried */
+    int remote_port;         /* 0 when none */
+    int exitcode;            /* curl's exit code for this request, 0 on success */
+    const char *errormsg;    /* NULL on success */
+    int error;               /* asyncget's code (ag_err_name), 0 on success */
+    bool reused;             /* the final response came over a reused connection */
     const char *tls_version; /* "TLSv1.3"; NULL when not TLS */
     bool tls_resumed;
-    unsigned attempts;     /* tries of this request (--retry), at least 1 */
-    int64_t start_wall_ns; /* wall clock (CLOCK_REALTIME) at t0 */
+    unsigned attempts;        /* tries of this request (--retry), at least 1 */
+    int64_t start_wall_ns;    /* wall clock (CLOCK_REALTIME) at t0 */
     const char *content_type; /* NULL when none */
     /* The final attempt's response (for %header{name}), NULL when none was made. */
     const ag_response *resp;
@@ -181,10 +181,14 @@ typedef struct cli_sink cli_sink;
 
 /* spill: bytes of a body kept in memory before it moves to a temporary file (0: the default,
  * 1 MiB). dir: --output-dir (NULL: "."). Thread-safe: one cli_out serves every thread. */
-int cli_out_new(cli_out **out, int mode, const char *path, const char *dir, size_t spill,
-                char *err, size_t errlen);
+int cli_out_new(cli_out **out, int mode, const char *path, const char *dir, size_t spill, char *err,
+                size_t errlen);
 /* Finish: close files, and remove the temporary file of every sink still open. */
 void cli_out_free(cli_out *o);
+/* The lock under which bodies are written: the command's own writes to the same stdout (-w,
+ * --jsonl) take it too, so that no line lands inside a body. */
+void cli_out_lock(cli_out *o);
+void cli_out_unlock(cli_out *o);
 /* Remove the temporary files of every sink still open; async-signal-safe (unlink only). */
 void cli_out_remove_temps(cli_out *o);
 

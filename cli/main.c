@@ -2,6 +2,7 @@
 #include "run.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -323,6 +324,8 @@ static int64_t rate_interval(const char *s)
     double ns = unit * 1e9 / n;
     if (ns < 1)
         ns = 1;
+    if (ns > 1e15) /* over eleven days between two requests */
+        bad("the rate is too low (at least one request per 11 days)");
     return (int64_t)ns;
 }
 
@@ -335,6 +338,11 @@ static void version(void)
 
 int main(int argc, char **argv)
 {
+    /* A descriptor 0, 1 or 2 closed by the caller would be the next file opened (-o FILE as
+     * stdout): each takes /dev/null first. */
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) < 0)
+            return 2;
     if (argc > 1 && strcmp(argv[1], "summarize") == 0)
         return cli_summarize_main(argc - 1, argv + 1);
     cli_cfg c = {.max_redirs = -1};
@@ -544,11 +552,13 @@ int main(int argc, char **argv)
     }
     for (int i = optind; i < argc; i++)
         cli_strs_add(&c.urls, argv[i]);
+    int code;
     if (c.fail && c.fail_with_body) {
         fputs("asyncget: --fail and --fail-with-body cannot go together\n", stderr);
-        return 2;
+        code = 2;
+    } else {
+        code = cli_run(&c);
     }
-    int code = cli_run(&c);
     cli_strs_free(&c.urls);
     cli_strs_free(&c.url_files);
     cli_strs_free(&c.headers);

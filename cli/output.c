@@ -611,6 +611,16 @@ static void sink_free_locked(cli_sink *s, bool unlink_temp)
     free(s);
 }
 
+void cli_out_lock(cli_out *o)
+{
+    pthread_mutex_lock(&o->lock);
+}
+
+void cli_out_unlock(cli_out *o)
+{
+    pthread_mutex_unlock(&o->lock);
+}
+
 int cli_sink_close(cli_sink *s, bool keep)
 {
     if (!s)

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -110,6 +111,7 @@ int cli_exitcode(int err, bool sent)
 typedef struct item {
     uint64_t urlnum;
     char *url;
+    char *bad; /* a pattern that does not glob: why (the request fails with exit code 3) */
 } item;
 
 /* Lines of the URL files, read by a thread of their own so that a list still being written
@@ -134,6 +136,7 @@ typedef struct source {
     cli_buf gbuf;
     bool in_files; /* this round is past the command-line URLs */
     bool ended;
+    atomic_int unreadable; /* a URL file could not be opened */
     fileq fq;
     char glob_err[160];
 } source;
@@ -190,11 +193,18 @@ static void *file_reader(void *arg)
             FILE *f = std_in ? stdin : fopen(path, "r");
             if (!f) {
                 fprintf(stderr, "asyncget: cannot read URL file %s: %s\n", path, strerror(errno));
+                atomic_store(&s->unreadable, 1);
                 continue;
             }
             char *line = NULL;
             size_t cap = 0;
-            while (getline(&line, &cap, f) >= 0) {
+            ssize_t got;
+            while ((got = getline(&line, &cap, f)) >= 0) {
+                /* A NUL inside a line would cut it: it becomes a byte no URL takes, so the
+                 * line fails whole as a bad URL rather than being requested in part. */
+                for (ssize_t k = 0; k < got; k++)
+                    if (line[k] == 0)
+                        line[k] = ' ';
                 char *u = url_line(line);
                 if (!u)
                     continue;
@@ -246,6 +256,7 @@ static int source_next(source *s, item *out)
     pthread_mutex_lock(&s->mu);
     int rc = SRC_END;
     const cli_cfg *cfg = s->cfg;
+    out->bad = NULL;
     while (!s->ended) {
         if (s->deadline >= 0 && ag_now_ns() >= s->deadline) {
             s->ended = true;
@@ -274,6 +285,7 @@ static int source_next(source *s, item *out)
                 /* Checked whole at start: a pattern that fails here fails again the same. */
                 if (cli_glob_new(u, &s->glob, s->glob_err, sizeof s->glob_err) < 0) {
                     s->glob = NULL;
+                    out->bad = strdup(s->glob_err);
                     out->url = strdup(u);
                     s->arg++;
                     rc = SRC_ITEM;
@@ -361,8 +373,10 @@ typedef struct run {
     bool progress;             /* a progress line is on stderr */
     /* counters */
     atomic_uint_fast64_t done, failed, shown_errors;
-    atomic_int stop;  /* 1: start no new request */
-    atomic_int epipe; /* stdout is gone: end quietly */
+    atomic_int stop;         /* 1: start no new request */
+    atomic_int epipe;        /* stdout is gone: end quietly */
+    atomic_int write_failed; /* output could not be written: exit 23 */
+    atomic_int setup_failed; /* a URL file could not be read (26), a client not made (2) */
     pthread_mutex_t exit_mu;
     pthread_cond_t finished_cv; /* a thread finished (under exit_mu) */
     uint64_t exit_urlnum;
@@ -443,6 +457,13 @@ static bool write_all(int fd, const char *p, size_t n)
         ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR)
             continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* A non-blocking stdout (shared with another process): wait until it takes more. */
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+                return false;
+            continue;
+        }
         if (w <= 0)
             return false;
         p += w;
@@ -451,17 +472,34 @@ static bool write_all(int fd, const char *p, size_t n)
     return true;
 }
 
+/* Output that cannot be written ends the run: quietly for a reader that went away (EPIPE),
+ * with curl's 23 for anything else (a full disk). */
+static void output_failed(run *R, int e)
+{
+    if (e == EPIPE)
+        atomic_store(&R->epipe, 1);
+    else
+        atomic_store(&R->write_failed, 1);
+    atomic_store(&R->stop, 1);
+}
+
 static void out_stdout(run *R, const char *p, size_t n)
 {
     if (atomic_load(&R->epipe))
         return;
-    pthread_mutex_lock(&R->stdout_mu);
+    /* Under the bodies' lock when they go to stdout too. */
+    if (R->out)
+        cli_out_lock(R->out);
+    else
+        pthread_mutex_lock(&R->stdout_mu);
     bool ok = write_all(1, p, n);
-    pthread_mutex_unlock(&R->stdout_mu);
-    if (!ok && errno == EPIPE) {
-        atomic_store(&R->epipe, 1);
-        atomic_store(&R->stop, 1);
-    }
+    int e = errno;
+    if (R->out)
+        cli_out_unlock(R->out);
+    else
+        pthread_mutex_unlock(&R->stdout_mu);
+    if (!ok)
+        output_failed(R, e);
 }
 
 static bool idempotent(const char *m)
@@ -688,11 +726,16 @@ static void do_request(thr *T, item *it, int64_t t0, cli_buf *line)
     bool may_retry = cfg->retry > 0 && (cfg->retry_all_methods || idempotent(R->method));
     uint64_t seed = (uint64_t)ag_now_ns() ^ (it->urlnum * 0x9E3779B97F4A7C15ULL);
     int64_t first_ns = ag_now_ns();
-    unsigned attempts = 0;
+    unsigned attempts = it->bad ? 1 : 0;
     ag_response *resp = NULL;
     cli_sink *sink = NULL;
     int err = 0;
+    unsigned earlier_connects = 0; /* of the tries before the last */
     for (;;) {
+        if (it->bad) {
+            err = AG_EURL; /* a malformed glob: nothing to request */
+            break;
+        }
         attempts++;
         sink = NULL;
         if (R->out_mode != CLI_OUT_DISCARD) {
@@ -730,6 +773,7 @@ static void do_request(thr *T, item *it, int64_t t0, cli_buf *line)
             break;
         cli_sink_close(sink, false);
         sink = NULL;
+        earlier_connects += ag_response_connects(resp);
         ag_response_free(resp);
         resp = NULL;
         if (ag_sleep_ms(delay) < 0) {
@@ -742,6 +786,11 @@ static void do_request(thr *T, item *it, int64_t t0, cli_buf *line)
     ag_tls_info ti;
     cli_result r;
     make_result(&r, R, it, resp, err, t0, wall0, attempts, ip, sizeof ip, msg, sizeof msg, &ti);
+    r.num_connects += earlier_connects;
+    if (it->bad) {
+        snprintf(msg, sizeof msg, "bad URL glob: %s", it->bad);
+        r.errormsg = msg;
+    }
 
     /* The body: kept unless it failed, or --fail says a 4xx or 5xx has none. */
     bool keep = err == 0 && !(cfg->fail && !cfg->fail_with_body && r.http_code >= 400);
@@ -759,9 +808,17 @@ static void do_request(thr *T, item *it, int64_t t0, cli_buf *line)
             cli_buf_reset(line);
         }
     }
-    if (sink && cli_sink_close(sink, keep) == -EPIPE) {
-        atomic_store(&R->epipe, 1);
-        atomic_store(&R->stop, 1);
+    int wrc = cli_sink_close(sink, keep);
+    if (wrc < 0) {
+        /* The body did not reach its place: the request failed (curl's 23), and the run
+         * stops, since the output is broken for every other request too. */
+        output_failed(R, -wrc);
+        if (wrc != -EPIPE && !r.exitcode) {
+            r.exitcode = 23;
+            r.error = AG_ESINK;
+            snprintf(msg, sizeof msg, "cannot write the body: %s", strerror(-wrc));
+            r.errormsg = msg;
+        }
     }
     if (cfg->jsonl) {
         cli_result_json(line, &r);
@@ -819,10 +876,14 @@ static void worker_main(void *arg)
             continue;
         }
         if (T->step) {
-            T->next_due += T->step;
+            if (T->next_due > INT64_MAX - T->step)
+                T->step = 0; /* past the end of time: what is left goes as fast as it can */
+            else
+                T->next_due += T->step;
             /* A request not yet due when the run stops was never made: it is not recorded. */
             if (ag_sleep_until(t0) < 0 || atomic_load(&R->stop)) {
                 free(it.url);
+                free(it.bad);
                 break;
             }
         } else {
@@ -832,6 +893,7 @@ static void worker_main(void *arg)
         do_request(T, &it, t0, &line);
         w->busy = false;
         free(it.url);
+        free(it.bad);
     }
     cli_buf_free(&line);
 }
@@ -866,25 +928,17 @@ static void on_wake(ag_loop *loop, void *arg)
         ag_timer_start(loop, &T->grace, ag_now_ns() + GRACE_NS);
 }
 
-static void *thread_main(void *arg)
+/* The client of a thread that runs cap requests at once. */
+static void client_opts(run *R, unsigned cap, ag_loop *loop, ag_client_opts *op)
 {
-    thr *T = arg;
-    run *R = T->R;
     const cli_cfg *cfg = R->cfg;
-    ag_loop *loop;
-    int rc = ag_loop_new(&loop, NULL);
-    if (rc < 0) {
-        T->setup_error = rc;
-        atomic_store(&T->finished, 1);
-        return NULL;
-    }
     ag_client_opts o;
     ag_client_opts_init(&o);
     o.loop = loop;
-    o.max_conns = T->cap > 1024 ? T->cap : 1024;
+    o.max_conns = cap > 1024 ? cap : 1024;
     o.max_conns_per_host = cfg->parallel_host ? (cfg->parallel_host + R->nthreads - 1) / R->nthreads
-                                              : (T->cap > 256 ? T->cap : 256);
-    o.max_connecting = T->cap > 256 ? T->cap : 256;
+                                              : (cap > 256 ? cap : 256);
+    o.max_connecting = cap > 256 ? cap : 256;
     o.connect_timeout_ms = cfg->connect_timeout_ms;
     o.user_agent = cfg->user_agent;
     o.dns_servers = cfg->dns_servers;
@@ -898,6 +952,23 @@ static void *thread_main(void *arg)
         o.trace = on_trace;
         o.trace_arg = R;
     }
+    *op = o;
+}
+
+static void *thread_main(void *arg)
+{
+    thr *T = arg;
+    run *R = T->R;
+    const cli_cfg *cfg = R->cfg;
+    ag_loop *loop;
+    int rc = ag_loop_new(&loop, NULL);
+    if (rc < 0) {
+        T->setup_error = rc;
+        atomic_store(&T->finished, 1);
+        return NULL;
+    }
+    ag_client_opts o;
+    client_opts(R, T->cap, loop, &o);
     rc = ag_client_new(&T->client, &o);
     if (rc < 0) {
         T->setup_error = rc;
@@ -1064,7 +1135,6 @@ static uint64_t count_requests(const cli_cfg *cfg, int *bad)
         cli_glob *g;
         char err[160];
         if (cli_glob_new(cfg->urls.v[i], &g, err, sizeof err) < 0) {
-            fprintf(stderr, "asyncget: %s: %s\n", cfg->urls.v[i], err);
             (*bad)++;
             n++;
             continue;
@@ -1117,8 +1187,8 @@ int cli_run(cli_cfg *cfg)
         R->out_mode = CLI_OUT_DISCARD;
     else if (cfg->output)
         R->out_mode = CLI_OUT_FILE;
-    else if (cfg->jsonl)
-        R->out_mode = CLI_OUT_DISCARD;
+    else if (cfg->jsonl || (cfg->har && strcmp(cfg->har, "-") == 0))
+        R->out_mode = CLI_OUT_DISCARD; /* stdout carries the lines, or the archive */
     if (R->out_mode != CLI_OUT_DISCARD &&
         cli_out_new(&R->out, R->out_mode, cfg->output, cfg->output_dir, 0, err, sizeof err) < 0) {
         fprintf(stderr, "asyncget: %s\n", err);
@@ -1169,6 +1239,24 @@ int cli_run(cli_cfg *cfg)
         threads = pmax;
     R->nthreads = threads;
 
+    /* The client's settings (--resolve, --connect-to, -A, ...) are checked once here, so that
+     * a malformed one stops the run before it starts rather than in every thread. */
+    {
+        ag_client_opts o;
+        client_opts(R, pmax, NULL, &o);
+        ag_client *probe;
+        int rc = ag_client_new(&probe, &o);
+        if (rc < 0) {
+            fprintf(stderr,
+                    "asyncget: the request settings are refused (%s): check --resolve, "
+                    "--connect-to, --dns-servers, -A and the TLS options\n",
+                    ag_strerror(rc));
+            code = 2;
+            goto out;
+        }
+        ag_client_free(probe);
+    }
+
     /* The list. */
     source *s = &R->src;
     pthread_mutex_init(&s->mu, NULL);
@@ -1208,9 +1296,13 @@ int cli_run(cli_cfg *cfg)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* No progress line where it would run into other output: -v and traces on stderr, or
+     * anything on a stdout that is a terminal too. */
+    bool on_stdout = R->out_mode == CLI_OUT_STDOUT || cfg->jsonl || cfg->writeout ||
+                     (cfg->output && strcmp(cfg->output, "-") == 0);
     cli_progress *prog =
         (cfg->silent || cfg->verbose || (cfg->trace && strcmp(cfg->trace, "-") == 0) ||
-         (cfg->trace_ascii && strcmp(cfg->trace_ascii, "-") == 0))
+         (cfg->trace_ascii && strcmp(cfg->trace_ascii, "-") == 0) || (on_stdout && isatty(1)))
             ? NULL
             : cli_progress_new(2, total);
     R->progress = prog != NULL;
@@ -1282,7 +1374,11 @@ int cli_run(cli_cfg *cfg)
         cli_summary_json(sum, &b, wall);
         cli_buf_putc(&b, '\n');
         FILE *f = fopen(cfg->summary_json, "w");
-        if (!f || b.oom || fwrite(b.p, 1, b.len, f) != b.len) {
+        bool ok = f && !b.oom && fwrite(b.p, 1, b.len, f) == b.len;
+        if (f && fclose(f) != 0) /* where a buffered write fails */
+            ok = false;
+        f = NULL;
+        if (!ok) {
             fprintf(stderr, "asyncget: --summary-json %s: cannot write\n", cfg->summary_json);
             if (!code)
                 code = 23;
@@ -1298,6 +1394,13 @@ int cli_run(cli_cfg *cfg)
     }
     if (!code)
         code = R->exit_code;
+    if (!code && atomic_load(&R->write_failed))
+        code = 23;
+    if (!code && atomic_load(&s->unreadable))
+        code = 26;
+    for (unsigned i = 0; i < threads && !code; i++)
+        if (R->threads[i].setup_error)
+            code = 2;
     if (interrupts && !code)
         code = 130;
     if (R->epipe && !code)
