@@ -258,6 +258,21 @@ def attack_closed_stdout_keeps_jsonl_out_of_file():
         shutil.rmtree(d)
 
 
+def attack_closed_stderr_keeps_summary_out_of_file():
+    """With stderr closed, the file of -o takes descriptor 2: the summary must not land in it."""
+    d = tempdir()
+    try:
+        path = os.path.join(d, "out")
+        r = run(["--summary", "-o", path, NG + "/hello", NG + "/hello"],
+                preexec=lambda: os.close(2))
+        with open(path, "rb") as f:
+            data = f.read()
+        check(data == HELLO * 2, "-o FILE with stderr closed holds %r, not the bodies alone "
+              "(exit %s)" % (data[:120], r.rc))
+    finally:
+        shutil.rmtree(d)
+
+
 def attack_har_stdout_valid_json():
     """--har - writes the archive to stdout: it must stay one JSON document (bodies elsewhere)."""
     r = run(["-s", "--har", "-", NG + "/hello", NG + "/hello"])
@@ -784,6 +799,7 @@ CASES = [
     attack_stdout_full_exit_23,
     attack_summary_json_full_exit_23,
     attack_closed_stdout_keeps_jsonl_out_of_file,
+    attack_closed_stderr_keeps_summary_out_of_file,
     attack_har_stdout_valid_json,
     attack_writeout_not_inside_other_body,
     attack_nonblocking_stdout_keeps_every_line,
@@ -822,6 +838,9 @@ KNOWN = {
         "run.c checks fwrite of --summary-json but not fclose, where a buffered write fails",
     "attack_closed_stdout_keeps_jsonl_out_of_file":
         "main.c does not open /dev/null on a closed descriptor 0-2: -o FILE becomes fd 1",
+    "attack_closed_stderr_keeps_summary_out_of_file":
+        "main.c does not open /dev/null on a closed descriptor 0-2: -o FILE becomes fd 2 and "
+        "gets the summary",
     "attack_har_stdout_valid_json":
         "--har - shares stdout with the bodies (run.c sends bodies to stdout as without it)",
     "attack_writeout_not_inside_other_body":
