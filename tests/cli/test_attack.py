@@ -416,6 +416,23 @@ def attack_url_file_hostile_lines():
         shutil.rmtree(d)
 
 
+def attack_error_message_escapes_url():
+    """A URL file line with terminal escapes (a list taken from anywhere): its error message on
+    stderr shows the bytes escaped, so they cannot retitle or clear the user's terminal."""
+    d = tempdir()
+    try:
+        path = os.path.join(d, "urls")
+        with open(path, "wb") as f:
+            f.write(b"http://127.0.0.1:1/\x1b]0;pwned\x07\x1b[2J\xc2\x9b2J\n")
+        r = run(["--url-file", path])
+        sanitizer_clean(r)
+        check(r.rc == 3, r.describe())
+        check(b"\x1b" not in r.err and b"\x07" not in r.err and b"\xc2\x9b" not in r.err,
+              "terminal control bytes on stderr: %r" % r.err[:200])
+    finally:
+        shutil.rmtree(d)
+
+
 def attack_url_file_nul_line_refused():
     """A NUL byte inside a URL line: that line is bad, not a shorter URL (the bytes before the
     NUL) fetched in its place."""
@@ -805,6 +822,7 @@ CASES = [
     attack_nonblocking_stdout_keeps_every_line,
     attack_hostile_bytes_valid_json,
     attack_url_file_hostile_lines,
+    attack_error_message_escapes_url,
     attack_url_file_nul_line_refused,
     attack_url_file_streamed,
     attack_bad_glob_exit_3,
@@ -849,6 +867,9 @@ KNOWN = {
     "attack_nonblocking_stdout_keeps_every_line":
         "run.c write_all (out_stdout) takes EAGAIN for a failure: --jsonl and -w lines are "
         "dropped silently on a non-blocking stdout, exit 0",
+    "attack_error_message_escapes_url":
+        "run.c prints the URL of a failed request raw in its error message: ESC, BEL and C1 "
+        "bytes reach the terminal",
     "attack_url_file_nul_line_refused":
         "run.c url_line uses strlen: a line is cut at a NUL byte and the rest requested",
     "attack_bad_glob_exit_3":
