@@ -845,51 +845,15 @@ CASES = [
 ]
 
 # Faults of the command not fixed yet, reported as TAP TODO while they show. A case listed here
-# that passes prints a note: then remove it from this table (attack_writeout_not_inside_other_body
-# shows its fault only in some runs).
+# that passes prints a note: then remove it from this table. (attack_writeout_not_inside_other_body
+# shows its fault, when there is one, only in some runs.)
 KNOWN = {
-    "attack_output_file_full_exit_23":
-        "run.c ignores a failed body write (cli_sink_close's error other than EPIPE): exit 0",
-    "attack_stdout_full_exit_23":
-        "run.c ignores failed writes to stdout other than EPIPE (bodies, --jsonl, -w): exit 0",
-    "attack_summary_json_full_exit_23":
-        "run.c checks fwrite of --summary-json but not fclose, where a buffered write fails",
-    "attack_closed_stdout_keeps_jsonl_out_of_file":
-        "main.c does not open /dev/null on a closed descriptor 0-2: -o FILE becomes fd 1",
-    "attack_closed_stderr_keeps_summary_out_of_file":
-        "main.c does not open /dev/null on a closed descriptor 0-2: -o FILE becomes fd 2 and "
-        "gets the summary",
-    "attack_har_stdout_valid_json":
-        "--har - shares stdout with the bodies (run.c sends bodies to stdout as without it)",
-    "attack_writeout_not_inside_other_body":
-        "run.c writes stdout under its own lock (out_stdout) while output.c writes bodies to "
-        "fd 1 under another: with threads a -w or --jsonl line lands inside a body",
-    "attack_nonblocking_stdout_keeps_every_line":
-        "run.c write_all (out_stdout) takes EAGAIN for a failure: --jsonl and -w lines are "
-        "dropped silently on a non-blocking stdout, exit 0",
     "attack_error_message_escapes_url":
         "run.c prints the URL of a failed request raw in its error message: ESC, BEL and C1 "
         "bytes reach the terminal",
-    "attack_url_file_nul_line_refused":
-        "run.c url_line uses strlen: a line is cut at a NUL byte and the rest requested",
-    "attack_bad_glob_exit_3":
-        "run.c requests a malformed glob literally (and prints its error despite -s); curl "
-        "exits 3",
-    "attack_rate_tiny_refused":
-        "main.c rate_interval casts an infinite interval to int64 (UB); run.c then overflows "
-        "next_due and the second request never comes",
-    "attack_bad_client_options_fail":
-        "a client that cannot be made (bad --resolve, --connect-to, -A) ends the run with "
-        "exit 0 and nothing fetched (run.c setup_error)",
     "attack_unreadable_url_file_fails":
-        "run.c file_reader reports an unreadable URL file but the run exits 0",
-    "attack_fail_options_conflict_clean_exit":
-        "main.c returns 2 for -f with --fail-with-body without freeing its lists (LSan: exit 1)",
-    "attack_retry_connections_counted":
-        "the summary counts num_connects of the final attempt only (run.c keeps no count of "
-        "the earlier attempts' connections)",
-    "attack_progress_not_over_bodies":
-        "run.c draws the progress line when stdout is the same terminal and gets the bodies",
+        "run.c file_reader: a directory given as --url-file opens, its read fails (EISDIR) "
+        "unreported, and the run exits 0",
 }
 
 
