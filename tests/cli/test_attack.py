@@ -282,6 +282,18 @@ def attack_har_stdout_valid_json():
     check(len(har["log"]["entries"]) == 2, "entries: %r" % har["log"]["entries"])
 
 
+def attack_har_stdout_alone():
+    """--har - with --jsonl or -w: the archive and the lines cannot share stdout and stay JSON;
+    either the command refuses the pair (2) or stdout is the archive alone."""
+    for extra in (["--jsonl"], ["-w", "%{http_code}\\n"]):
+        r = run(["-s", "--har", "-"] + extra + [NG + "/hello", NG + "/hello"])
+        sanitizer_clean(r)
+        if r.rc == 2:
+            continue
+        check(r.rc == 0, r.describe())
+        strict_json(r.out, "stdout of --har - %s" % extra[0])
+
+
 def attack_writeout_not_inside_other_body():
     """Several threads, bodies to stdout, and failing requests whose -w line goes to stdout on
     its own: no -w line may land inside another request's body. stdout is a pipe read slowly,
@@ -434,19 +446,22 @@ def attack_error_message_escapes_url():
 
 
 def attack_url_file_nul_line_refused():
-    """A NUL byte inside a URL line: that line is bad, not a shorter URL (the bytes before the
-    NUL) fetched in its place."""
+    """A NUL byte inside a URL line, or at its start or end: that line is bad, not a shorter URL
+    (the bytes before the NUL, or the line without it) fetched in its place."""
     d = tempdir()
     try:
         path = os.path.join(d, "urls")
         with open(path, "wb") as f:
-            f.write(NG.encode() + b"/hello\x00/../../secret\n" + NG.encode() + b"/hello\n")
+            f.write(NG.encode() + b"/hello\x00/../../secret\n" + NG.encode() + b"/hello\x00\n" +
+                    b"\x00" + NG.encode() + b"/hello\n" + NG.encode() + b"/hello\n")
         r = run(["-s", "--jsonl", "--url-file", path])
         sanitizer_clean(r)
         got = sorted(jsonl(r.out), key=lambda o: o["urlnum"])
-        check(len(got) == 2, "%d lines" % len(got))
-        check(got[0]["exitcode"] != 0, "the line with a NUL byte was fetched as %r (%d)" % (
-            got[0]["url"], got[0]["http_code"]))
+        check(len(got) == 4, "%d lines" % len(got))
+        for o in got[:3]:
+            check(o["exitcode"] != 0, "line %d, with a NUL byte, was fetched as %r (%d)" % (
+                o["urlnum"] + 1, o["url"], o["http_code"]))
+        check(got[3]["exitcode"] == 0, "the good line: %r" % got[3])
     finally:
         shutil.rmtree(d)
 
@@ -818,6 +833,7 @@ CASES = [
     attack_closed_stdout_keeps_jsonl_out_of_file,
     attack_closed_stderr_keeps_summary_out_of_file,
     attack_har_stdout_valid_json,
+    attack_har_stdout_alone,
     attack_writeout_not_inside_other_body,
     attack_nonblocking_stdout_keeps_every_line,
     attack_hostile_bytes_valid_json,
@@ -848,6 +864,11 @@ CASES = [
 # that passes prints a note: then remove it from this table. (attack_writeout_not_inside_other_body
 # shows its fault, when there is one, only in some runs.)
 KNOWN = {
+    "attack_har_stdout_alone":
+        "--har - with --jsonl or -w: run.c writes the lines into the archive on stdout",
+    "attack_url_file_nul_line_refused":
+        "run.c turns a NUL into a space, which url_line trims at a line's start or end: "
+        "'URL\\0' is fetched as URL",
     "attack_error_message_escapes_url":
         "run.c prints the URL of a failed request raw in its error message: ESC, BEL and C1 "
         "bytes reach the terminal",
