@@ -571,6 +571,16 @@ def attack_huge_header_values():
     check(r.out in (b"200400", b"400200", b"200200"), "codes: %r" % r.out)
 
 
+def attack_json_twice_concatenated():
+    """--json given twice: the pieces are joined as they are (curl's own example is
+    --json '{ "drink":' --json ' "coffe" }'), not with the '&' of -d."""
+    r = run(["-s", "--json", '{"drink":', "--json", ' "coffee"}', HO + "/echo"])
+    sanitizer_clean(r)
+    check(r.rc == 0, r.describe())
+    body = json.loads(r.out)["body"]
+    check(body == '{"drink": "coffee"}', "the body sent: %r" % body)
+
+
 def attack_json_from_stdin():
     """--json @- reads the body from stdin; a second reader of stdin (--url-file -) finds it
     consumed, and the run does not hang."""
@@ -848,6 +858,7 @@ CASES = [
     attack_unreadable_url_file_fails,
     attack_fail_options_conflict_clean_exit,
     attack_huge_header_values,
+    attack_json_twice_concatenated,
     attack_json_from_stdin,
     attack_remote_name_hostile_paths,
     attack_threads_counts_add_up,
@@ -864,6 +875,8 @@ CASES = [
 # that passes prints a note: then remove it from this table. (attack_writeout_not_inside_other_body
 # shows its fault, when there is one, only in some runs.)
 KNOWN = {
+    "attack_json_twice_concatenated":
+        "main.c add_data joins every piece with '&', --json's too (curl concatenates --json)",
     "attack_har_stdout_alone":
         "--har - with --jsonl or -w: run.c writes the lines into the archive on stdout",
     "attack_url_file_nul_line_refused":
