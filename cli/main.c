@@ -254,9 +254,10 @@ static char *slurp(const char *path, size_t *len)
     return buf;
 }
 
-enum { DATA_ASCII, DATA_BINARY, DATA_RAW };
+enum { DATA_ASCII, DATA_BINARY, DATA_RAW, DATA_JSON };
 
-/* -d and friends: several are joined with '&' as curl does. -d @file drops CR and LF. */
+/* -d and friends: several are joined with '&' as curl does, --json's pieces as they are. -d
+ * @file drops CR and LF. */
 static void add_data(cli_cfg *c, const char *arg, int how)
 {
     char *piece;
@@ -276,11 +277,12 @@ static void add_data(cli_cfg *c, const char *arg, int how)
     }
     if (!piece)
         exit(27);
-    size_t total = c->data_len + (c->has_data ? 1 : 0) + len;
+    bool amp = c->has_data && how != DATA_JSON;
+    size_t total = c->data_len + (amp ? 1 : 0) + len;
     char *nd = realloc(c->data, total + 1);
     if (!nd)
         exit(27);
-    if (c->has_data)
+    if (amp)
         nd[c->data_len++] = '&';
     memcpy(nd + c->data_len, piece, len);
     c->data_len += len;
@@ -433,7 +435,7 @@ int main(int argc, char **argv)
             c.data_form = true;
             break;
         case O_JSON:
-            add_data(&c, optarg, DATA_BINARY);
+            add_data(&c, optarg, DATA_JSON);
             c.json = true;
             break;
         case 'I':
@@ -555,6 +557,9 @@ int main(int argc, char **argv)
     int code;
     if (c.fail && c.fail_with_body) {
         fputs("asyncget: --fail and --fail-with-body cannot go together\n", stderr);
+        code = 2;
+    } else if (c.har && strcmp(c.har, "-") == 0 && (c.jsonl || c.writeout)) {
+        fputs("asyncget: --har - needs stdout to itself: not with --jsonl or -w\n", stderr);
         code = 2;
     } else {
         code = cli_run(&c);

@@ -204,7 +204,7 @@ static void *file_reader(void *arg)
                  * line fails whole as a bad URL rather than being requested in part. */
                 for (ssize_t k = 0; k < got; k++)
                     if (line[k] == 0)
-                        line[k] = ' ';
+                        line[k] = '\x01';
                 char *u = url_line(line);
                 if (!u)
                     continue;
@@ -229,6 +229,10 @@ static void *file_reader(void *arg)
                         fclose(f);
                     goto out;
                 }
+            }
+            if (ferror(f)) { /* a directory, an I/O error */
+                fprintf(stderr, "asyncget: cannot read URL file %s: %s\n", path, strerror(errno));
+                atomic_store(&s->unreadable, 1);
             }
             free(line);
             if (!std_in)
@@ -688,6 +692,19 @@ static void include_head(cli_buf *b, const ag_response *resp)
     cli_buf_puts(b, "\r\n");
 }
 
+/* Text for the terminal: bytes outside printable ASCII as \xNN, so that a URL or a server's
+ * words cannot move the cursor, retitle or clear the user's terminal. */
+static void put_printable(cli_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c < 0x7f)
+            cli_buf_putc(b, (char)c);
+        else
+            cli_buf_printf(b, "\\x%02x", c);
+    }
+}
+
 static void note_exit(run *R, uint64_t urlnum, int code)
 {
     pthread_mutex_lock(&R->exit_mu);
@@ -840,9 +857,15 @@ static void do_request(thr *T, item *it, int64_t t0, cli_buf *line)
         if (show && err != -ECANCELED && !atomic_load(&R->epipe) &&
             atomic_fetch_add(&R->shown_errors, 1) < ERRORS_SHOWN) {
             /* Over the progress line, which the next redraw puts back under it. */
+            cli_buf_reset(line);
+            cli_buf_printf(line, "%sasyncget: (%d) ", R->progress ? "\r\033[K" : "", r.exitcode);
+            put_printable(line, it->url);
+            cli_buf_puts(line, ": ");
+            put_printable(line, r.errormsg ? r.errormsg : "failed");
+            cli_buf_putc(line, '\n');
             pthread_mutex_lock(&R->stderr_mu);
-            fprintf(stderr, "%sasyncget: (%d) %s: %s\n", R->progress ? "\r\033[K" : "", r.exitcode,
-                    it->url, r.errormsg ? r.errormsg : "failed");
+            if (!line->oom)
+                write_all(2, line->p, line->len);
             pthread_mutex_unlock(&R->stderr_mu);
         }
     }
