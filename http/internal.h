@@ -62,8 +62,8 @@ struct ag_response {
     char *url;
     unsigned redirects;
     uint64_t req_id;
-    char detail[160]; /* ag_response_error_detail */
-    char reason[48];  /* the final status line's reason phrase, cut to fit */
+    char detail[160];      /* ag_response_error_detail */
+    char reason[48];       /* the final status line's reason phrase, cut to fit */
     uint64_t header_bytes; /* every response head of the request, redirects included */
     unsigned connects;     /* connections opened for the request */
 };
@@ -121,7 +121,8 @@ typedef struct ag__parse {
      * nothing is collected. */
     void (*on_head)(void *arg, const char *head, size_t len);
     void *on_head_arg;
-    char *hbuf; /* the head collected so far, for on_head */
+    char *hbuf;   /* the head collected so far, for on_head */
+    size_t hsize; /* bytes of the current head so far, for max_header_bytes */
     size_t hlen, hcap;
 } ag__parse;
 

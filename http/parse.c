@@ -397,6 +397,7 @@ enum {
 static void framing_reset(ag__parse *ps)
 {
     ps->fr_state = FR_HEAD;
+    ps->hsize = 0;
     ps->fr_prev = 0;
     ps->fr_ext = 0;
 }
@@ -405,23 +406,28 @@ static void framing_reset(ag__parse *ps)
  * what a strict reading would refuse: a bare CR or LF in the head (including the empty line that
  * ends it), a chunk size line not ending in CRLF or with a control byte or an endless extension,
  * chunk data not followed by CRLF, and trailer lines not ending in CRLF. */
-/* A piece of a response head: counted, and collected for the trace hook when it wants heads.
- * last: the piece ends the head. */
-static void head_piece(ag__parse *ps, const char *p, size_t n, bool last)
+/* A piece of a response head: counted, held to max_header_bytes, and collected for the trace
+ * hook when it wants heads. last: the piece ends the head. The limit is on every byte of the
+ * head: the fields alone stay small under a head of white space before a value, which the
+ * parser skips, and the trace would hold all of it. */
+static int head_piece(ag__parse *ps, const char *p, size_t n, bool last)
 {
     ps->resp->header_bytes += n;
+    ps->hsize += n;
+    if (ps->hsize > ps->client->o.max_header_bytes)
+        return AG_ETOO_LARGE;
     if (!ps->on_head)
-        return;
+        return 0;
     if (ps->hlen + n > ps->hcap) {
-        /* The parser's header limit bounds a head; a trace that cannot grow loses the head,
-         * never the request. */
+        /* The limit above bounds a head; a trace that cannot grow loses the head, never the
+         * request. */
         size_t cap = ps->hcap ? ps->hcap : 1024;
         while (cap < ps->hlen + n)
             cap *= 2;
         char *nb = realloc(ps->hbuf, cap);
         if (!nb) {
             ps->hlen = 0;
-            return;
+            return 0;
         }
         ps->hbuf = nb;
         ps->hcap = cap;
@@ -432,12 +438,14 @@ static void head_piece(ag__parse *ps, const char *p, size_t n, bool last)
         ps->on_head(ps->on_head_arg, ps->hbuf, ps->hlen);
         ps->hlen = 0;
     }
+    return 0;
 }
 
 static int framing_check(ag__parse *ps, const char *p, size_t n)
 {
     /* Where the head's bytes in p begin, when p holds some. */
     size_t head_from = ps->fr_state == FR_HEAD ? 0 : SIZE_MAX;
+    int rc;
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
         switch (ps->fr_state) {
@@ -457,7 +465,9 @@ static int framing_check(ag__parse *ps, const char *p, size_t n)
                 break;
             }
             /* The empty line: the head ends here, and the parser has seen the framing. */
-            head_piece(ps, p + head_from, i + 1 - head_from, true);
+            rc = head_piece(ps, p + head_from, i + 1 - head_from, true);
+            if (rc < 0)
+                return rc;
             head_from = SIZE_MAX;
             ps->fr_state =
                 (ps->p.flags & F_CHUNKED) && !(ps->p.flags & F_SKIPBODY) ? FR_SIZE : FR_BODY;
@@ -538,7 +548,7 @@ static int framing_check(ag__parse *ps, const char *p, size_t n)
         }
     }
     if (head_from != SIZE_MAX && head_from < n)
-        head_piece(ps, p + head_from, n - head_from, false);
+        return head_piece(ps, p + head_from, n - head_from, false);
     return 0;
 }
 
@@ -576,6 +586,10 @@ void ag__parse_end(ag__parse *ps)
 
 void ag__parse_abandon(ag__parse *ps)
 {
+    /* A reason read from a status line whose head was refused or cut short belongs to no
+     * status: the caller sees status 0 and no reason. */
+    if (!ps->resp->status)
+        ps->resp->reason[0] = 0;
     if (!ps->field_open)
         return;
     ag__fields *f = fields(ps);

@@ -278,7 +278,7 @@ typedef struct ag_client_opts {
     int64_t connect_timeout_ms;
     int64_t idle_timeout_ms;       /* between reads and writes of one request; 0: 60,000 */
     int64_t total_timeout_ms;      /* whole request with redirects and retries; 0: none */
-    size_t max_header_bytes;       /* response header block; 0: 64 KiB */
+    size_t max_header_bytes;       /* each response head, every byte of it; 0: 64 KiB */
     unsigned max_headers;          /* response header fields; 0: 128 */
     size_t max_body_bytes;         /* body kept in memory; 0: 64 MiB */
     unsigned max_redirects;        /* 0: 10; AG_NO_REDIRECTS to not follow */

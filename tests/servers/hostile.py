@@ -88,6 +88,7 @@ class Conn:
         self.buf = b""
         self.idle_timeout = IDLE_TIMEOUT
         self.reuse_trap = False
+        self.drop_next = False          # /ta/drop-next: close on the next request, unanswered
 
     def recv_more(self, timeout=None):
         self.sock.settimeout(timeout)
@@ -609,6 +610,103 @@ EARLY.update({
 })
 
 
+# ---------------------------------------------------------------- trace attack cases
+# Cases for tests/http/test-trace-attack.c: response heads cut into pieces, interim heads, odd
+# reason phrases, heads padded past the header limit, a connection dropped on its next request.
+# Every /ta/ case takes ?step=N (write N bytes at a time, 0: all at once), ?ms=M (sleep between
+# writes) and ?at=K (one cut after byte K, then the rest ?ms= later).
+
+TA_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Trace: one byte at a time\r\n"
+           b"Content-Length: 2\r\n\r\n")
+TA_INTERIM = (b"HTTP/1.1 100 Continue\r\n\r\n"
+              b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n")
+
+
+def ta_send(c, req, data):
+    step = req.qint("step", 0)
+    ms = req.qint("ms", 0) / 1000.0
+    at = req.qint("at", -1)
+    if 0 <= at < len(data):
+        c.send(data[:at])
+        time.sleep(ms)
+        c.send(data[at:])
+    elif step > 0:
+        for i in range(0, len(data), step):
+            c.send(data[i:i + step])
+            time.sleep(ms)
+    else:
+        c.send(data)
+
+
+def ta_raw(data, then=KEEP):
+    def case(c, req):
+        ta_send(c, req, data)
+        return then
+    return case
+
+
+def ta_ws_head(c, req):
+    """A head of ?size= bytes (default 1 MiB) that is all white space before one field value:
+    the fields stay tiny, the head does not."""
+    n = req.qint("size", 1 << 20)
+    ta_send(c, req, b"HTTP/1.1 200 OK\r\nX-Pad:" + b" " * n + b"v\r\nContent-Length: 2\r\n\r\nok")
+    return KEEP
+
+
+def ta_fold_head(c, req):
+    """A head of ?n= folded continuation lines (default 100000) of one space each."""
+    n = req.qint("n", 100000)
+    ta_send(c, req, b"HTTP/1.1 200 OK\r\nX-Fold: a\r\n" + b" b\r\n" * n
+            + b"Content-Length: 2\r\n\r\nok")
+    return KEEP
+
+
+def ta_drop_next(c, req):
+    """/ok, and the next request on this connection is read and answered with a close."""
+    c.send(OK)
+    c.drop_next = True
+    return KEEP
+
+
+def ta_redirect(c, req):
+    """302 to http://127.0.0.1:?port=/?path= (default: this server's /ok); ?close=1 closes."""
+    port = req.qint("port", c.sock.getsockname()[1])
+    path = (req.query.get("path") or ["/ok"])[0]
+    close = req.qint("close", 0)
+    c.send(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:%d%s\r\nContent-Length: 0\r\n%s\r\n"
+           % (port, path.encode(), b"Connection: close\r\n" if close else b""))
+    return CLOSE if close else KEEP
+
+
+CASES.update({
+    "/ta/head": ta_raw(TA_HEAD + b"ok"),
+    "/ta/interim": ta_raw(TA_INTERIM + TA_HEAD + b"ok"),
+    "/ta/chunked-trailers": ta_raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nok\r\n0\r\nX-Trailer: HTTP/1.1 200 OK\r\n\r\n"),
+    "/ta/reason-empty": ta_raw(b"HTTP/1.1 200 \r\nContent-Length: 2\r\n\r\nok"),
+    "/ta/reason-none": ta_raw(b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok"),
+    "/ta/reason-long": ta_raw(
+        b"HTTP/1.1 200 " + b"0123456789" * 4 + b"ABCDEFG" + b"z" * 300
+        + b"\r\nContent-Length: 2\r\n\r\nok"),
+    "/ta/reason-obs": ta_raw(
+        b"HTTP/1.1 200 caf\xe9 \x80\xff\tend\r\nContent-Length: 2\r\n\r\nok"),
+    "/ta/reason-nul": ta_raw(b"HTTP/1.1 200 O\x00K\r\nContent-Length: 2\r\n\r\nok", CLOSE),
+    "/ta/interim-reason": ta_raw(
+        b"HTTP/1.1 103 " + b"E" * 100 + b"\r\n\r\nHTTP/1.1 200 \r\nContent-Length: 2\r\n\r\nok"),
+    "/ta/bad-field": ta_raw(b"HTTP/1.1 200 OK\r\nBad Header: x\r\nContent-Length: 2\r\n\r\nok",
+                            CLOSE),
+    "/ta/truncated-head": ta_raw(b"HTTP/1.1 200 OK\r\nContent-Len", CLOSE),
+    "/ta/truncated-after-interim": ta_raw(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nX-A", CLOSE),
+    "/ta/bare-lf": ta_raw(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok", CLOSE),
+    "/ta/ws-head": ta_ws_head,
+    "/ta/fold-head": ta_fold_head,
+    "/ta/drop-next": ta_drop_next,
+    "/ta/redirect": ta_redirect,
+})
+
+
 # ---------------------------------------------------------------- serving
 
 REUSED = b"HTTP/1.1 500 Reused\r\nConnection: close\r\nContent-Length: 7\r\n\r\nreused\n"
@@ -628,6 +726,8 @@ def serve(sock, addr):
             c.idle_timeout = IDLE_TIMEOUT
             if c.reuse_trap:
                 c.send(REUSED)
+                return
+            if c.drop_next:
                 return
             case = CASES.get(req.path)
             if case is None:
