@@ -62,6 +62,9 @@ typedef struct rec {
      * body). */
     char *recv;
     size_t recv_len, recv_cap, matched;
+    /* The bytes written since the last HEAD_OUT, and that head. */
+    char *sent, *out;
+    size_t sent_len, sent_cap, out_len;
     char last_in[512];
     size_t last_in_len;
     char cert[512];
@@ -71,7 +74,21 @@ typedef struct rec {
 static void rec_free(rec *r)
 {
     free(r->recv);
-    r->recv = NULL;
+    free(r->sent);
+    free(r->out);
+    r->recv = r->sent = r->out = NULL;
+}
+
+static void append(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
+{
+    if (*len + n > *cap) {
+        *cap = (*len + n) * 2;
+        *buf = realloc(*buf, *cap);
+        if (!*buf)
+            abort();
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
 }
 
 /* One whole head: a status line, and the only empty line at its end. */
@@ -94,18 +111,23 @@ static void rec_event(rec *r, const ag_trace_event *ev)
     switch (ev->kind) {
     case AG_TRACE_HEAD_OUT:
         r->head_out++;
-        r->recv_len = r->matched = 0;
+        r->recv_len = r->matched = r->sent_len = 0;
+        free(r->out);
+        r->out = malloc(ev->len ? ev->len : 1);
+        if (!r->out)
+            abort();
+        memcpy(r->out, ev->data, ev->len);
+        r->out_len = ev->len;
         break;
+    case AG_TRACE_SEND: {
+        size_t cap = r->sent_cap;
+        append(&r->sent, &r->sent_len, &cap, ev->data, ev->len);
+        r->sent_cap = cap;
+        break;
+    }
     case AG_TRACE_RECV:
         r->recv_events++;
-        if (r->recv_len + ev->len > r->recv_cap) {
-            r->recv_cap = (r->recv_len + ev->len) * 2;
-            r->recv = realloc(r->recv, r->recv_cap);
-            if (!r->recv)
-                abort();
-        }
-        memcpy(r->recv + r->recv_len, ev->data, ev->len);
-        r->recv_len += ev->len;
+        append(&r->recv, &r->recv_len, &r->recv_cap, ev->data, ev->len);
         break;
     case AG_TRACE_HEAD_IN:
         r->head_in++;
@@ -311,6 +333,26 @@ static void head_limits(void)
     ag_response_free(resp);
     rec_free(&r);
 
+    /* The limit is on each head: the interim heads and the final one are each under it, their
+     * sum is not. */
+    current = "limit_per_head";
+    resp = one(&r, "/ta/interim", TA_HEAD_LEN, &rc);
+    tap_ok(rc == 0 && r.head_in == 3 && ag_response_header_bytes(resp) > TA_HEAD_LEN,
+           "max_header_bytes_per_head_not_per_request: %s, %d heads", ag_err_name(rc), r.head_in);
+    ag_response_free(resp);
+    rec_free(&r);
+
+    /* Without a trace hook the head is not collected; the limit holds the same. */
+    current = "white_space_untraced";
+    ag_client *plain;
+    if (ag_client_new(&plain, NULL) < 0)
+        abort();
+    resp = get(plain, url_of(hport, "/ta/ws-head?size=1048576"), &rc);
+    tap_ok(rc == AG_ETOO_LARGE, "max_header_bytes_bounds_white_space_untraced: %s",
+           ag_err_name(rc));
+    ag_response_free(resp);
+    ag_client_free(plain);
+
     current = "folded_head";
     resp = one(&r, "/ta/fold-head?n=100000", 0, &rc);
     tap_ok(rc == AG_ETOO_LARGE && r.head_in == 0,
@@ -489,6 +531,82 @@ static void connections(void)
     ag_response_free(resp);
     ag_client_free(c);
     close(s);
+    rec_free(&r);
+}
+
+/* ---- request heads ---- */
+
+/* The last HEAD_OUT is one whole head, the first bytes written after it, and nothing more. */
+static bool out_as_sent(const rec *r)
+{
+    return r->out && r->out_len >= 4 && memcmp(r->out + r->out_len - 4, "\r\n\r\n", 4) == 0 &&
+           memmem(r->out, r->out_len, "\r\n\r\n", 4) == r->out + r->out_len - 4 &&
+           r->sent_len >= r->out_len && memcmp(r->sent, r->out, r->out_len) == 0;
+}
+
+static void request_heads(void)
+{
+    static int marker;
+    /* A head far past the 512 bytes built on the stack, and a body written with the head. */
+    static char big[4000];
+    memset(big, 'v', sizeof big - 1);
+    ag_header h[] = {{"X-Big", big}};
+    ag_request req;
+    ag_request_init(&req);
+    req.method = "POST";
+    req.url = url_of(hport, "/echo");
+    req.headers = h;
+    req.nheaders = 1;
+    req.body_kind = AG_BODY_MEMORY;
+    req.body = "abc";
+    req.body_len = 3;
+    req.user = &marker;
+    const char *names[] = {"large_head", "with_body"};
+    for (int i = 0; i < 2; i++) {
+        current = names[i];
+        rec r = {.user = &marker};
+        ag_client *c = client_traced(&r, 0);
+        req.nheaders = i == 0 ? 1 : 0;
+        ag_response *resp;
+        int rc = ag_fetch(c, &req, &resp);
+        bool has_body = r.out && memmem(r.out, r.out_len, "abc", 3);
+        tap_ok(rc == 0 && ag_response_status(resp) == 200 && r.head_out == 1 && out_as_sent(&r) &&
+                   !has_body && r.out_len > (i == 0 ? sizeof big : 0) &&
+                   strncmp(r.out, "POST /echo HTTP/1.1\r\n", 21) == 0,
+               "trace_head_out_whole_%s: %s, %d heads, %zu bytes, body inside %d", names[i],
+               ag_err_name(rc), r.head_out, r.out_len, has_body);
+        ag_response_free(resp);
+        ag_client_free(c);
+        rec_free(&r);
+    }
+
+    /* "Expect: 100-continue" refused with 417 and a close: the request again without it, on a
+     * new connection. */
+    current = "expect_417";
+    rec r = {.user = &marker};
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.trace = hook_one;
+    o.trace_arg = &r;
+    o.expect_continue_size = 1;
+    ag_client *c;
+    if (ag_client_new(&c, &o) < 0)
+        abort();
+    req.url = url_of(hport, "/attack/expect-417");
+    req.nheaders = 0;
+    ag_response *resp;
+    int rc = ag_fetch(c, &req, &resp);
+    tap_ok(rc == 0 && ag_response_status(resp) == 200 && r.head_out == 2 && r.head_in == 2 &&
+               ag_response_connects(resp) == 2 &&
+               ag_response_header_bytes(resp) == r.head_in_bytes &&
+               strcmp(ag_response_reason(resp), "OK") == 0 && r.wrong_user == 0,
+           "trace_expect_417_retry_two_heads_each_way_two_connects: %s, status %d, %d out, %d "
+           "in, %u connects, header_bytes %llu of %llu traced",
+           ag_err_name(rc), ag_response_status(resp), r.head_out, r.head_in,
+           ag_response_connects(resp), (unsigned long long)ag_response_header_bytes(resp),
+           (unsigned long long)r.head_in_bytes);
+    ag_response_free(resp);
+    ag_client_free(c);
     rec_free(&r);
 }
 
@@ -728,6 +846,7 @@ int main(void)
     head_limits();
     reasons();
     connections();
+    request_heads();
     concurrent();
     wall_start_from_call();
     over_tls();
