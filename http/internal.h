@@ -123,6 +123,7 @@ typedef struct ag__parse {
     void *on_head_arg;
     char *hbuf;   /* the head collected so far, for on_head */
     size_t hsize; /* bytes of the current head so far, for max_header_bytes */
+    bool hlost;   /* memory ran out for the current head: no event for it */
     size_t hlen, hcap;
 } ag__parse;
 

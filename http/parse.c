@@ -418,15 +418,21 @@ static int head_piece(ag__parse *ps, const char *p, size_t n, bool last)
         return AG_ETOO_LARGE;
     if (!ps->on_head)
         return 0;
+    if (ps->hlost) {
+        /* The rest of a head already lost: the next head is collected again. */
+        ps->hlost = !last;
+        return 0;
+    }
     if (ps->hlen + n > ps->hcap) {
         /* The limit above bounds a head; a trace that cannot grow loses the head, never the
-         * request. */
+         * request. Lost whole: its tail alone would pass for a head. */
         size_t cap = ps->hcap ? ps->hcap : 1024;
         while (cap < ps->hlen + n)
             cap *= 2;
         char *nb = realloc(ps->hbuf, cap);
         if (!nb) {
             ps->hlen = 0;
+            ps->hlost = !last;
             return 0;
         }
         ps->hbuf = nb;
