@@ -440,6 +440,7 @@ int main(int argc, char **argv)
             break;
         case 'I':
             c.head = true;
+            c.include = true; /* curl -I writes the head where a body would go */
             break;
         case 'A':
             c.user_agent = optarg;

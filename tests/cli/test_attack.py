@@ -875,19 +875,6 @@ CASES = [
 # that passes prints a note: then remove it from this table. (attack_writeout_not_inside_other_body
 # shows its fault, when there is one, only in some runs.)
 KNOWN = {
-    "attack_json_twice_concatenated":
-        "main.c add_data joins every piece with '&', --json's too (curl concatenates --json)",
-    "attack_har_stdout_alone":
-        "--har - with --jsonl or -w: run.c writes the lines into the archive on stdout",
-    "attack_url_file_nul_line_refused":
-        "run.c turns a NUL into a space, which url_line trims at a line's start or end: "
-        "'URL\\0' is fetched as URL",
-    "attack_error_message_escapes_url":
-        "run.c prints the URL of a failed request raw in its error message: ESC, BEL and C1 "
-        "bytes reach the terminal",
-    "attack_unreadable_url_file_fails":
-        "run.c file_reader: a directory given as --url-file opens, its read fails (EISDIR) "
-        "unreported, and the run exits 0",
 }
 
 
