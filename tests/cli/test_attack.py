@@ -51,6 +51,10 @@ class Fail(Exception):
     pass
 
 
+class Skip(Exception):
+    pass
+
+
 def check(cond, msg):
     if not cond:
         raise Fail(msg)
@@ -651,6 +655,9 @@ def attack_threads_counts_add_up():
 def attack_low_fd_limit_completes():
     """An open-file limit of 64 (soft and hard) with --parallel-max 1000: the command lowers its
     concurrency and every one of 1000 requests succeeds (no EMFILE midway)."""
+    if WRAPPER:
+        raise Skip("a wrapper (valgrind) needs descriptors of its own under the limit")
+
     def limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
     for extra in (["--jsonl"], ["--threads", "4", "-o", "/dev/null", "-w", "%{exitcode}\\n"]):
@@ -890,6 +897,9 @@ def main():
         t0 = time.monotonic()
         try:
             fn()
+        except Skip as e:
+            print("ok %d - %s # SKIP %s" % (i, fn.__name__, e), flush=True)
+            continue
         except Fail as e:
             first = (str(e).splitlines() or [""])[0]
             if fn.__name__ in KNOWN:
