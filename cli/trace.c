@@ -118,20 +118,64 @@ static void put_ids(cli_buf *b, uint64_t urlnum, uint64_t conn_id)
         cli_buf_printf(b, "[%" PRIu64 "#-] ", urlnum);
 }
 
+/* The length of the well-formed UTF-8 sequence at s (2 to 4 bytes, s[0] at least 0x80), or 0 when
+ * it is not one (a stray continuation byte, an overlong form, a surrogate, a cut sequence, a
+ * byte above F4). */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+    size_t want;
+    if (c < 0xc2 || c > 0xf4)
+        return 0;
+    if (c < 0xe0) {
+        want = 2;
+    } else if (c < 0xf0) {
+        want = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80;
+        hi = c == 0xed ? 0x9f : 0xbf;
+    } else {
+        want = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80;
+        hi = c == 0xf4 ? 0x8f : 0xbf;
+    }
+    if (n < want || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < want; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return want;
+}
+
 /* Text from the wire or the library, made safe for a terminal: control bytes other than tab
- * become \xNN, so a hostile header cannot move the cursor or end a line early. */
+ * become \xNN, so a hostile header cannot move the cursor or end a line early. So do the C1
+ * controls (U+0080 to U+009F: CSI, OSC, ... in their UTF-8 form, which terminals such as xterm
+ * obey) and every byte that is not part of well-formed UTF-8 (a lone 0x9b is CSI to a terminal
+ * reading 8-bit controls); other UTF-8 is shown as it is. */
 static void put_text(cli_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\t' || (c >= 0x20 && c != 0x7f))
+    const unsigned char *u = (const unsigned char *)s;
+    size_t run = 0, i = 0;
+    while (i < n) {
+        unsigned char c = u[i];
+        size_t len = 1;
+        if (c == '\t' || (c >= 0x20 && c < 0x7f)) {
+            i++;
             continue;
+        }
+        if (c >= 0x80 && (len = utf8_len(u + i, n - i)) != 0 && !(c == 0xc2 && u[i + 1] < 0xa0)) {
+            i += len;
+            continue;
+        }
+        if (len == 0)
+            len = 1; /* not UTF-8: this byte alone */
         cli_buf_put(b, s + run, i - run);
-        char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
-        cli_buf_put(b, esc, sizeof esc);
-        run = i + 1;
+        for (size_t k = 0; k < len; k++) {
+            char esc[4] = {'\\', 'x', hex[u[i + k] >> 4], hex[u[i + k] & 15]};
+            cli_buf_put(b, esc, sizeof esc);
+        }
+        i += len;
+        run = i;
     }
     cli_buf_put(b, s + run, n - run);
 }

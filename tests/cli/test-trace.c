@@ -142,6 +142,28 @@ static void test_verbose_escapes(void)
     free(got);
 }
 
+/* C1 controls in their UTF-8 form (U+009B is CSI, U+009D OSC to xterm), and bytes that are not
+ * UTF-8 (a lone 0x9b is CSI to an 8-bit terminal): escaped too; a valid character is kept. */
+static void test_verbose_escapes_c1(void)
+{
+    cli_trace *t = open_trace(CLI_TRACE_VERBOSE);
+    static const char head[] = "HTTP/1.1 200 OK\r\nX-C: a\xc2\x9b"
+                               "2J\xc2\x9d"
+                               "0;t\x9b"
+                               "c\xff\xed\xa0\x80 \xc2\xa0\xe2\x82\xac\r\n\r\n";
+    ev(t, 5, AG_TRACE_HEAD_IN, 9, head, sizeof head - 1, ag_now_ns());
+    cli_trace_free(t);
+    char *got = slurp();
+    check_text(
+        got,
+        "[5#9] < HTTP/1.1 200 OK\n"
+        "[5#9] < X-C: a\\xc2\\x9b2J\\xc2\\x9d0;t\\x9bc\\xff\\xed\\xa0\\x80 \xc2\xa0\xe2\x82\xac\n"
+        "[5#9] < \n",
+        "trace_verbose_escapes_c1: C1 controls (UTF-8 or 8-bit) and bytes that are not "
+        "UTF-8 shown as \\xNN; U+00A0 and U+20AC kept");
+    free(got);
+}
+
 static cli_result result(uint64_t urlnum, uint64_t conn)
 {
     cli_result r = {.urlnum = urlnum,
@@ -417,6 +439,7 @@ int main(void)
     test_verbose_markers();
     test_verbose_untangles();
     test_verbose_escapes();
+    test_verbose_escapes_c1();
     test_verbose_done();
     test_hex_format();
     test_ascii_format();

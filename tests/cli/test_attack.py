@@ -153,6 +153,9 @@ class Server:
                   b"Content-Type: text/\xffplain\"\r\nLocation: /\xfe\"\r\n"
                   b"Content-Length: 2\r\n\r\nok",
         "/ok": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        # C1 controls a parser lets through as obs-text: CSI and OSC in UTF-8, a lone CSI.
+        "/c1": b"HTTP/1.1 200 OK\r\nX-C1: a\xc2\x9b2J\xc2\x9d0;pwned b\x9bc\r\n"
+               b"Content-Length: 2\r\n\r\nok",
     }
 
     def __init__(self):
@@ -406,6 +409,20 @@ def attack_hostile_bytes_valid_json():
         check(line["exitcode"] == 3, "a URL with byte 0xff: %r" % line)
     finally:
         shutil.rmtree(d)
+
+
+def attack_verbose_escapes_c1():
+    """-v and --trace-ascii - show a header of C1 controls (CSI, OSC) escaped: a hostile server
+    cannot clear or retitle the terminal of whoever debugs it."""
+    s = server()
+    for opt in (["-v"], ["--trace-ascii", "-"]):
+        r = run(["-o", "/dev/null"] + opt + [s.url + "/c1"])
+        sanitizer_clean(r)
+        check(r.rc == 0, r.describe())
+        check(b"X-C1: a" in r.err, "%s shows no X-C1 line: %r" % (opt[0], r.err[-300:]))
+        check(b"\xc2\x9b" not in r.err and b"\xc2\x9d" not in r.err and b"\x9b" not in r.err,
+              "%s wrote C1 controls to the terminal: %r" % (
+                  opt[0], r.err[r.err.find(b"X-C1"):][:80]))
 
 
 def attack_url_file_hostile_lines():
@@ -854,6 +871,7 @@ CASES = [
     attack_writeout_not_inside_other_body,
     attack_nonblocking_stdout_keeps_every_line,
     attack_hostile_bytes_valid_json,
+    attack_verbose_escapes_c1,
     attack_url_file_hostile_lines,
     attack_error_message_escapes_url,
     attack_url_file_nul_line_refused,
