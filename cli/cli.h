@@ -32,6 +32,10 @@ void cli_buf_free(cli_buf *b);
  * JSON whatever the input. s may be NULL: then `null`. */
 void cli_json_str(cli_buf *b, const char *s, size_t len);
 void cli_json_cstr(cli_buf *b, const char *s); /* NUL-terminated or NULL */
+/* A wall-clock time (ns since 1970) as an RFC 3339 string in UTC with microseconds, quotes
+ * included: "2026-11-30T01:02:03.123456Z". A time outside the years 0-9999 gives `null`, or the
+ * epoch with epoch_if_none; false then. */
+bool cli_json_date(cli_buf *b, int64_t wall_ns, bool epoch_if_none);
 /* A number of seconds from nanoseconds, six decimals, as curl prints its times. */
 void cli_json_secs(cli_buf *b, int64_t ns);
 

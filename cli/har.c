@@ -456,27 +456,6 @@ static void put_timings(cli_buf *b, const cli_result *r)
 
 /* ---- the entry ------------------------------------------------------------------------------ */
 
-/* RFC 3339, UTC, microseconds. */
-static void put_date(cli_buf *b, int64_t wall_ns)
-{
-    int64_t sec = wall_ns / 1000000000, frac = wall_ns % 1000000000;
-    if (frac < 0) {
-        frac += 1000000000;
-        sec--;
-    }
-    time_t t = (time_t)sec;
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {
-        /* The field is required and must be a date: the epoch stands for a clock gone wrong. */
-        memset(&tm, 0, sizeof tm);
-        tm.tm_year = 70;
-        tm.tm_mday = 1;
-        frac = 0;
-    }
-    cli_buf_printf(b, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06dZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
-                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(frac / 1000));
-}
-
 /* serverIPAddress must be a bare IPv4 or IPv6 address: brackets and a port are dropped. */
 static void put_ip(cli_buf *b, const char *ip)
 {
@@ -560,7 +539,8 @@ void cli_har_add(cli_har *h, const cli_result *r, const char *req_head, size_t r
     cli_buf b = {0};
     /* Every entry but the first follows a comma: the first is written from b.p + 1. */
     cli_buf_puts(&b, ",\n{\"startedDateTime\":");
-    put_date(&b, r->start_wall_ns);
+    /* The field is required and must be a date: the epoch stands for a clock gone wrong. */
+    cli_json_date(&b, r->start_wall_ns, true);
     cli_buf_puts(&b, ",\"time\":");
     put_ms(&b, r->time_total > 0 ? r->time_total : 0);
     cli_buf_putc(&b, ',');

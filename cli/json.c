@@ -228,8 +228,7 @@ void cli_json_secs(cli_buf *b, int64_t ns)
     cli_buf_put(b, d + i, sizeof d - i);
 }
 
-/* RFC 3339 in UTC with microseconds: "2026-11-30T01:02:03.123456Z". */
-static void json_time(cli_buf *b, int64_t wall_ns)
+bool cli_json_date(cli_buf *b, int64_t wall_ns, bool epoch_if_none)
 {
     int64_t sec = wall_ns / 1000000000, frac = wall_ns % 1000000000;
     if (frac < 0) {
@@ -238,12 +237,20 @@ static void json_time(cli_buf *b, int64_t wall_ns)
     }
     time_t t = (time_t)sec;
     struct tm tm;
-    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {
+    bool ok = gmtime_r(&t, &tm) && tm.tm_year + 1900 >= 0 && tm.tm_year + 1900 <= 9999;
+    if (!ok && !epoch_if_none) {
         cli_buf_puts(b, "null");
-        return;
+        return false;
+    }
+    if (!ok) {
+        memset(&tm, 0, sizeof tm);
+        tm.tm_year = 70;
+        tm.tm_mday = 1;
+        frac = 0;
     }
     cli_buf_printf(b, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06dZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
                    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(frac / 1000));
+    return ok;
 }
 
 static void json_key(cli_buf *b, const char *key)
@@ -292,6 +299,6 @@ void cli_result_json(cli_buf *b, const cli_result *r)
     cli_buf_printf(b, ",\"tls_resumed\":%s,\"attempts\":%u", r->tls_resumed ? "true" : "false",
                    r->attempts);
     json_key(b, "start");
-    json_time(b, r->start_wall_ns);
+    cli_json_date(b, r->start_wall_ns, false);
     cli_buf_putc(b, '}');
 }
