@@ -767,6 +767,26 @@ def attack_rate_nothing_after_sigint():
                                                                             t - when))
 
 
+def attack_sigint_ignored_stays_ignored():
+    """Started with SIGINT ignored (a background job of a script, nohup): a Ctrl-C meant for the
+    script's foreground does not stop the run; shells ignore the signal for exactly that."""
+    p = subprocess.Popen(WRAPPER + [AG, "-s", "-o", "/dev/null", "-w", "%{exitcode},",
+                                    NG + "/slow/1m?rate=300k", NG + "/slow/1m?rate=300k"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        time.sleep(0.3 * SLOW)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=HANG)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    check(p.returncode == 0 and out == b"0,0,", "SIGINT was ignored at start, yet exit %s, "
+          "exit codes of the requests %r" % (p.returncode, out))
+
+
 def attack_rate_single_url_ends():
     """--rate 1/h with one URL: the run ends with its only request, not an hour later; with
     --duration 1 as well."""
@@ -891,6 +911,7 @@ CASES = [
     attack_retry_counts_and_methods,
     attack_retry_connections_counted,
     attack_rate_nothing_after_sigint,
+    attack_sigint_ignored_stays_ignored,
     attack_rate_single_url_ends,
     attack_sigint_random_moments,
     attack_progress_not_over_bodies,
@@ -900,6 +921,9 @@ CASES = [
 # that passes prints a note: then remove it from this table. (attack_writeout_not_inside_other_body
 # shows its fault, when there is one, only in some runs.)
 KNOWN = {
+    "attack_sigint_ignored_stays_ignored":
+        "run.c installs its SIGINT handler over an ignored SIGINT (a script's background job "
+        "is stopped by the Ctrl-C meant for the script)",
 }
 
 
