@@ -920,11 +920,7 @@ CASES = [
 # Faults of the command not fixed yet, reported as TAP TODO while they show. A case listed here
 # that passes prints a note: then remove it from this table. (attack_writeout_not_inside_other_body
 # shows its fault, when there is one, only in some runs.)
-KNOWN = {
-    "attack_sigint_ignored_stays_ignored":
-        "run.c installs its SIGINT handler over an ignored SIGINT (a script's background job "
-        "is stopped by the Ctrl-C meant for the script)",
-}
+KNOWN = {}
 
 
 def main():
