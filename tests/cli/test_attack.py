@@ -592,6 +592,26 @@ def attack_huge_header_values():
     check(r.out in (b"200400", b"400200", b"200200"), "codes: %r" % r.out)
 
 
+def attack_refused_run_keeps_output_file():
+    """A run refused before it starts (a -w file that cannot be read, a bad --resolve: exit 2)
+    leaves the file of -o as it was, not emptied."""
+    d = tempdir()
+    try:
+        path = os.path.join(d, "precious")
+        for bad in (["-w", "@/nonexistent/format"], ["--resolve", "bogus"]):
+            with open(path, "wb") as f:
+                f.write(b"precious\n")
+            r = run(["-s", "-o", path] + bad + [NG + "/hello"])
+            sanitizer_clean(r)
+            check(r.rc == 2, r.describe())
+            with open(path, "rb") as f:
+                data = f.read()
+            check(data == b"precious\n", "%s refused the run (2), yet -o FILE now holds %r" % (
+                bad[0], data[:40]))
+    finally:
+        shutil.rmtree(d)
+
+
 def attack_json_twice_concatenated():
     """--json given twice: the pieces are joined as they are (curl's own example is
     --json '{ "drink":' --json ' "coffe" }'), not with the '&' of -d."""
@@ -919,6 +939,7 @@ CASES = [
     attack_unreadable_url_file_fails,
     attack_fail_options_conflict_clean_exit,
     attack_huge_header_values,
+    attack_refused_run_keeps_output_file,
     attack_json_twice_concatenated,
     attack_json_from_stdin,
     attack_remote_name_hostile_paths,
@@ -938,6 +959,9 @@ CASES = [
 # that passes prints a note: then remove it from this table. (attack_writeout_not_inside_other_body
 # shows its fault, when there is one, only in some runs.)
 KNOWN = {
+    "attack_refused_run_keeps_output_file":
+        "run.c opens -o FILE with O_TRUNC before it checks -w and the client settings: a run "
+        "refused with 2 has already emptied FILE",
     "attack_parallel_host_holds_across_threads":
         "run.c gives each thread ceil(parallel_host / threads) connections per host: with more "
         "threads than N the host gets one per thread",
