@@ -58,6 +58,7 @@ typedef struct cli_result {
     uint64_t size_header;   /* bytes of every response head received, redirects included */
     int64_t time_queue, time_namelookup, time_connect, time_appconnect, time_pretransfer,
         time_starttransfer, time_total;
+    int64_t time_sent; /* the request written whole (HAR's send and wait; not in --jsonl), 0: not */
     unsigned num_connects;   /* connections opened for this request, redirects included */
     unsigned num_redirects;  /* redirects followed */
     uint64_t conn_id;        /* the final response's connection, 0 when none */

@@ -359,19 +359,21 @@ enum { P_BLOCKED, P_DNS, P_CONNECT, P_SSL, P_SEND, P_WAIT, P_RECEIVE, P_N };
  * phases that happened add up to time_total exactly. A request that failed with no response gives
  * the time after its last completed phase to the phase it was in: the one its exit code names
  * (6 DNS, 7 connect, 35 and 60 TLS), else the first phase that never ended; the phases after it
- * did not happen. send is the time from connected to pretransfer: the request's bytes leave
- * within wait, as curl's times do not split writing the request from waiting for the answer. */
+ * did not happen. send is the time from pretransfer to the request's last byte written, wait
+ * from there to the first byte of the answer. */
 static void phases(const cli_result *r, int64_t d[P_N])
 {
     const char *u = r->url_effective ? r->url_effective : r->url ? r->url : "";
     bool fresh = !r->reused;
     bool tls = fresh && (r->time_appconnect > 0 || strncasecmp(u, "https:", 6) == 0);
     bool used[P_N] = {true, fresh, fresh, tls, true, true, true};
-    int64_t e[P_N] = {
-        r->time_queue,       r->time_namelookup,
-        r->time_connect,     r->time_appconnect > 0 ? r->time_appconnect : r->time_connect,
-        r->time_pretransfer, r->time_starttransfer,
-        r->time_total};
+    int64_t e[P_N] = {r->time_queue,
+                      r->time_namelookup,
+                      r->time_connect,
+                      r->time_appconnect > 0 ? r->time_appconnect : r->time_connect,
+                      r->time_sent > 0 ? r->time_sent : r->time_pretransfer,
+                      r->time_starttransfer,
+                      r->time_total};
     /* Cumulative times never go back; a result that says otherwise is clamped, not trusted. */
     if (e[0] < 0)
         e[0] = 0;

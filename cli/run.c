@@ -630,6 +630,7 @@ static void make_result(cli_result *r, const run *R, const item *it, const ag_re
         r->time_pretransfer = pre - t0;
         r->time_starttransfer = first - t0;
         r->time_total = done - t0;
+        r->time_sent = t.sent ? t.sent - t0 : 0;
         r->http_code = ag_response_status(resp);
         r->size_download = ag_response_body_bytes(resp);
         r->size_header = ag_response_header_bytes(resp);
