@@ -682,6 +682,7 @@ static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
         rc = ag__conn_connect(conn, c->loop, &lk, &co, deadline, &dns_at, &why);
         if (rc == 0) {
             f->resp->t.connected = ag_now_ns();
+            r->connects++; /* a connection was made, whether or not its handshake succeeds */
             /* The certificate must match the host the URL names, also when connect_to sent
              * the connection elsewhere. */
             ag__security sec = {f->tls ? ag__tls_start : NULL, f->tls, f->url.host, f->url.port};
@@ -728,7 +729,6 @@ static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
                 NULL);
         goto fail;
     }
-    r->connects++;
     *out = conn;
     return 0;
 fail:

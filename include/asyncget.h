@@ -506,7 +506,8 @@ AG_EXPORT uint64_t ag_response_body_bytes(const ag_response *resp);
  * lines, of interim responses and redirects too), as curl's size_header. */
 AG_EXPORT uint64_t ag_response_header_bytes(const ag_response *resp);
 /* Connections opened for the request, redirects and retries included (0: every exchange
- * reused a pooled connection), as curl's num_connects. */
+ * reused a pooled connection, or no connect succeeded), as curl's num_connects: a connection
+ * whose TLS handshake then failed counts. */
 AG_EXPORT unsigned ag_response_connects(const ag_response *resp);
 AG_EXPORT void ag_response_timings(const ag_response *resp, ag_timings *out);
 /* Whether the final response came over a reused keep-alive connection, and that

@@ -458,6 +458,12 @@ static void tls_trace_certificate_line(void)
     time_t na = (time_t)i.not_after;
     gmtime_r(&na, &tm);
     strftime(want, sizeof want, "; expires: %Y-%m-%d %H:%M:%S GMT; verified", &tm);
+    int rc2;
+    ag_response *bad = fetch(c, https(expired_port, "/hello"), NULL, NULL, 0, &rc2);
+    tap_ok(rc2 == AG_ETLS_EXPIRED && ag_response_connects(bad) == 1,
+           "tls_failed_handshake_counts_its_connection: %s, %u connects", ag_err_name(rc2),
+           ag_response_connects(bad));
+    ag_response_free(bad);
     tap_ok(rc == 0 && strstr(cert_line, "subject: CN=localhost") &&
                strstr(cert_line, "issuer: CN=asyncget test CA") && strstr(cert_line, want),
            "tls_trace_certificate_line: \"%s\"", cert_line);
