@@ -684,7 +684,8 @@ def attack_threads_counts_add_up():
         s = strict_json(open(summ, "rb").read(), "--summary-json")
         check((s["requests"], s["ok"], s["failed"]) == (8000, 6000, 2000),
               "summary: %r" % {k: s[k] for k in ("requests", "ok", "failed")})
-        check(r.rc == 56, "urlnum 2 (a reset) decides the exit: " + r.describe())
+        # A reset after the request is 56; libkqueue reports it as the peer's close (52).
+        check(r.rc in (56, 52), "urlnum 2 (a reset) decides the exit: " + r.describe())
     finally:
         shutil.rmtree(d)
 
