@@ -26,7 +26,7 @@ static const char *const usage[] = {
     "  -Z, --parallel             accepted: requests always run in parallel\n",
     "      --parallel-max N       requests in flight (default 100; lowered to fit the open-file\n",
     "                             limit, with a note)\n",
-    "      --parallel-host N      connections per host\n",
+    "      --parallel-host N      connections per host (shared out among the threads)\n",
     "      --threads N            reactor threads, each with its own loop and client (default 1)\n",
     "      --rate N[/s|m|h|d]     requests due at fixed times, open loop (a bare N is per hour,\n",
     "                             as curl); latency counts from the due time\n",
@@ -84,7 +84,7 @@ static const char *const usage[] = {
     "23 cannot write output, 26 cannot read the request body, 27 out of memory, 28 timeout,\n",
     "35 TLS handshake failed, 42 cancelled, 43 bad request settings, 47 too many redirects,\n",
     "52 empty reply, 55 send failure, 56 receive failure, 60 certificate not verified,\n",
-    "63 response too large; 130 interrupted (Ctrl-C) with no request failed.\n",
+    "63 response too large; 130 interrupted (Ctrl-C; 143 SIGTERM) with no request failed.\n",
 };
 
 enum {

@@ -393,7 +393,8 @@ typedef struct run {
 struct thr {
     run *R;
     unsigned index;
-    unsigned cap; /* requests in flight at most on this thread */
+    unsigned cap;      /* requests in flight at most on this thread */
+    unsigned host_cap; /* its share of --parallel-host, 0: none given */
     _Atomic(ag_loop *) loop;
     ag_client *client;
     cli_summary *sum;
@@ -423,6 +424,7 @@ typedef struct reqctx {
 
 static run *the_run; /* for the signal handler */
 static volatile sig_atomic_t interrupts;
+static volatile sig_atomic_t stop_signal; /* the first: 130 for SIGINT, 143 for SIGTERM */
 
 static void keep_copy(char **dst, size_t *dlen, const char *p, size_t n)
 {
@@ -534,7 +536,8 @@ static int64_t retry_after_ms(const ag_response *resp)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    return at > now ? at - now : 0;
+    int64_t ms = at > now ? at - now : 0;
+    return ms > 86400000 ? 86400000 : ms; /* a day at most, as for seconds */
 }
 
 static bool transient(const cli_cfg *cfg, int err, int status)
@@ -952,16 +955,16 @@ static void on_wake(ag_loop *loop, void *arg)
         ag_timer_start(loop, &T->grace, ag_now_ns() + GRACE_NS);
 }
 
-/* The client of a thread that runs cap requests at once. */
-static void client_opts(run *R, unsigned cap, ag_loop *loop, ag_client_opts *op)
+/* The client of a thread that runs cap requests at once, host_cap connections per host (0: as
+ * many as it runs). */
+static void client_opts(run *R, unsigned cap, unsigned host_cap, ag_loop *loop, ag_client_opts *op)
 {
     const cli_cfg *cfg = R->cfg;
     ag_client_opts o;
     ag_client_opts_init(&o);
     o.loop = loop;
     o.max_conns = cap > 1024 ? cap : 1024;
-    o.max_conns_per_host = cfg->parallel_host ? (cfg->parallel_host + R->nthreads - 1) / R->nthreads
-                                              : (cap > 256 ? cap : 256);
+    o.max_conns_per_host = host_cap ? host_cap : (cap > 256 ? cap : 256);
     o.max_connecting = cap > 256 ? cap : 256;
     o.connect_timeout_ms = cfg->connect_timeout_ms;
     o.user_agent = cfg->user_agent;
@@ -992,7 +995,7 @@ static void *thread_main(void *arg)
         return NULL;
     }
     ag_client_opts o;
-    client_opts(R, T->cap, loop, &o);
+    client_opts(R, T->cap, T->host_cap, loop, &o);
     rc = ag_client_new(&T->client, &o);
     if (rc < 0) {
         T->setup_error = rc;
@@ -1037,13 +1040,14 @@ static void *thread_main(void *arg)
 
 static void on_sigint(int sig)
 {
-    (void)sig;
     run *R = the_run;
+    if (!stop_signal)
+        stop_signal = sig;
     if (++interrupts > 1) {
         /* The second Ctrl-C: out now, without a half-written file under a final name. */
         if (R && R->out)
             cli_out_remove_temps(R->out);
-        _exit(130);
+        _exit(128 + sig);
     }
     if (!R)
         return;
@@ -1204,6 +1208,32 @@ int cli_run(cli_cfg *cfg)
     int bad_globs;
     uint64_t total = count_requests(cfg, &bad_globs);
 
+    if (cfg->writeout && cli_wo_compile(cfg->writeout, &R->wo, err, sizeof err) < 0) {
+        fprintf(stderr, "asyncget: -w: %s\n", err);
+        code = 2;
+        goto out;
+    }
+    if (R->wo && cli_wo_warning(R->wo) && !cfg->silent)
+        fprintf(stderr, "asyncget: warning: %s\n", cli_wo_warning(R->wo));
+    /* Everything that can refuse the run is checked before a file is opened (-o truncates):
+     * -w, and the client's settings (--resolve, --connect-to, -A, ...), once here rather than
+     * in every thread. */
+    {
+        ag_client_opts o;
+        client_opts(R, 1, 1, NULL, &o);
+        ag_client *probe;
+        int rc = ag_client_new(&probe, &o);
+        if (rc < 0) {
+            fprintf(stderr,
+                    "asyncget: the request settings are refused (%s): check --resolve, "
+                    "--connect-to, --dns-servers, -A and the TLS options\n",
+                    ag_strerror(rc));
+            code = 2;
+            goto out;
+        }
+        ag_client_free(probe);
+    }
+
     R->out_mode = CLI_OUT_STDOUT;
     if (cfg->remote_name)
         R->out_mode = CLI_OUT_REMOTE;
@@ -1219,13 +1249,6 @@ int cli_run(cli_cfg *cfg)
         code = 23;
         goto out;
     }
-    if (cfg->writeout && cli_wo_compile(cfg->writeout, &R->wo, err, sizeof err) < 0) {
-        fprintf(stderr, "asyncget: -w: %s\n", err);
-        code = 2;
-        goto out;
-    }
-    if (R->wo && cli_wo_warning(R->wo) && !cfg->silent)
-        fprintf(stderr, "asyncget: warning: %s\n", cli_wo_warning(R->wo));
     if (cfg->verbose && cli_trace_new(&R->trace[0], CLI_TRACE_VERBOSE, "-", err, sizeof err) < 0) {
         fprintf(stderr, "asyncget: -v: %s\n", err);
         code = 2;
@@ -1261,25 +1284,10 @@ int cli_run(cli_cfg *cfg)
     pmax = fit_fd_limit(cfg, pmax, threads);
     if (threads > pmax)
         threads = pmax;
+    /* --parallel-host is shared out among the threads, at least one connection each. */
+    if (cfg->parallel_host && threads > cfg->parallel_host)
+        threads = cfg->parallel_host;
     R->nthreads = threads;
-
-    /* The client's settings (--resolve, --connect-to, -A, ...) are checked once here, so that
-     * a malformed one stops the run before it starts rather than in every thread. */
-    {
-        ag_client_opts o;
-        client_opts(R, pmax, NULL, &o);
-        ag_client *probe;
-        int rc = ag_client_new(&probe, &o);
-        if (rc < 0) {
-            fprintf(stderr,
-                    "asyncget: the request settings are refused (%s): check --resolve, "
-                    "--connect-to, --dns-servers, -A and the TLS options\n",
-                    ag_strerror(rc));
-            code = 2;
-            goto out;
-        }
-        ag_client_free(probe);
-    }
 
     /* The list. */
     source *s = &R->src;
@@ -1342,6 +1350,9 @@ int cli_run(cli_cfg *cfg)
         T->R = R;
         T->index = i;
         T->cap = pmax / threads + (i < pmax % threads ? 1 : 0);
+        T->host_cap = cfg->parallel_host ? cfg->parallel_host / threads +
+                                               (i < cfg->parallel_host % threads ? 1 : 0)
+                                         : 0;
         T->sum = cli_summary_new();
         T->workers = calloc(T->cap, sizeof *T->workers);
         if (!T->sum || !T->workers || pthread_create(&T->th, NULL, thread_main, T) != 0) {
@@ -1432,7 +1443,7 @@ int cli_run(cli_cfg *cfg)
         if (R->threads[i].setup_error)
             code = 2;
     if (interrupts && !code)
-        code = 130;
+        code = 128 + stop_signal;
     if (R->epipe && !code)
         code = 23;
 out:

@@ -959,14 +959,7 @@ CASES = [
 # Faults of the command not fixed yet, reported as TAP TODO while they show. A case listed here
 # that passes prints a note: then remove it from this table. (attack_writeout_not_inside_other_body
 # shows its fault, when there is one, only in some runs.)
-KNOWN = {
-    "attack_refused_run_keeps_output_file":
-        "run.c opens -o FILE with O_TRUNC before it checks -w and the client settings: a run "
-        "refused with 2 has already emptied FILE",
-    "attack_parallel_host_holds_across_threads":
-        "run.c gives each thread ceil(parallel_host / threads) connections per host: with more "
-        "threads than N the host gets one per thread",
-}
+KNOWN = {}
 
 
 def main():
