@@ -603,8 +603,8 @@ static int64_t pick(int64_t v, int64_t prev)
 /* The result of one request, from its final response (resp may be NULL: out of memory, or a
  * cancel during a retry's wait). Strings point into resp, the item and the buffers given. */
 static void make_result(cli_result *r, const run *R, const item *it, const ag_response *resp,
-                        int err, int64_t t0, int64_t wall0, unsigned attempts, char *ip,
-                        size_t iplen, char *msg, size_t msglen, ag_tls_info *ti)
+                        int err, int64_t t0, unsigned attempts, char *ip, size_t iplen, char *msg,
+                        size_t msglen, ag_tls_info *ti)
 {
     const cli_cfg *cfg = R->cfg;
     memset(r, 0, sizeof *r);
@@ -613,13 +613,16 @@ static void make_result(cli_result *r, const run *R, const item *it, const ag_re
     r->method = R->method;
     r->attempts = attempts;
     r->error = err;
-    r->start_wall_ns = wall0;
     r->resp = resp;
     r->remote_ip = "";
     int64_t now = ag_now_ns();
+    bool sent = false;
     if (resp) {
         ag_timings t;
         ag_response_timings(resp, &t);
+        /* The library's wall clock at the final try's start, moved back to t0. */
+        r->start_wall_ns = t.wall_start - (t.start - t0);
+        sent = t.sent != 0 || t.first_byte != 0;
         int64_t q = pick(t.queued, t.start);
         int64_t dns = pick(t.dns, q);
         int64_t con = pick(t.connected, dns);
@@ -651,15 +654,12 @@ static void make_result(cli_result *r, const run *R, const item *it, const ag_re
             r->tls_resumed = ti->resumed;
         }
     } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r->start_wall_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - (now - t0);
         r->url_effective = it->url;
         r->time_queue = r->time_namelookup = r->time_connect = r->time_pretransfer =
             r->time_starttransfer = r->time_total = now - t0;
-    }
-    bool sent = false;
-    if (resp) {
-        ag_timings t;
-        ag_response_timings(resp, &t);
-        sent = t.sent != 0 || t.first_byte != 0;
     }
     r->exitcode = cli_exitcode(err, sent);
     if (err < 0) {
@@ -724,10 +724,6 @@ static void do_request(thr *T, item *it, int64_t t0, cli_buf *line)
 {
     run *R = T->R;
     const cli_cfg *cfg = R->cfg;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t wall0 = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - (ag_now_ns() - t0);
-
     reqctx q = {.R = R, .urlnum = it->urlnum};
     ag_request req;
     ag_request_init(&req);
@@ -806,7 +802,7 @@ static void do_request(thr *T, item *it, int64_t t0, cli_buf *line)
     char ip[64], msg[320];
     ag_tls_info ti;
     cli_result r;
-    make_result(&r, R, it, resp, err, t0, wall0, attempts, ip, sizeof ip, msg, sizeof msg, &ti);
+    make_result(&r, R, it, resp, err, t0, attempts, ip, sizeof ip, msg, sizeof msg, &ti);
     r.num_connects += earlier_connects;
     if (it->bad) {
         snprintf(msg, sizeof msg, "bad URL glob: %s", it->bad);
