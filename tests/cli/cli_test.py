@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 
+import tapcases  # the TAP runner, beside this script
+
 AG = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else None
 HERE = os.path.dirname(os.path.abspath(__file__))
 WRAPPER = os.environ.get("AG_TEST_WRAPPER", "").split()
@@ -1388,43 +1390,7 @@ def main():
     if AG is None:
         sys.stderr.write("usage: cli_test.py ASYNCGET [CASE...]\n")
         return 2
-    only = set(sys.argv[2:])
-    todo = [c for c in CASES if not only or c.__name__ in only]
-    print("1..%d" % len(todo), flush=True)
-    failed = 0
-    for i, fn in enumerate(todo, 1):
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Skip as e:
-            print("ok %d - %s # SKIP %s" % (i, fn.__name__, e), flush=True)
-            continue
-        except Fail as e:
-            if fn.__name__ in KNOWN:
-                print("not ok %d - %s # TODO known fault: %s" % (i, fn.__name__,
-                                                               KNOWN[fn.__name__]))
-                print("# " + str(e).splitlines()[0] if str(e) else "#", flush=True)
-                continue
-            failed += 1
-            print("not ok %d - %s" % (i, fn.__name__))
-            for line in str(e).splitlines() or [""]:
-                print("# " + line)
-            sys.stdout.flush()
-            continue
-        except Exception as e:  # a bug of the case itself, or output it did not expect
-            failed += 1
-            import traceback
-            print("not ok %d - %s" % (i, fn.__name__))
-            for line in traceback.format_exc().splitlines():
-                print("# " + line)
-            sys.stdout.flush()
-            continue
-        print("ok %d - %s" % (i, fn.__name__))
-        if fn.__name__ in KNOWN:
-            print("# %s passes: remove it from KNOWN in cli_test.py" % fn.__name__)
-        print("# %s: %.2f s" % (fn.__name__, time.monotonic() - t0), flush=True)
-    return 0 if failed == 0 else 1
-
+    return tapcases.run(CASES, KNOWN, Skip, Fail, "cli_test.py", sys.argv[2:])
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -36,6 +36,8 @@ import tempfile
 import threading
 import time
 
+import tapcases  # the TAP runner, beside this script
+
 AG = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else None
 WRAPPER = os.environ.get("AG_TEST_WRAPPER", "").split()
 SLOW = 10.0 if WRAPPER else 1.0
@@ -966,44 +968,7 @@ def main():
     if AG is None:
         sys.stderr.write("usage: test_attack.py ASYNCGET [CASE...]\n")
         return 2
-    only = set(sys.argv[2:])
-    todo = [c for c in CASES if not only or c.__name__ in only]
-    print("1..%d" % len(todo), flush=True)
-    failed = 0
-    for i, fn in enumerate(todo, 1):
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Skip as e:
-            print("ok %d - %s # SKIP %s" % (i, fn.__name__, e), flush=True)
-            continue
-        except Fail as e:
-            first = (str(e).splitlines() or [""])[0]
-            if fn.__name__ in KNOWN:
-                print("not ok %d - %s # TODO %s" % (i, fn.__name__, KNOWN[fn.__name__]))
-                print("# " + first[:2000], flush=True)
-                continue
-            failed += 1
-            print("not ok %d - %s" % (i, fn.__name__))
-            for line in str(e).splitlines() or [""]:
-                print("# " + line[:2000])
-            sys.stdout.flush()
-            continue
-        except Exception:
-            import traceback
-            failed += 1
-            print("not ok %d - %s" % (i, fn.__name__))
-            for line in traceback.format_exc().splitlines():
-                print("# " + line)
-            sys.stdout.flush()
-            continue
-        print("ok %d - %s" % (i, fn.__name__))
-        if fn.__name__ in KNOWN:
-            print("# %s passes: its fault is gone (then remove it from KNOWN), or did not show "
-                  "this time" % fn.__name__)
-        print("# %s: %.2f s" % (fn.__name__, time.monotonic() - t0), flush=True)
-    return 0 if failed == 0 else 1
-
+    return tapcases.run(CASES, KNOWN, Skip, Fail, "test_attack.py", sys.argv[2:])
 
 if __name__ == "__main__":
     sys.exit(main())
