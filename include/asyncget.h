@@ -46,7 +46,9 @@ extern "C" {
     X(DNS_TIMEOUT, -20021, "no answer from the DNS servers in time")                               \
     X(TLS_EXPIRED, -20022, "TLS certificate expired or not yet valid")                             \
     X(TLS_UNTRUSTED, -20023, "TLS certificate not issued by a trusted authority")                  \
-    X(TLS_HOSTNAME, -20024, "TLS certificate does not match the host name")
+    X(TLS_HOSTNAME, -20024, "TLS certificate does not match the host name")                        \
+    X(DECODE, -20025, "coded response body corrupt, truncated or not supported")                   \
+    X(DECODE_RATIO, -20026, "decoded response body expands beyond the ratio limit")
 
 enum ag_error {
 #define AG__ERR_ENUM(name, value, text) AG_E##name = value,
@@ -66,6 +68,10 @@ AG_EXPORT const char *ag_version(void);
  * it runs with, e.g. "asyncget/0.2.0 (epoll) http-parser/2.9.4 c-ares/1.18.1 OpenSSL/3.0.11". Never
  * NULL. */
 AG_EXPORT const char *ag_version_details(void);
+/* The content codings this build can decode, as an Accept-Encoding value: "gzip, deflate, br,
+ * zstd" when zlib, libbrotli and libzstd were all found at build time, fewer otherwise, "" with
+ * none. Never NULL. */
+AG_EXPORT const char *ag_codings(void);
 
 /*
  * Growing the API without breaking programs built against an older header. Every struct the
@@ -262,6 +268,8 @@ enum ag_tls_version {
 
 AG_EXPORT void ag_tls_opts_init(ag_tls_opts *opts);
 
+typedef struct ag_cookie_jar ag_cookie_jar; /* see "Cookies" below */
+
 typedef struct ag_client_opts {
     /* NULL: every wait blocks in poll() (sequential code; such a client used inside a coroutine
      * blocks that coroutine's whole loop while it waits) */
@@ -326,7 +334,45 @@ typedef struct ag_client_opts {
      * 4 sessions each (a TLS 1.3 ticket serves one connection); the least recently used host
      * goes first. 0: 1,024; AG_NO_TLS_SESSIONS: none */
     unsigned tls_session_cache;
-    uint64_t reserved[36];
+    /* Every connection goes to this Unix domain stream socket instead of the URL's host and
+     * port (curl's --unix-socket), pooled like TCP connections; the URL still gives the Host
+     * header, the scheme (https runs TLS over the socket, checked against the URL's host) and
+     * the redirects' origins. At most 107 bytes (else ag_client_new fails with -EINVAL).
+     * NULL: TCP. */
+    const char *unix_socket;
+    /* Cookies (RFC 6265): Set-Cookie fields of every response (redirects too) are stored in
+     * this jar, and every request carries the jar's cookies that match its URL, merged into one
+     * Cookie field with the caller's own. Several clients (one per thread) may share a jar; it
+     * must outlive them. NULL: no cookies are stored or sent (a caller's Cookie header still
+     * is). */
+    ag_cookie_jar *cookie_jar;
+    /* Decoded bytes of one response body, whatever the sink (the memory sink also stops at
+     * max_body_bytes, which counts decoded bytes): past it, AG_ETOO_LARGE. 0: no limit. */
+    uint64_t max_decoded_bytes;
+    /* Decoded bytes per body byte received, over the whole body so far, checked once more than
+     * 1 MiB has been decoded: past it, AG_EDECODE_RATIO (a decompression bomb). 0: 1,000;
+     * AG_NO_RATIO_LIMIT: none. */
+    unsigned max_decode_ratio;
+    /* Content codings (curl's --compressed). Non-zero: requests say "Accept-Encoding: " with
+     * ag_codings() (unless they carry their own), and a body whose Content-Encoding lists only
+     * codings of ag_codings() is decoded as it streams, before any sink sees it; a corrupt or
+     * truncated coded body fails with AG_EDECODE, never delivers a short body silently, and a
+     * coding that is not built fails with AG_EDECODE too. ag_response_body_bytes() stays the
+     * size on the wire, ag_response_decoded_bytes() gives the decoded size. A response with
+     * "Transfer-Encoding: gzip, chunked" (or another built coding before chunked) is decoded
+     * the same way. 0: nothing is asked for or decoded, and such a transfer coding is refused
+     * with AG_EPROTO. */
+    int compressed;
+    /* Credentials the request carries (its Authorization, Cookie and Proxy-Authorization
+     * headers, ag_request.username/password/bearer, the URL's userinfo) are sent only to the
+     * origin (scheme, host and port) of the request's URL: a redirect elsewhere goes without
+     * them, and one back to that origin has them again. Non-zero: they follow every redirect
+     * (curl's --location-trusted). Cookies of the jar follow their own rules either way. */
+    int location_trusted;
+    /* unix_socket names a socket in Linux's abstract namespace (curl's --abstract-unix-socket):
+     * the name without the leading NUL. -EINVAL from ag_client_new where there is none. */
+    int unix_socket_abstract;
+    uint64_t reserved[31];
 } ag_client_opts;
 
 enum ag_ip_family {
@@ -337,6 +383,8 @@ enum ag_ip_family {
 
 #define AG_NO_DNS_CACHE    0xffffffffu
 #define AG_NO_TLS_SESSIONS 0xffffffffu
+
+#define AG_NO_RATIO_LIMIT 0xffffffffu
 
 #define AG_NO_REDIRECTS 0xffffffffu
 #define AG_NO_EXPECT    UINT64_MAX
@@ -396,7 +444,12 @@ enum ag_body_kind {
                        * sent chunked; a negative return aborts the request (AG_EBODY). Not
                        * replayable: a redirect that keeps the body, or a retry after the first
                        * bytes were read, fails with AG_EBODY */
+    AG_BODY_FORM,     /* the multipart/form-data body of form (see "Forms" below), streamed, with
+                       * its length known and its Content-Type set (unless the request names
+                       * its own); replayable */
 };
+
+typedef struct ag_form ag_form;
 
 /* Where the response body goes. */
 enum ag_body_sink {
@@ -433,7 +486,25 @@ typedef struct ag_request {
     /* Not used by the library: handed to the trace hook with every event of this request
      * (ag_trace_event.user), so that a hook can tell the requests in flight apart. */
     void *user;
-    uint64_t reserved[14];
+    /* Basic authentication (RFC 7617): "Authorization: Basic" with username ":" password
+     * (password NULL: empty). NULL username: the userinfo of url, percent-decoded, when it has
+     * one (a redirect's Location never gives credentials: its userinfo is ignored). A
+     * username with ':' or a control byte fails with AG_EREQUEST. */
+    const char *username;
+    const char *password;
+    /* "Authorization: Bearer <bearer>" (RFC 6750, curl's --oauth2-bearer). Setting both bearer
+     * and username fails with AG_EREQUEST. An Authorization header among headers overrides
+     * either. See ag_client_opts.location_trusted for where credentials go. */
+    const char *bearer;
+    /* The body when body_kind is AG_BODY_FORM; it must outlive the request (ag_fetch_start does
+     * not copy it), and it may serve many requests at once. */
+    const ag_form *form;
+    /* Deliver the body as it came, content codings and all, even when the client decodes
+     * (ag_client_opts.compressed; curl's --raw); Accept-Encoding is then not sent either. */
+    int no_decode;
+    /* Neither send nor store the cookies of the client's jar for this request. */
+    int no_cookies;
+    uint64_t reserved[9];
 } ag_request;
 
 /* Zero-fill a request: a GET with every default. */
@@ -500,8 +571,12 @@ AG_EXPORT int ag_response_trailer_at(const ag_response *resp, size_t i, const ch
                                      const char **value);
 /* Body kept in memory (AG_SINK_MEMORY); NUL-terminated for convenience. */
 AG_EXPORT const char *ag_response_body(const ag_response *resp, size_t *len);
-/* Body bytes received, whatever the sink. */
+/* Body bytes received, whatever the sink: the size on the wire (after the chunked framing,
+ * before content codings are decoded), as curl's size_download. */
 AG_EXPORT uint64_t ag_response_body_bytes(const ag_response *resp);
+/* Body bytes after content codings were decoded (ag_client_opts.compressed); the same as
+ * ag_response_body_bytes() when nothing was decoded. */
+AG_EXPORT uint64_t ag_response_decoded_bytes(const ag_response *resp);
 /* Bytes of every response head received for the request (status lines, fields and the empty
  * lines, of interim responses and redirects too), as curl's size_header. */
 AG_EXPORT uint64_t ag_response_header_bytes(const ag_response *resp);
@@ -539,6 +614,67 @@ AG_EXPORT int ag_response_tls(const ag_response *resp, ag_tls_info *out);
 /* URL of the final response, after redirects, and how many were followed. */
 AG_EXPORT const char *ag_response_url(const ag_response *resp);
 AG_EXPORT unsigned ag_response_redirects(const ag_response *resp);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Cookies: a jar (RFC 6265) that clients fill from Set-Cookie fields and send from
+ * (ag_client_opts.cookie_jar). Domain and path matching, host-only cookies, Secure (sent over
+ * https only, set only from https), HttpOnly (kept, and marked in files), Expires and Max-Age;
+ * no cookie is accepted for a public suffix ("com", "co.uk": libpsl and the system's list).
+ * Every function is thread-safe: clients on several threads may share one jar. Expiry counts
+ * on the wall clock. */
+
+/* Make an empty jar. 0, or -ENOMEM. */
+AG_EXPORT int ag_cookie_jar_new(ag_cookie_jar **out);
+/* Free a jar no client uses any more. NULL is accepted. */
+AG_EXPORT void ag_cookie_jar_free(ag_cookie_jar *jar);
+/* Add the cookies of a file in the Netscape format curl and browsers write (tab-separated
+ * domain, subdomains flag, path, secure flag, expiry, name, value; "#HttpOnly_" before the
+ * domain of an HttpOnly cookie; an expiry of 0 for a session cookie). Lines that are blank,
+ * comments or malformed are skipped; expired cookies are not added. Returns the number added,
+ * or a negative errno (-ENOENT for a missing file). */
+AG_EXPORT int ag_cookie_jar_load(ag_cookie_jar *jar, const char *path);
+/* Write the jar's unexpired cookies, session cookies included (with expiry 0), in that format:
+ * to a temporary file in the same directory, then renamed over path. 0 or a negative errno. */
+AG_EXPORT int ag_cookie_jar_save(ag_cookie_jar *jar, const char *path);
+/* Store what "Set-Cookie: set_cookie" in a response to url would store. 1 when it was stored,
+ * 0 when the rules refused it (a public suffix, a domain the URL's host does not match,
+ * Secure from http, malformed), -EINVAL for a malformed url or NULL, -ENOMEM. */
+AG_EXPORT int ag_cookie_jar_set(ag_cookie_jar *jar, const char *url, const char *set_cookie);
+/* The Cookie field value a request to url would carry ("a=1; b=2", most specific path first),
+ * in memory the caller frees with free(): *out is NULL when no cookie matches. 0, -EINVAL or
+ * -ENOMEM. */
+AG_EXPORT int ag_cookie_jar_header(ag_cookie_jar *jar, const char *url, char **out);
+/* Cookies in the jar now (expired ones are not counted). */
+AG_EXPORT size_t ag_cookie_jar_count(ag_cookie_jar *jar);
+/* Forget the session cookies (those without Expires or Max-Age), as a browser does at exit
+ * (curl's --junk-session-cookies after loading). */
+AG_EXPORT void ag_cookie_jar_clear_session(ag_cookie_jar *jar);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Forms: a multipart/form-data body (RFC 7578) for AG_BODY_FORM, built once and sent by any
+ * number of requests (curl's -F). Files are read as the body is sent, never whole into memory.
+ * A form is not changed by sending it; adding parts while a request sends it is not allowed. */
+
+/* Make an empty form with a random boundary. 0, or -ENOMEM. */
+AG_EXPORT int ag_form_new(ag_form **out);
+/* Free a form that no request in flight uses. NULL is accepted. */
+AG_EXPORT void ag_form_free(ag_form *form);
+/* A part whose content is len bytes at value (copied). filename: the part's filename parameter
+ * (NULL: none, a plain field); content_type: its Content-Type (NULL: none). Names and filenames
+ * are sent with '"', CR and LF percent-encoded (as browsers do); a content_type with a control
+ * byte, or a NULL name, is -EINVAL. 0, -EINVAL or -ENOMEM. */
+AG_EXPORT int ag_form_add(ag_form *form, const char *name, const void *value, size_t len,
+                          const char *filename, const char *content_type);
+/* A part whose content is the file at path: opened now (its size taken now), read when the body
+ * is sent. filename NULL: the last component of path; "": no filename parameter. content_type
+ * NULL: "application/octet-stream". A file that is shorter when sent fails that request with
+ * AG_EBODY. 0, a negative errno from open or fstat (not a regular file: -EINVAL), -ENOMEM. */
+AG_EXPORT int ag_form_add_file(ag_form *form, const char *name, const char *path,
+                               const char *filename, const char *content_type);
+/* "multipart/form-data; boundary=..." for the Content-Type header. Never NULL. */
+AG_EXPORT const char *ag_form_content_type(const ag_form *form);
+/* Bytes of the whole body, as its Content-Length says. */
+AG_EXPORT uint64_t ag_form_size(const ag_form *form);
 
 #ifdef __cplusplus
 }
