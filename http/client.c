@@ -3,6 +3,7 @@
 #include "http/internal.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,6 +326,8 @@ typedef struct fetch {
     const ag_request *req;
     ag_response *resp;
     ag__url url;
+    ag__url first; /* the request's own URL once a redirect left it (buf NULL before) */
+    char *auth;    /* the Authorization value of the request's credentials, or NULL */
     ag__req_state st;
     int64_t total_deadline; /* -1: none */
     bool body_consumed;     /* a reader body gave bytes: it cannot be sent again */
@@ -940,11 +943,15 @@ static int follow(fetch *f)
         f->st.method = "GET";
         f->st.drop_body = true;
     }
-    if (next.proto != f->url.proto || strcmp(next.host, f->url.host) != 0 ||
-        next.port != f->url.port)
-        f->st.drop_auth = true;
-    ag__url_free(&f->url);
+    /* Credentials go to the request's own origin only (a Location's userinfo never gives
+     * any: they were made once, from the request), unless the caller trusts every location. */
+    if (!f->first.buf)
+        f->first = f->url; /* kept for the comparison */
+    else
+        ag__url_free(&f->url);
     f->url = next;
+    f->st.other_origin = !ag__same_origin(&f->url, &f->first);
+    f->st.drop_auth = f->st.other_origin && !f->client->o.location_trusted;
     r->redirects++;
     ag__response_reset(r);
     ag__tls_info_unref(r->tls); /* the next connection says what it is */
@@ -999,6 +1006,12 @@ static int fetch_from(ag_client *c, const ag_request *req, ag_response **out, in
         rc = ag__url_parse(&f.url, req->url);
         if (rc < 0 && f.url.why)
             ag__response_detail(r, f.url.why, NULL, NULL, NULL);
+        if (rc == 0) {
+            rc = ag__auth_make(req, &f.url, &f.auth, &why);
+            if (rc < 0 && rc != -ENOMEM)
+                ag__response_detail(r, why, NULL, NULL, NULL);
+            f.st.auth = f.auth;
+        }
     }
     while (rc == 0) {
         rc = exchange(&f);
@@ -1020,6 +1033,12 @@ static int fetch_from(ag_client *c, const ag_request *req, ag_response **out, in
     if (f.url.buf)
         r->url = url_text(&f.url);
     ag__url_free(&f.url);
+    if (f.first.buf)
+        ag__url_free(&f.first);
+    if (f.auth) {
+        OPENSSL_cleanse(f.auth, strlen(f.auth));
+        free(f.auth);
+    }
     r->error = rc;
     if (rc < 0 && !r->detail[0])
         ag__response_detail(r, ag_strerror(rc), NULL, NULL, NULL);
@@ -1067,6 +1086,9 @@ static job *job_copy(const ag_request *req)
     size += strlen(method) + 1 + strlen(req->url) + 1;
     for (size_t i = 0; i < req->nheaders; i++)
         size += strlen(req->headers[i].name) + strlen(req->headers[i].value) + 2;
+    const char *creds[] = {req->username, req->password, req->bearer};
+    for (size_t i = 0; i < 3; i++)
+        size += creds[i] ? strlen(creds[i]) + 1 : 0;
     if (req->body_kind == AG_BODY_MEMORY)
         size += (size_t)req->body_len;
     job *j = calloc(1, size);
@@ -1088,6 +1110,12 @@ static job *job_copy(const ag_request *req)
         COPY(hs[i].name, req->headers[i].name);
         COPY(hs[i].value, req->headers[i].value);
     }
+    if (req->username)
+        COPY(j->req.username, req->username);
+    if (req->password)
+        COPY(j->req.password, req->password);
+    if (req->bearer)
+        COPY(j->req.bearer, req->bearer);
 #undef COPY
     j->req.headers = req->nheaders ? hs : NULL;
     if (req->body_kind == AG_BODY_MEMORY && req->body) {

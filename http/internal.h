@@ -138,13 +138,23 @@ void ag__parse_abandon(ag__parse *ps);
 /* Free what the parse holds (the head collected for on_head). */
 void ag__parse_end(ag__parse *ps);
 
+/* ---- auth.c ---- */
+/* The Authorization value of a request's own credentials: bearer, username and password, or the
+ * userinfo of url (percent-decoded), in memory the caller frees; *out NULL when there are none.
+ * 0, AG_EREQUEST or AG_EURL with *why set, or -ENOMEM. */
+int ag__auth_make(const ag_request *req, const ag__url *url, char **out, const char **why);
+/* Whether two URLs have the same origin: scheme, host and port. */
+bool ag__same_origin(const ag__url *a, const ag__url *b);
+
 /* ---- request.c ---- */
 typedef struct ag__req_state {
     const char *method;
-    bool close;     /* the caller sent "Connection: close": the connection ends with this request */
-    bool drop_auth; /* scheme, host or port changed on a redirect */
-    bool drop_body; /* a redirect turned the method into GET */
-    bool no_expect; /* a 417 refused "Expect: 100-continue": the request goes without it */
+    const char *auth; /* the Authorization value of the request's own credentials, or NULL */
+    bool close; /* the caller sent "Connection: close": the connection ends with this request */
+    bool other_origin; /* a redirect left the origin (scheme, host, port) of the request's URL */
+    bool drop_auth;    /* other_origin, and credentials may not follow (no location_trusted) */
+    bool drop_body;    /* a redirect turned the method into GET */
+    bool no_expect;    /* a 417 refused "Expect: 100-continue": the request goes without it */
 } ag__req_state;
 /* Check every field of a request before anything is sent: 0, or AG_EREQUEST, AG_EHEADER or
  * AG_EURL with *why a static text saying what is wrong. */

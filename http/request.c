@@ -129,10 +129,13 @@ static bool dropped(const ag_header *h, const ag__req_state *st)
 {
     if (strcasecmp(h->name, "Content-Length") == 0)
         return true; /* always asyncget's own */
-    /* A redirect to another origin gets no credentials, and the Host of the new origin. */
+    /* A redirect to another origin gets the Host of the new origin, and no credentials unless
+     * the caller trusts every location. */
+    if (st->other_origin && strcasecmp(h->name, "Host") == 0)
+        return true;
     if (st->drop_auth &&
         (strcasecmp(h->name, "Authorization") == 0 || strcasecmp(h->name, "Cookie") == 0 ||
-         strcasecmp(h->name, "Proxy-Authorization") == 0 || strcasecmp(h->name, "Host") == 0))
+         strcasecmp(h->name, "Proxy-Authorization") == 0))
         return true;
     if (st->drop_body && strncasecmp(h->name, "Content-", 8) == 0)
         return true;
@@ -190,7 +193,7 @@ static void build_head(head *h, ag_client *client, const ag__url *url, const ag_
     put(h, " ", 1);
     puts_(h, url->target);
     put(h, " HTTP/1.1\r\n", 11);
-    if (!user_has(req, "Host") || st->drop_auth)
+    if (!user_has(req, "Host") || st->other_origin)
         put_host(h, url);
     if (!user_has(req, "User-Agent"))
         put_field(h, "User-Agent", client->ua);
@@ -205,6 +208,9 @@ static void build_head(head *h, ag_client *client, const ag__url *url, const ag_
     }
     if (bp->expect)
         put_field(h, "Expect", "100-continue");
+    /* The request's own credentials, unless its headers name their own Authorization. */
+    if (st->auth && !st->drop_auth && !user_has(req, "Authorization"))
+        put_field(h, "Authorization", st->auth);
     for (size_t i = 0; i < req->nheaders; i++) {
         const ag_header *f = &req->headers[i];
         if (!dropped(f, st))

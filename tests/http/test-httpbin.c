@@ -156,6 +156,64 @@ static void redirect_credentials(void)
     ag_response_free(r);
 }
 
+/* The request's own credentials (username and password, Basic) follow the same rule, come back
+ * with a redirect back to their origin, follow everywhere when the client trusts every
+ * location, and a Location's userinfo never makes any. */
+static void redirect_own_credentials(void)
+{
+    char path[400], inner[128];
+    ag_request req;
+    ag_response *r;
+    ag_request_init(&req);
+    req.username = "Aladdin";
+    req.password = "open sesame";
+    const char *basic = "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==";
+    snprintf(path, sizeof path, "/redirect-to?url=http://localhost:%d/headers", port);
+    req.url = url_of(port, path);
+    int rc = ag_fetch(client, &req, &r);
+    tap_ok(rc == 0 && ag_response_status(r) == 200 && !body_has(r, basic),
+           "httpbin_redirect_own_credentials_dropped_at_other_origin");
+    ag_response_free(r);
+    /* 127.0.0.1 -> localhost -> 127.0.0.1/headers: back at the first origin. */
+    snprintf(inner, sizeof inner, "http://127.0.0.1:%d/headers", port);
+    snprintf(path, sizeof path, "/redirect-to?url=http://localhost:%d/redirect-to%%3Furl%%3D%s",
+             port, inner);
+    req.url = url_of(port, path);
+    rc = ag_fetch(client, &req, &r);
+    tap_ok(rc == 0 && ag_response_redirects(r) == 2 && body_has(r, basic),
+           "httpbin_redirect_own_credentials_back_at_first_origin: %u hops",
+           ag_response_redirects(r));
+    ag_response_free(r);
+
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.loop = loop;
+    o.location_trusted = 1;
+    ag_client *trusting;
+    if (ag_client_new(&trusting, &o) < 0) {
+        tap_ok(0, "httpbin_redirect_location_trusted: no client");
+        return;
+    }
+    ag_header h[] = {{"Cookie", "a=b"}};
+    req.headers = h;
+    req.nheaders = 1;
+    snprintf(path, sizeof path, "/redirect-to?url=http://localhost:%d/headers", port);
+    req.url = url_of(port, path);
+    rc = ag_fetch(trusting, &req, &r);
+    tap_ok(rc == 0 && body_has(r, basic) && body_has(r, "a=b"),
+           "httpbin_redirect_location_trusted_keeps_credentials");
+    ag_response_free(r);
+    ag_client_free(trusting);
+
+    ag_request_init(&req);
+    snprintf(path, sizeof path, "/redirect-to?url=http://evil:pw@127.0.0.1:%d/headers", port);
+    req.url = url_of(port, path);
+    rc = ag_fetch(client, &req, &r);
+    tap_ok(rc == 0 && ag_response_status(r) == 200 && !body_has(r, "Authorization"),
+           "httpbin_redirect_location_userinfo_gives_no_credentials");
+    ag_response_free(r);
+}
+
 static void statuses_and_bodies(void)
 {
     int rc;
@@ -354,6 +412,7 @@ static void run(void *arg)
     redirects_off_in_client();
     redirect_methods();
     redirect_credentials();
+    redirect_own_credentials();
     statuses_and_bodies();
     header_injection();
     timeouts();
