@@ -16,7 +16,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 if [ $# -eq 0 ]; then
     results=()
     if command -v curl >/dev/null 2>&1; then
-        "$here/with-servers" --nginx --httpbin --hostile -- "$here/selftest.sh" --http
+        "$here/with-servers" --nginx --codings --unix --httpbin --hostile -- "$here/selftest.sh" --http
         results+=("$?")
     else
         echo "selftest: SKIP: curl not found (Debian package curl)" >&2
@@ -24,7 +24,7 @@ if [ $# -eq 0 ]; then
         results+=(77)
     fi
     if command -v curl >/dev/null 2>&1; then
-        "$here/with-servers" --tls -- "$here/selftest.sh" --tls
+        "$here/with-servers" --tls --unix -- "$here/selftest.sh" --tls
         results+=("$?")
     else
         results+=(77)
@@ -219,6 +219,10 @@ if [ "$part" = --tls ]; then
         "$(c --cacert "$AG_TLS_CA" "https://localhost:$AG_TLS_PORT/1m" | sha256sum)"
     check "the CA directory holds the hash link" "1" \
         "$(ls "$AG_TLS_CA_DIR" | grep -c '^[0-9a-f]\{8\}\.0$')"
+    check "the valid server on AG_TLS_UNIX, verified for localhost" "hello, world" \
+        "$(c --cacert "$AG_TLS_CA" --unix-socket "$AG_TLS_UNIX" https://localhost/hello)"
+    check "the valid server through socat's AG_TLS_ABSTRACT" "hello, world" \
+        "$(c --cacert "$AG_TLS_CA" --abstract-unix-socket "$AG_TLS_ABSTRACT" https://localhost/hello)"
 fi
 
 if [ "$part" = --http ]; then
@@ -248,6 +252,88 @@ check "nginx /slow/1m?rate=512k takes a second or more" "1048576 1" \
 check "nginx /503 with Retry-After" "503 1" \
     "$(c -D - -o /dev/null -w 'code %{http_code}\n' $N/503 | tr -d '\r' |
        awk '/^Retry-After:/ { r = $2 } /^code / { s = $2 } END { print s, r }')"
+
+# ---- nginx --codings: what each coded path sends, and that curl decodes it to the plain file
+R=$AG_NGINX_ROOT
+same() { if c "$@" | cmp -s - "$R/text.txt"; then echo same; else echo differs; fi; }
+cenc() { c -o /dev/null -D - "$@" | tr -d '\r' | sed -n 's/^[Cc]ontent-[Ee]ncoding: //p'; }
+check "codings: /gz/ gzips text.txt for Accept-Encoding: gzip" "gzip" \
+    "$(cenc -H 'Accept-Encoding: gzip' $N/gz/text.txt)"
+check "codings: /gz/ sends it as it is without Accept-Encoding" "" "$(cenc $N/gz/text.txt)"
+check "codings: /gz/ does not code application/octet-stream (1m)" "" \
+    "$(cenc -H 'Accept-Encoding: gzip' $N/gz/1m)"
+check "codings: /gz/text.txt decoded is text.txt" "same" "$(same --compressed $N/gz/text.txt)"
+if [ "$AG_NGINX_BROTLI" = 1 ]; then
+    check "codings: /br/ sends br for Accept-Encoding: br" "br" \
+        "$(cenc -H 'Accept-Encoding: br' $N/br/text.txt)"
+    check "codings: /br/text.txt decoded is text.txt" "same" "$(same --compressed $N/br/text.txt)"
+else
+    echo "# brotli: $AG_NGINX_BROTLI_WHY"
+fi
+check "codings: /coded/gzip/ says gzip whatever was asked" "gzip" "$(cenc $N/coded/gzip/text.txt)"
+check "codings: /coded/gzip/text.txt decoded" "same" "$(same --compressed $N/coded/gzip/text.txt)"
+# curl 7.88 decodes only the first member of a gzip body (and takes a truncated one without a
+# word): the raw bytes are checked with gzip(1) instead.
+check "codings: /coded/gzip/multi.txt (two members) is text.txt by gzip -dc" "same" \
+    "$(if c $N/coded/gzip/multi.txt | gzip -dc | cmp -s - "$R/text.txt"; then echo same; fi)"
+check "codings: /coded/gzip-gzip/ says gzip, gzip" "gzip, gzip" "$(cenc $N/coded/gzip-gzip/text.txt)"
+check "codings: /coded/gzip-gzip/text.txt decoded twice" "same" \
+    "$(same --compressed $N/coded/gzip-gzip/text.txt)"
+check "codings: /coded/deflate/text.txt (zlib) decoded" "same" \
+    "$(same --compressed $N/coded/deflate/text.txt)"
+check "codings: /coded/unknown/ says x-unknown" "x-unknown" "$(cenc $N/coded/unknown/text.txt)"
+for f in truncated truncated-trailer corrupt badcrc; do
+    check "codings: gzip -t fails /coded/gzip/$f.txt" "1" \
+        "$(c $N/coded/gzip/$f.txt | gzip -t 2>/dev/null; echo $?)"
+done
+check "codings: /coded/gzip/trailing.txt is text.txt and garbage (gzip -dc warns, exit 2)" "same 2" \
+    "$(c $N/coded/gzip/trailing.txt | gzip -dc 2>/dev/null | cmp -s - "$R/text.txt" && echo same) $(c $N/coded/gzip/trailing.txt | gzip -dc >/dev/null 2>&1; echo $?)"
+check "codings: /coded/deflate/raw.txt is text.txt as raw deflate" "same" \
+    "$(c $N/coded/deflate/raw.txt | /usr/bin/python3 -c 'import sys, zlib; sys.stdout.buffer.write(zlib.decompress(sys.stdin.buffer.read(), -15))' | cmp -s - "$R/text.txt" && echo same)"
+check "codings: the gzip bomb is about 1 MiB on the wire" "1" \
+    "$(c -o /dev/null -w '%{size_download}' $N/coded/gzip/bomb | awk '{ print ($1 > 1000000 && $1 < 1100000) }')"
+check "codings: the gzip bomb expands (its first 100 MiB are zeros)" "$(head -c 104857600 /dev/zero | sha256sum)" \
+    "$(c $N/coded/gzip/bomb | gzip -dc 2>/dev/null | head -c 104857600 | sha256sum)"
+check "codings: zeros64m is 64 MiB of zeros, CRC and length right" "67108864 ok" \
+    "$(c $N/coded/gzip/zeros64m | gzip -dc | wc -c) $(c $N/coded/gzip/zeros64m | gzip -t && echo ok)"
+if [ "$AG_NGINX_ZSTD" = 1 ]; then
+    check "codings: /coded/zstd/ says zstd" "zstd" "$(cenc $N/coded/zstd/text.txt)"
+    check "codings: /coded/zstd/text.txt decoded" "same" "$(same --compressed $N/coded/zstd/text.txt)"
+    check "codings: /coded/zstd/multi.txt (two frames) is text.txt by zstd -dc" "same" \
+        "$(c $N/coded/zstd/multi.txt | zstd -dc | cmp -s - "$R/text.txt" && echo same)"
+    check "codings: the zstd bomb is 1 GiB of zeros in 1024 frames" "1073741824" \
+        "$(c $N/coded/zstd/bomb | zstd -dc | wc -c)"
+    for f in truncated corrupt; do
+        check "codings: zstd -t fails /coded/zstd/$f.txt" "yes" \
+            "$(c $N/coded/zstd/$f.txt | zstd -qt 2>/dev/null || echo yes)"
+    done
+else
+    echo "# zstd: $AG_NGINX_ZSTD_WHY"
+fi
+
+# ---- nginx on a Unix socket, and socat on an abstract one (--unix)
+check "unix: nginx /hello over AG_NGINX_UNIX" "hello, world" \
+    "$(c --unix-socket "$AG_NGINX_UNIX" http://localhost/hello)"
+check "unix: two requests, one connection" "1 0" \
+    "$(c --unix-socket "$AG_NGINX_UNIX" -o /dev/null -o /dev/null -w '%{num_connects} ' \
+        http://localhost/hello http://localhost/1k | sed 's/ $//')"
+check "unix: nginx /hello over socat's abstract socket" "hello, world" \
+    "$(c --abstract-unix-socket "$AG_NGINX_ABSTRACT" http://localhost/hello)"
+# curl 7.88 never reuses a connection to an abstract socket ("still name resolving"): two
+# requests on one connection, by hand.
+check "unix: the abstract socket keeps the connection alive" "2" \
+    "$(/usr/bin/python3 -c '
+import os, socket
+s = socket.socket(socket.AF_UNIX)
+s.connect("\0" + os.environ["AG_NGINX_ABSTRACT"])
+n = 0
+for _ in range(2):
+    s.sendall(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    got = b""
+    while not got.endswith(b"hello, world\n"):
+        got += s.recv(4096)
+    n += 1
+print(n)')"
 
 # ---- httpbin
 check "httpbin /status/418" "418" "$(c -o /dev/null -w '%{http_code}' $H/status/418)"
