@@ -618,7 +618,8 @@ AG_EXPORT unsigned ag_response_redirects(const ag_response *resp);
 /* ------------------------------------------------------------------------------------------ */
 /* Cookies: a jar (RFC 6265) that clients fill from Set-Cookie fields and send from
  * (ag_client_opts.cookie_jar). Domain and path matching, host-only cookies, Secure (sent over
- * https only, set only from https), HttpOnly (kept, and marked in files), Expires and Max-Age;
+ * https only, set only from https; http to localhost or a loopback address counts as https, as
+ * in browsers and curl), HttpOnly (kept, and marked in files), Expires and Max-Age;
  * no cookie is accepted for a public suffix ("com", "co.uk": libpsl and the system's list).
  * Every function is thread-safe: clients on several threads may share one jar. Expiry counts
  * on the wall clock. */
