@@ -230,4 +230,67 @@ void cli_har_add(cli_har *h, const cli_result *r, const char *req_head, size_t r
                  const char *resp_head, size_t resp_len);
 int cli_har_close(cli_har *h); /* writes the end of the document */
 
+/* ---- credentials from .netrc (netrc.c) -------------------------------------------------- */
+
+/* The whole of a netrc file, NUL-terminated, in *out (free() it). 0, or a negative errno:
+ * -ENOENT for a missing file, -EISDIR, -EFBIG past 1 MiB. */
+int cli_netrc_read(const char *path, char **out);
+/* The file curl reads without --netrc-file: $NETRC, else .netrc in $HOME (else the home of the
+ * user's passwd entry). 0 with *out malloc'd, -ENOENT when there is no home, -ENOMEM. */
+int cli_netrc_default_path(char **out);
+/* Credentials for host (compared ignoring case) in the text of a netrc file, as curl finds them:
+ * the first "machine HOST" or "default" entry that gives a login or a password. Tokens are
+ * separated by blanks and newlines; "..." quotes one with \n, \r, \t and \X (X itself)
+ * inside; macdef skips to the next empty line; account and unknown tokens are skipped; lines
+ * whose first byte other than a blank is '#' are comments. 1 with *login (an entry without
+ * one: "") and *password (NULL when the entry has none) malloc'd, 0 when no entry matches,
+ * -EINVAL for an unterminated quote, -ENOMEM. */
+int cli_netrc_find(const char *text, const char *host, char **login, char **password);
+
+/* ---- request bodies and URLs (body.c) --------------------------------------------------- */
+
+/* The whole of a file, or of stdin for "-", appended to b. 0 or a negative errno. */
+int cli_read_all(const char *path, cli_buf *b);
+/* Percent-encode every byte but ALPHA, DIGIT, '-', '.', '_' and '~' (curl_easy_escape's set). */
+void cli_urlencode(cli_buf *b, const char *s, size_t n);
+/* One --data-urlencode argument in curl's five forms (content, =content, name=content, @file,
+ * name@file; the first '=' or '@' decides; a name is taken as already encoded), appended to b.
+ * 0, or a negative errno with a message in err (a file that cannot be read). */
+int cli_urlencode_arg(cli_buf *b, const char *arg, char *err, size_t errlen);
+
+enum cli_form_kind {
+    CLI_FORM_TEXT = 1, /* name=content: a field with value as its content */
+    CLI_FORM_FILE,     /* name=@file: a file part; value is the path ("-": stdin) */
+    CLI_FORM_CONTENT,  /* name=<file: a field whose content is read from value ("-": stdin) */
+};
+
+/* One -F or --form-string argument. */
+typedef struct cli_form_arg {
+    char *name; /* "" when the argument has none ("=value") */
+    int kind;   /* enum cli_form_kind */
+    char *value;
+    char *type;     /* ;type=..., with the parameters that follow it; NULL when not given */
+    char *filename; /* ;filename=...; NULL when not given */
+} cli_form_arg;
+
+/* curl's -F syntax: name=content, name=@file, name=<file, each followed by ;type=T and
+ * ;filename=N parameters (not for <file); a content, file or filename in double quotes may hold
+ * ';' (\" and \\ inside); unquoted words lose their surrounding blanks. literal: --form-string
+ * (everything after '=' is the content). 0, or -EINVAL (no '=', several files in one field,
+ * nested parts, the headers= or encoder= parameters) or -ENOMEM with a message in err. */
+int cli_form_parse(const char *arg, bool literal, cli_form_arg *out, char *err, size_t errlen);
+void cli_form_arg_free(cli_form_arg *a);
+/* The Content-Type curl gives a file part from its name's extension (a few common ones),
+ * "application/octet-stream" otherwise. */
+const char *cli_form_guess_type(const char *filename);
+
+/* The host of an absolute URL (without the brackets of an IPv6 address) into host, and
+ * whether the URL carries userinfo. 0, -EINVAL (no "scheme://" or a broken bracket),
+ * -ENAMETOOLONG. */
+int cli_url_host(const char *url, char *host, size_t len, bool *userinfo);
+/* The URL -T FILE uploads to, into out (reset first): curl appends the file's base name,
+ * percent-encoded, when the URL's path has no file name (empty or ending in '/') and it has no
+ * query. 1 when appended, 0 when url is kept as it is, -ENOMEM. */
+int cli_upload_url(const char *url, const char *file, cli_buf *out);
+
 #endif
