@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *const usage[] = {
     "Usage: asyncget [options] URL...\n",
@@ -43,7 +44,10 @@ static const char *const usage[] = {
     "  -X, --request METHOD       -H, --header 'Name: value' (repeatable)\n",
     "  -d, --data DATA|@FILE      POST form data (repeatable, joined by &)\n",
     "      --data-binary DATA|@FILE, --data-raw DATA\n",
+    "      --data-urlencode [NAME]=TEXT|[NAME]@FILE   the same, TEXT or FILE percent-encoded\n",
     "      --json DATA|@FILE      POST JSON (Content-Type and Accept: application/json)\n",
+    "  -T, --upload-file FILE     PUT FILE (streamed; to URL/FILE when the URL ends in '/');\n",
+    "                             '-': stdin, for one URL only\n",
     "  -I, --head                 HEAD\n",
     "  -A, --user-agent NAME      -e, --referer URL\n",
     "  -L, --location             follow redirects   --max-redirs N (default 10)\n",
@@ -84,7 +88,8 @@ static const char *const usage[] = {
     "23 cannot write output, 26 cannot read the request body, 27 out of memory, 28 timeout,\n",
     "35 TLS handshake failed, 42 cancelled, 43 bad request settings, 47 too many redirects,\n",
     "52 empty reply, 55 send failure, 56 receive failure, 60 certificate not verified,\n",
-    "63 response too large; 130 interrupted (Ctrl-C; 143 SIGTERM) with no request failed.\n",
+    "61 bad content encoding, 63 response too large; 130 interrupted (Ctrl-C; 143 SIGTERM)\n",
+    "with no request failed.\n",
 };
 
 enum {
@@ -124,6 +129,15 @@ enum {
     O_TRACE_ASCII,
     O_HAR,
     O_PARALLEL_IMMEDIATE,
+    O_DATA_URLENCODE,
+    O_FORM_STRING,
+    O_LOCATION_TRUSTED,
+    O_BEARER,
+    O_NETRC_OPTIONAL,
+    O_NETRC_FILE,
+    O_COMPRESSED,
+    O_UNIX_SOCKET,
+    O_ABSTRACT_UNIX_SOCKET,
 };
 
 static const struct option longopts[] = {
@@ -151,6 +165,8 @@ static const struct option longopts[] = {
     {"data-binary", required_argument, NULL, O_DATA_BINARY},
     {"data-raw", required_argument, NULL, O_DATA_RAW},
     {"json", required_argument, NULL, O_JSON},
+    {"data-urlencode", required_argument, NULL, O_DATA_URLENCODE},
+    {"upload-file", required_argument, NULL, 'T'},
     {"head", no_argument, NULL, 'I'},
     {"user-agent", required_argument, NULL, 'A'},
     {"referer", required_argument, NULL, 'e'},
@@ -254,7 +270,26 @@ static char *slurp(const char *path, size_t *len)
     return buf;
 }
 
-enum { DATA_ASCII, DATA_BINARY, DATA_RAW, DATA_JSON };
+enum { DATA_ASCII, DATA_BINARY, DATA_RAW, DATA_JSON, DATA_URLENCODE };
+
+/* The kinds of request curl lets a command line choose only one of. */
+enum { REQ_HEAD = 1, REQ_FORM, REQ_POST, REQ_PUT };
+static const char *const req_names[] = {"", "HEAD (-I, --head)", "multipart formpost (-F, --form)",
+                                        "POST (-d, --data)", "PUT (-T, --upload-file)"};
+static int req_kind;
+
+/* curl refuses two kinds of request on one command line (exit 2), whatever their order. */
+static void set_request(int kind)
+{
+    if (req_kind && req_kind != kind) {
+        fprintf(stderr,
+                "asyncget: you can only select one HTTP request method: you asked for both %s "
+                "and %s\nasyncget: try 'asyncget --help' for more information\n",
+                req_names[kind], req_names[req_kind]);
+        exit(2);
+    }
+    req_kind = kind;
+}
 
 /* -d and friends: several are joined with '&' as curl does, --json's pieces as they are. -d
  * @file drops CR and LF. */
@@ -262,7 +297,17 @@ static void add_data(cli_cfg *c, const char *arg, int how)
 {
     char *piece;
     size_t len;
-    if (how != DATA_RAW && arg[0] == '@') {
+    if (how == DATA_URLENCODE) {
+        cli_buf b = {0};
+        char err[300];
+        int rc = cli_urlencode_arg(&b, arg, err, sizeof err);
+        if (rc < 0) {
+            fprintf(stderr, "asyncget: --data-urlencode: %s\n", err);
+            exit(rc == -ENOMEM ? 27 : 26);
+        }
+        len = b.len;
+        piece = b.p ? b.p : strdup("");
+    } else if (how != DATA_RAW && arg[0] == '@') {
         piece = slurp(arg + 1, &len);
         if (how == DATA_ASCII) {
             size_t k = 0;
@@ -349,8 +394,8 @@ int main(int argc, char **argv)
         return cli_summarize_main(argc - 1, argv + 1);
     cli_cfg c = {.max_redirs = -1};
     int ch, idx;
-    while ((ch = getopt_long(argc, argv, "gZX:H:d:IA:e:Lkm:46fo:OisSw:vVh", longopts, &idx)) !=
-           -1) {
+    while ((ch = getopt_long(argc, argv, "gZX:H:d:IA:e:Lkm:46fo:OisSw:vVhT:", longopts,
+                             &idx)) != -1) {
         static char shortname[3] = "-?";
         if (ch < 256) {
             shortname[1] = (char)ch;
@@ -423,22 +468,103 @@ int main(int argc, char **argv)
             cli_strs_add(&c.headers, optarg);
             break;
         case 'd':
+            set_request(REQ_POST);
             add_data(&c, optarg, DATA_ASCII);
             c.data_form = true;
             break;
         case O_DATA_BINARY:
+            set_request(REQ_POST);
             add_data(&c, optarg, DATA_BINARY);
             c.data_form = true;
             break;
         case O_DATA_RAW:
+            set_request(REQ_POST);
             add_data(&c, optarg, DATA_RAW);
             c.data_form = true;
             break;
         case O_JSON:
+            set_request(REQ_POST);
             add_data(&c, optarg, DATA_JSON);
             c.json = true;
             break;
+        case O_DATA_URLENCODE:
+            set_request(REQ_POST);
+            add_data(&c, optarg, DATA_URLENCODE);
+            c.data_form = true;
+            break;
+        case 'F':
+        case O_FORM_STRING: {
+            set_request(REQ_FORM);
+            cli_form_arg *nf = realloc(c.forms, (c.nforms + 1) * sizeof *nf);
+            if (!nf)
+                exit(27);
+            c.forms = nf;
+            char err[200];
+            int rc =
+                cli_form_parse(optarg, ch == O_FORM_STRING, &c.forms[c.nforms], err, sizeof err);
+            if (rc == -ENOMEM)
+                exit(27);
+            if (rc < 0)
+                bad(err);
+            c.nforms++;
+            break;
+        }
+        case 'T':
+            set_request(REQ_PUT);
+            c.upload = optarg;
+            break;
+        case O_LOCATION_TRUSTED:
+            /* curl's --location-trusted follows redirects as -L does. */
+            c.location_trusted = true;
+            c.follow = true;
+            break;
+        case 'u':
+            c.user = optarg;
+            break;
+        case O_BEARER:
+            c.bearer = optarg;
+            break;
+        case 'n':
+            c.netrc = CLI_NETRC_REQUIRED;
+            break;
+        case O_NETRC_OPTIONAL:
+            c.netrc = CLI_NETRC_OPTIONAL;
+            break;
+        case O_NETRC_FILE: {
+            /* curl refuses a --netrc-file that does not exist, before anything is sent. */
+            struct stat st;
+            if (stat(optarg, &st) < 0)
+                bad("the file does not exist");
+            c.netrc_file = optarg;
+            if (!c.netrc)
+                c.netrc = CLI_NETRC_REQUIRED;
+            break;
+        }
+        case 'b':
+            /* curl's rule: a value with '=' is cookies to send, anything else a file. */
+            if (strchr(optarg, '='))
+                cli_strs_add(&c.cookies, optarg);
+            else
+                cli_strs_add(&c.cookie_files, optarg);
+            break;
+        case 'c':
+            if (!*optarg)
+                bad("a file name is needed");
+            c.cookie_jar = optarg;
+            break;
+        case 'j':
+            c.junk_session = true;
+            break;
+        case O_COMPRESSED:
+            c.compressed = true;
+            break;
+        case O_UNIX_SOCKET:
+        case O_ABSTRACT_UNIX_SOCKET:
+            c.unix_socket = optarg;
+            c.unix_abstract = ch == O_ABSTRACT_UNIX_SOCKET;
+            break;
         case 'I':
+            set_request(REQ_HEAD);
             c.head = true;
             c.include = true; /* curl -I writes the head where a body would go */
             break;
@@ -570,6 +696,11 @@ int main(int argc, char **argv)
     cli_strs_free(&c.headers);
     cli_strs_free(&c.resolve);
     cli_strs_free(&c.connect_to);
+    cli_strs_free(&c.cookies);
+    cli_strs_free(&c.cookie_files);
+    for (size_t i = 0; i < c.nforms; i++)
+        cli_form_arg_free(&c.forms[i]);
+    free(c.forms);
     free(c.data);
     return code;
 }

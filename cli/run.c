@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,6 +83,9 @@ int cli_exitcode(int err, bool sent)
         return 8;
     case AG_ETOO_LARGE:
         return 63;
+    case AG_EDECODE:
+    case AG_EDECODE_RATIO:
+        return 61; /* curl's CURLE_BAD_CONTENT_ENCODING */
     case AG_EREDIRECTS:
         return 47;
     case AG_ECLOSED:
@@ -372,6 +376,15 @@ typedef struct run {
     cli_trace *trace[3]; /* -v, --trace, --trace-ascii */
     cli_har *har;
     bool want_heads; /* keep the final heads for HAR */
+    /* credentials: -u split in two, or the text of the .netrc file to search per URL */
+    char *username, *password;
+    char *netrc_text;
+    /* -T: the file (an fd shared by every request, read with pread), or a stream read once
+     * (stdin, a pipe) for the one request of the run */
+    int upload_fd;
+    uint64_t upload_len;
+    bool upload_stream;
+    const char *upload_name; /* for the URL; NULL for stdin */
     pthread_mutex_t stdout_mu;
     pthread_mutex_t stderr_mu; /* error messages and the progress line */
     bool progress;             /* a progress line is on stderr */
@@ -719,6 +732,26 @@ static void note_exit(run *R, uint64_t urlnum, int code)
     pthread_mutex_unlock(&R->exit_mu);
 }
 
+/* -T from a stream: read as the request sends it. A blocking read on the loop's thread, which
+ * has nothing else to do: the run has this one request. */
+static ptrdiff_t read_upload(void *arg, void *buf, size_t cap)
+{
+    int fd = *(int *)arg;
+    for (;;) {
+        ssize_t n = read(fd, buf, cap);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            if (poll(&pfd, 1, -1) >= 0 || errno == EINTR)
+                continue;
+        }
+        return -1;
+    }
+}
+
 /* One URL: the request, its retries, and everything recorded of it. */
 static void do_request(thr *T, item *it, int64_t t0, cli_buf *line)
 {
@@ -735,6 +768,33 @@ static void do_request(thr *T, item *it, int64_t t0, cli_buf *line)
         req.body_kind = AG_BODY_MEMORY;
         req.body = cfg->data;
         req.body_len = cfg->data_len;
+    } else if (R->upload_stream) {
+        req.body_kind = AG_BODY_READER;
+        req.body_read = read_upload;
+        req.body_read_arg = &R->upload_fd;
+    } else if (R->upload_fd >= 0) {
+        req.body_kind = AG_BODY_FILE;
+        req.body_fd = R->upload_fd;
+        req.body_len = R->upload_len;
+    }
+    cli_buf upload_url = {0};
+    if (R->upload_name && !it->bad && cli_upload_url(it->url, R->upload_name, &upload_url) > 0)
+        req.url = upload_url.p;
+    char *netrc_login = NULL, *netrc_password = NULL;
+    if (cfg->bearer) {
+        req.bearer = cfg->bearer;
+    } else if (R->username) {
+        req.username = R->username;
+        req.password = R->password;
+    } else if (R->netrc_text && !it->bad) {
+        /* The URL's own credentials come first; .netrc answers for its host otherwise. */
+        char host[256];
+        bool userinfo;
+        if (cli_url_host(req.url, host, sizeof host, &userinfo) == 0 && !userinfo &&
+            cli_netrc_find(R->netrc_text, host, &netrc_login, &netrc_password) == 1) {
+            req.username = netrc_login;
+            req.password = netrc_password;
+        }
     }
     req.timeout_ms = cfg->max_time_ms;
     req.no_redirects = !cfg->follow || cfg->max_redirs == 0;
@@ -872,6 +932,9 @@ static void do_request(thr *T, item *it, int64_t t0, cli_buf *line)
     atomic_fetch_add(&R->done, 1);
     free(q.head_out);
     free(q.head_in);
+    free(netrc_login);
+    free(netrc_password);
+    cli_buf_free(&upload_url);
     ag_response_free(resp);
 }
 
@@ -971,6 +1034,10 @@ static void client_opts(run *R, unsigned cap, unsigned host_cap, ag_loop *loop, 
     o.tls = &R->tls;
     if (cfg->max_redirs > 0)
         o.max_redirects = (unsigned)cfg->max_redirs;
+    o.location_trusted = cfg->location_trusted;
+    o.unix_socket = cfg->unix_socket;
+    o.unix_socket_abstract = cfg->unix_abstract;
+    o.compressed = cfg->compressed;
     if (R->trace[0] || R->trace[1] || R->trace[2] || R->want_heads) {
         o.trace = on_trace;
         o.trace_arg = R;
@@ -1088,6 +1155,7 @@ static unsigned fit_fd_limit(const cli_cfg *cfg, unsigned want, unsigned threads
 static int parse_headers(run *R, const cli_cfg *cfg)
 {
     size_t extra = cfg->referer ? 1 : 0;
+    extra += cfg->cookies.n ? 1 : 0;
     extra += cfg->json ? 2 : 0;
     extra += cfg->data_form ? 1 : 0;
     R->headers = calloc(cfg->headers.n + extra + 1, sizeof *R->headers);
@@ -1124,6 +1192,32 @@ static int parse_headers(run *R, const cli_cfg *cfg)
     }
     if (cfg->referer)
         R->headers[R->nheaders++] = (ag_header){strdup("Referer"), strdup(cfg->referer)};
+    if (cfg->cookies.n) {
+        /* -b NAME=VALUE: one Cookie field, the strings joined with "; " as curl joins them, after
+         * the value of a Cookie field of -H when there is one. */
+        cli_buf b = {0};
+        ag_header *own = NULL;
+        for (size_t i = 0; i < R->nheaders; i++)
+            if (strcasecmp(R->headers[i].name, "Cookie") == 0)
+                own = &R->headers[i];
+        if (own)
+            cli_buf_puts(&b, own->value);
+        for (size_t i = 0; i < cfg->cookies.n; i++) {
+            if (b.len)
+                cli_buf_puts(&b, "; ");
+            cli_buf_puts(&b, cfg->cookies.v[i]);
+        }
+        if (b.oom || !b.p) {
+            cli_buf_free(&b);
+            return -ENOMEM;
+        }
+        if (own) {
+            free((char *)own->value);
+            own->value = b.p;
+        } else {
+            R->headers[R->nheaders++] = (ag_header){strdup("Cookie"), b.p};
+        }
+    }
     if (cfg->json && !have_ct)
         R->headers[R->nheaders++] = (ag_header){strdup("Content-Type"), strdup("application/json")};
     else if (cfg->data_form && !have_ct)
@@ -1173,6 +1267,86 @@ static uint64_t count_requests(const cli_cfg *cfg, int *bad)
     return n && rounds > UINT64_MAX / n ? UINT64_MAX : n * rounds;
 }
 
+/* -u, and the .netrc file when neither -u nor --oauth2-bearer gives the credentials: read once
+ * (curl's --netrc fails on a missing or malformed file, exit 26; --netrc-optional goes on
+ * without it). 0 or the exit code. */
+static int setup_credentials(run *R, const cli_cfg *cfg)
+{
+    if (cfg->user) {
+        /* USER:PASSWORD at the first ':'; without one, an empty password (curl would prompt). */
+        const char *colon = strchr(cfg->user, ':');
+        R->username = colon ? strndup(cfg->user, (size_t)(colon - cfg->user)) : strdup(cfg->user);
+        R->password = strdup(colon ? colon + 1 : "");
+        return R->username && R->password ? 0 : 27;
+    }
+    if (!cfg->netrc || cfg->bearer)
+        return 0;
+    char *path = NULL;
+    int rc = cfg->netrc_file ? ((path = strdup(cfg->netrc_file)) ? 0 : -ENOMEM)
+                             : cli_netrc_default_path(&path);
+    if (rc == 0)
+        rc = cli_netrc_read(path, &R->netrc_text);
+    if (rc == 0) {
+        /* A search for a host no entry names reads the whole file: a syntax error shows. */
+        char *l = NULL, *p = NULL;
+        rc = cli_netrc_find(R->netrc_text, "\x01", &l, &p);
+        free(l);
+        free(p);
+        if (rc == -EINVAL) {
+            free(R->netrc_text);
+            R->netrc_text = NULL;
+        }
+    }
+    int code = 0;
+    if (rc == -ENOMEM) {
+        code = 27;
+    } else if (rc < 0 && cfg->netrc == CLI_NETRC_REQUIRED) {
+        fprintf(stderr, "asyncget: .netrc error: %s: %s\n", path ? path : "~/.netrc",
+                rc == -EINVAL   ? "syntax error"
+                : rc == -ENOENT ? "no such file"
+                                : strerror(-rc));
+        code = 26;
+    }
+    free(path);
+    return code;
+}
+
+/* -T FILE: a regular file is opened once and read by every request with pread; stdin or another
+ * stream can be read once only, so it serves a run of one request. 0 or the exit code. */
+static int setup_upload(run *R, const cli_cfg *cfg, uint64_t total)
+{
+    if (!cfg->upload)
+        return 0;
+    bool std_in = strcmp(cfg->upload, "-") == 0;
+    int fd = std_in ? 0 : open(cfg->upload, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        fprintf(stderr, "asyncget: -T: cannot read %s: %s\n", cfg->upload, strerror(errno));
+        if (fd > 2)
+            close(fd);
+        return 26;
+    }
+    R->upload_fd = fd;
+    R->upload_name = std_in ? NULL : cfg->upload;
+    if (S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "asyncget: -T: cannot read %s: %s\n", cfg->upload, strerror(EISDIR));
+        return 26;
+    }
+    if (S_ISREG(st.st_mode) && !std_in) {
+        R->upload_len = (uint64_t)st.st_size;
+        return 0;
+    }
+    R->upload_stream = true;
+    if (total != 1) {
+        fprintf(stderr,
+                "asyncget: -T %s is read once, as it comes: it serves one URL only (give "
+                "a regular file to upload to several)\n",
+                cfg->upload);
+        return 2;
+    }
+    return 0;
+}
+
 /* The run lives in static storage: a URL file reader still blocked in a read of stdin when the
  * run ends keeps pointing at it. */
 static run the_run_storage;
@@ -1189,7 +1363,12 @@ int cli_run(cli_cfg *cfg)
               stderr);
         return 2;
     }
-    R->method = cfg->method ? cfg->method : cfg->head ? "HEAD" : cfg->has_data ? "POST" : "GET";
+    R->method = cfg->method                    ? cfg->method
+                : cfg->head                    ? "HEAD"
+                : cfg->upload                  ? "PUT"
+                : cfg->has_data || cfg->nforms ? "POST"
+                                               : "GET";
+    R->upload_fd = -1;
     if (parse_headers(R, cfg) < 0) {
         free_headers(R);
         return 2;
@@ -1203,6 +1382,12 @@ int cli_run(cli_cfg *cfg)
 
     int bad_globs;
     uint64_t total = count_requests(cfg, &bad_globs);
+    code = setup_credentials(R, cfg);
+    if (code)
+        goto out;
+    code = setup_upload(R, cfg, total);
+    if (code)
+        goto out;
 
     if (cfg->writeout && cli_wo_compile(cfg->writeout, &R->wo, err, sizeof err) < 0) {
         fprintf(stderr, "asyncget: -w: %s\n", err);
@@ -1457,6 +1642,11 @@ out:
     if (R->src.glob)
         cli_glob_free(R->src.glob);
     free_headers(R);
+    free(R->username);
+    free(R->password);
+    free(R->netrc_text);
+    if (R->upload_fd > 2)
+        close(R->upload_fd);
     (void)bad_globs;
     return code;
 }

@@ -12,6 +12,8 @@ typedef struct cli_strs {
 void cli_strs_add(cli_strs *s, const char *str);
 void cli_strs_free(cli_strs *s); /* the array only: the strings are argv's or the caller's */
 
+enum { CLI_NETRC_REQUIRED = 1, CLI_NETRC_OPTIONAL };
+
 typedef struct cli_cfg {
     /* what to fetch */
     cli_strs urls;      /* URLs of the command line (globbed unless globoff) */
@@ -46,6 +48,25 @@ typedef struct cli_cfg {
     int ip_family;
     const char *user_agent, *referer;
     bool fail, fail_with_body, head, include;
+    /* uploads: -T FILE ("-": stdin), -F and --form-string fields in order */
+    const char *upload;
+    cli_form_arg *forms;
+    size_t nforms;
+    /* credentials */
+    const char *user;   /* -u USER[:PASSWORD] */
+    const char *bearer; /* --oauth2-bearer */
+    int netrc;          /* 0: no .netrc, CLI_NETRC_REQUIRED or CLI_NETRC_OPTIONAL */
+    const char *netrc_file;
+    bool location_trusted;
+    /* cookies */
+    cli_strs cookies;       /* -b name=value strings, sent as they are */
+    cli_strs cookie_files;  /* -b FILE, loaded into the jar */
+    const char *cookie_jar; /* -c FILE ("-": stdout) */
+    bool junk_session;      /* -j */
+    /* connections and content */
+    const char *unix_socket;
+    bool unix_abstract;
+    bool compressed;
     /* output */
     const char *output;     /* -o */
     bool remote_name;       /* -O */
