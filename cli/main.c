@@ -51,6 +51,15 @@ static const char *const usage[] = {
     "  -I, --head                 HEAD\n",
     "  -A, --user-agent NAME      -e, --referer URL\n",
     "  -L, --location             follow redirects   --max-redirs N (default 10)\n",
+    "      --location-trusted     -L, with credentials sent to other origins too\n",
+    "  -u, --user USER[:PASSWORD] Basic authentication (no ':': an empty password, never a\n",
+    "                             prompt); also from the URL's USER:PASSWORD@\n",
+    "      --oauth2-bearer TOKEN  Authorization: Bearer TOKEN (instead of -u)\n",
+    "  -n, --netrc                credentials for the URL's host from ~/.netrc ($NETRC), which\n",
+    "                             must exist   --netrc-optional   it may not\n",
+    "      --netrc-file FILE      from FILE instead\n",
+    "                             (credentials go to the URL's origin only, unless\n",
+    "                             --location-trusted)\n",
     "  -k, --insecure             skip the certificate checks\n",
     "      --cacert FILE, --capath DIR, --cert FILE, --key FILE\n",
     "      --connect-timeout S    name lookup, connect and TLS handshake\n",
@@ -167,6 +176,12 @@ static const struct option longopts[] = {
     {"json", required_argument, NULL, O_JSON},
     {"data-urlencode", required_argument, NULL, O_DATA_URLENCODE},
     {"upload-file", required_argument, NULL, 'T'},
+    {"location-trusted", no_argument, NULL, O_LOCATION_TRUSTED},
+    {"user", required_argument, NULL, 'u'},
+    {"oauth2-bearer", required_argument, NULL, O_BEARER},
+    {"netrc", no_argument, NULL, 'n'},
+    {"netrc-optional", no_argument, NULL, O_NETRC_OPTIONAL},
+    {"netrc-file", required_argument, NULL, O_NETRC_FILE},
     {"head", no_argument, NULL, 'I'},
     {"user-agent", required_argument, NULL, 'A'},
     {"referer", required_argument, NULL, 'e'},
@@ -394,8 +409,8 @@ int main(int argc, char **argv)
         return cli_summarize_main(argc - 1, argv + 1);
     cli_cfg c = {.max_redirs = -1};
     int ch, idx;
-    while ((ch = getopt_long(argc, argv, "gZX:H:d:IA:e:Lkm:46fo:OisSw:vVhT:", longopts,
-                             &idx)) != -1) {
+    while ((ch = getopt_long(argc, argv, "gZX:H:d:IA:e:Lkm:46fo:OisSw:vVhu:nT:", longopts, &idx)) !=
+           -1) {
         static char shortname[3] = "-?";
         if (ch < 256) {
             shortname[1] = (char)ch;
