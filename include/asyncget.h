@@ -349,16 +349,19 @@ typedef struct ag_client_opts {
     /* Decoded bytes of one response body, whatever the sink (the memory sink also stops at
      * max_body_bytes, which counts decoded bytes): past it, AG_ETOO_LARGE. 0: no limit. */
     uint64_t max_decoded_bytes;
-    /* Decoded bytes per body byte received, over the whole body so far, checked once more than
-     * 1 MiB has been decoded: past it, AG_EDECODE_RATIO (a decompression bomb). 0: 1,000;
-     * AG_NO_RATIO_LIMIT: none. */
+    /* Decoded bytes per coded byte the decoder has taken in so far (a bomb that arrives in one
+     * read stops after about 1 MiB), checked once more than 1 MiB has been decoded: past it,
+     * AG_EDECODE_RATIO (a decompression bomb). 0: 1,000 (zlib's best is about 1,030 for
+     * zeros: a plain gzip bomb just trips it; a larger limit would let one through, a smaller
+     * one refuse long runs of one byte); AG_NO_RATIO_LIMIT: none. */
     unsigned max_decode_ratio;
     /* Content codings (curl's --compressed). Non-zero: requests say "Accept-Encoding: " with
      * ag_codings() (unless they carry their own), and a body whose Content-Encoding lists only
      * codings of ag_codings() is decoded as it streams, before any sink sees it; a corrupt or
      * truncated coded body fails with AG_EDECODE, never delivers a short body silently, and a
-     * coding that is not built fails with AG_EDECODE too. ag_response_body_bytes() stays the
-     * size on the wire, ag_response_decoded_bytes() gives the decoded size. A response with
+     * Content-Encoding naming any other coding (not built, or unknown) fails with AG_EDECODE
+     * too, as curl does (no_decode gets the bytes as they came). ag_response_body_bytes()
+     * stays the size on the wire, ag_response_decoded_bytes() gives the decoded size. A response with
      * "Transfer-Encoding: gzip, chunked" (or another built coding before chunked) is decoded
      * the same way. 0: nothing is asked for or decoded, and such a transfer coding is refused
      * with AG_EPROTO. */
