@@ -361,9 +361,9 @@ typedef struct ag_client_opts {
      * truncated coded body fails with AG_EDECODE, never delivers a short body silently, and a
      * Content-Encoding naming any other coding (not built, or unknown) fails with AG_EDECODE
      * too, as curl does (no_decode gets the bytes as they came). ag_response_body_bytes()
-     * stays the size on the wire, ag_response_decoded_bytes() gives the decoded size. A response with
-     * "Transfer-Encoding: gzip, chunked" (or another built coding before chunked) is decoded
-     * the same way. 0: nothing is asked for or decoded, and such a transfer coding is refused
+     * stays the size on the wire, ag_response_decoded_bytes() gives the decoded size. A
+     * response with "Transfer-Encoding: gzip, chunked" (or another built coding before chunked)
+     * is decoded the same way. 0: nothing is asked for or decoded, and such a transfer coding is refused
      * with AG_EPROTO. */
     int compressed;
     /* Credentials the request carries (its Authorization, Cookie and Proxy-Authorization
