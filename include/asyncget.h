@@ -359,12 +359,12 @@ typedef struct ag_client_opts {
      * ag_codings() (unless they carry their own), and a body whose Content-Encoding lists only
      * codings of ag_codings() is decoded as it streams, before any sink sees it; a corrupt or
      * truncated coded body fails with AG_EDECODE, never delivers a short body silently, and a
-     * Content-Encoding naming any other coding (not built, or unknown) fails with AG_EDECODE
-     * too, as curl does (no_decode gets the bytes as they came). ag_response_body_bytes()
-     * stays the size on the wire, ag_response_decoded_bytes() gives the decoded size. A
-     * response with "Transfer-Encoding: gzip, chunked" (or another built coding before chunked)
-     * is decoded the same way. 0: nothing is asked for or decoded, and such a transfer coding is refused
-     * with AG_EPROTO. */
+     * Content-Encoding naming any other coding (not built, or unknown) fails with AG_EDECODE too,
+     * as curl does (no_decode gets the bytes as they came). ag_response_body_bytes() stays the size
+     * on the wire, ag_response_decoded_bytes() gives the decoded size. A response with
+     * "Transfer-Encoding: gzip, chunked" (or another built coding before chunked) is decoded the
+     * same way. 0: nothing is asked for or decoded, and such a transfer coding is refused with
+     * AG_EPROTO. */
     int compressed;
     /* Credentials the request carries (its Authorization, Cookie and Proxy-Authorization
      * headers, ag_request.username/password/bearer, the URL's userinfo) are sent only to the
