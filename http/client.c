@@ -1,5 +1,6 @@
 /* client.c: the client and one request from start to finish: pool slot, connect, write, read,
  * a retry after a stale keep-alive connection, redirects, timeouts. Reads top to bottom. */
+#include "http/cookie.h"
 #include "http/internal.h"
 
 #include <errno.h>
@@ -538,8 +539,17 @@ static int send_request(fetch *f, ag__conn *conn, ag__parse *ps)
      * the usual case, and no extra stack page. */
     char stackbuf[512], *head;
     size_t head_len;
-    int rc = ag__request_head(f->client, &f->url, req, &f->st, &bp, stackbuf, sizeof stackbuf,
-                              &head, &head_len);
+    /* The jar's cookies for this hop, as they are now: each hop and each retry asks again. */
+    char *jar_cookie = NULL;
+    ag_cookie_jar *jar = f->client->o.cookie_jar;
+    int rc = jar && !req->no_cookies ? ag__cookie_value(jar, &f->url, &jar_cookie) : 0;
+    if (rc < 0)
+        return rc;
+    f->st.jar_cookie = jar_cookie;
+    rc = ag__request_head(f->client, &f->url, req, &f->st, &bp, stackbuf, sizeof stackbuf, &head,
+                          &head_len);
+    f->st.jar_cookie = NULL;
+    free(jar_cookie);
     if (rc < 0)
         return rc;
     if (conn->trace)
@@ -794,6 +804,21 @@ static void trace_head(void *arg, const char *head, size_t len)
     ag__conn_trace(arg, AG_TRACE_HEAD_IN, head, len);
 }
 
+/* The Set-Cookie fields of a response head go to the jar, against this hop's URL: a redirect's
+ * too, and those of a head whose body then failed. Not a 1xx's (never kept), nor a head the
+ * parser refused. A cookie that finds no memory is not stored, as one the rules refuse. */
+static void store_cookies(fetch *f, int rc)
+{
+    ag_cookie_jar *jar = f->client->o.cookie_jar;
+    const ag_response *r = f->resp;
+    if (!jar || f->req->no_cookies || r->status < 200 || rc == AG_EPROTO)
+        return;
+    const char *name, *value;
+    for (size_t i = 0; ag_response_header_at(r, i, &name, &value) == 0; i++)
+        if (strcasecmp(name, "Set-Cookie") == 0)
+            ag__cookie_store(jar, &f->url, value);
+}
+
 static int exchange_on(fetch *f, const char *key)
 {
     ag_client *c = f->client;
@@ -861,6 +886,7 @@ static int exchange_on(fetch *f, const char *key)
             rc = 0;
         }
         ag__parse_end(&ps);
+        store_cookies(f, rc);
         if (rc == 0) {
             conn->served++;
             /* A response that came before the whole body was sent leaves the server reading

@@ -155,6 +155,9 @@ typedef struct ag__req_state {
     bool drop_auth;    /* other_origin, and credentials may not follow (no location_trusted) */
     bool drop_body;    /* a redirect turned the method into GET */
     bool no_expect;    /* a 417 refused "Expect: 100-continue": the request goes without it */
+    /* The Cookie value of the client's jar for this hop, or NULL: merged with the caller's
+     * own Cookie headers into one field. */
+    const char *jar_cookie;
 } ag__req_state;
 /* Check every field of a request before anything is sent: 0, or AG_EREQUEST, AG_EHEADER or
  * AG_EURL with *why a static text saying what is wrong. */

@@ -186,6 +186,28 @@ static void put_host(head *h, const ag__url *url)
     put(h, "\r\n", 2);
 }
 
+/* One Cookie field (RFC 6265 section 5.4 wants no more): the caller's own Cookie values that
+ * still go, in their order, then the jar's, joined with "; ". */
+static void put_cookie(head *h, const ag_request *req, const ag__req_state *st)
+{
+    puts_(h, "Cookie: ");
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const ag_header *f = &req->headers[i];
+        if (strcasecmp(f->name, "Cookie") != 0 || dropped(f, st))
+            continue;
+        /* "a=1;" or "a=1; " would give an empty pair once joined. */
+        size_t n = strlen(f->value);
+        while (n && (f->value[n - 1] == ';' || f->value[n - 1] == ' ' || f->value[n - 1] == '\t'))
+            n--;
+        if (!n)
+            continue;
+        put(h, f->value, n);
+        put(h, "; ", 2);
+    }
+    puts_(h, st->jar_cookie);
+    put(h, "\r\n", 2);
+}
+
 static void build_head(head *h, ag_client *client, const ag__url *url, const ag_request *req,
                        const ag__req_state *st, const ag__body_plan *bp)
 {
@@ -213,9 +235,11 @@ static void build_head(head *h, ag_client *client, const ag__url *url, const ag_
         put_field(h, "Authorization", st->auth);
     for (size_t i = 0; i < req->nheaders; i++) {
         const ag_header *f = &req->headers[i];
-        if (!dropped(f, st))
+        if (!dropped(f, st) && !(st->jar_cookie && strcasecmp(f->name, "Cookie") == 0))
             put_field(h, f->name, f->value);
     }
+    if (st->jar_cookie)
+        put_cookie(h, req, st);
     put(h, "\r\n", 2);
 }
 
