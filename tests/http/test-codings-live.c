@@ -1,7 +1,7 @@
-/* test-codings.c: content codings against nginx (with-servers --codings) and httpbin, as a user
- * sees them: gzip and brotli bodies compressed by nginx as it sends them, and gzip, deflate, zstd
- * and stacked gzip bodies coded ahead, each decoded byte for byte equal to the plain file on disk
- * whatever the sink (memory, fd, callback, discard), with the wire and decoded sizes apart;
+/* test-codings-live.c: content codings against nginx (with-servers --codings) and httpbin, as a
+ * user sees them: gzip and brotli bodies compressed by nginx as it sends them, and gzip, deflate,
+ * zstd and stacked gzip bodies coded ahead, each decoded byte for byte equal to the plain file on
+ * disk whatever the sink (memory, fd, callback, discard), with the wire and decoded sizes apart;
  * Accept-Encoding sent only when asked; no_decode and a client that does not decode get the coded
  * bytes; bombs stopped by the ratio limit, by max_decoded_bytes and by max_body_bytes (which
  * counts decoded bytes), each at its exact edge; truncated and corrupt bodies fail with AG_EDECODE,
@@ -87,7 +87,9 @@ static int fd_slurp(int fd, char **data, size_t *len)
             return -1;
         *len += (size_t)r;
     }
-    return 0;
+    if (*data)
+        (*data)[*len] = 0;
+    return *data ? 0 : -1;
 }
 
 /* GET (or method) url with the client into the given sink; headers optional. */
@@ -141,8 +143,11 @@ static void fetch_full(ag_client *c, const char *url, const char *method, int si
             size_t len;
             const char *b = ag_response_body(r, &len);
             g->data = malloc(len + 1);
-            if (g->data && b)
-                memcpy(g->data, b, len);
+            if (g->data) {
+                if (b)
+                    memcpy(g->data, b, len);
+                g->data[len] = 0;
+            }
             g->len = len;
         }
     }
@@ -407,10 +412,15 @@ static void not_decoded(void)
            "codings_client_not_compressed_gets_plain: Content-Encoding '%s'", g.cenc);
     got_free(&g);
 
-    /* A coding nobody knows: delivered as it came. */
+    /* A coding nobody knows: "not supported" (AG_EDECODE, as curl's error 61), never handed
+     * over as if it were the body; with no_decode, the bytes as they came. */
     fetch_sink(comp, nurl("/coded/unknown/text.txt"), S_MEMORY, 0, &g);
+    tap_ok(g.rc == AG_EDECODE, "codings_unknown_coding_is_edecode: %s, %zu bytes",
+           ag_err_name(g.rc), g.len);
+    got_free(&g);
+    fetch_sink(comp, nurl("/coded/unknown/text.txt"), S_MEMORY, 1, &g);
     tap_ok(g.rc == 0 && same_bytes(g.data, g.len, cz, clen) && g.decoded == g.wire,
-           "codings_unknown_coding_delivered_as_is: %s, %zu bytes", ag_err_name(g.rc), g.len);
+           "codings_unknown_coding_no_decode_as_is: %s, %zu bytes", ag_err_name(g.rc), g.len);
     got_free(&g);
 
     free(cz);
