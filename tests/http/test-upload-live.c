@@ -188,7 +188,7 @@ static void forms(void)
     req.body_kind = AG_BODY_FORM;
     req.form = f;
     int rc, status;
-    const char *why;
+    const char *why = "";
     char *b = send_req(&req, &rc, &status);
     tap_ok(rc == 0 && status == 200 && form_echoed(b, f, &why),
            "upload_form_fields_and_files_byte_for_byte: %s, %d %s", ag_err_name(rc), status, why);
