@@ -418,7 +418,10 @@ static cookie *cookie_new(const char *name, size_t ln, const char *value, size_t
     s += ld + 1;
     c->path = s;
     memcpy(s, path, lp);
-    const char *base = psl ? psl_registrable_domain(psl, c->domain) : NULL;
+    /* An address is its own "domain": the list would see its last two numbers as one. */
+    const char *base = psl && !dotted_ipv4(c->domain) && !strchr(c->domain, ':')
+                           ? psl_registrable_domain(psl, c->domain)
+                           : NULL;
     c->base = base ? base : c->domain;
     return c;
 }
@@ -498,6 +501,22 @@ static int insert(ag_cookie_jar *jar, cookie *c, int64_t now)
     return 1;
 }
 
+/* "Leave Secure Cookies Alone" (RFC 6265bis section 5.7 step 16): a cookie from an insecure
+ * origin may not replace or shadow a Secure cookie of the same name whose domain meets its own
+ * and whose path its path matches, or a man in the middle of http could change https sessions. */
+static bool shadows_secure(const ag_cookie_jar *jar, const cookie *c, int64_t now)
+{
+    for (size_t i = 0; i < jar->n; i++) {
+        const cookie *o = jar->v[i];
+        if (o->secure && !expired(o, now) && strcmp(o->name, c->name) == 0 &&
+            (domain_match(o->domain, false, c->domain) ||
+             domain_match(c->domain, false, o->domain)) &&
+            path_match(c->path, strlen(c->path), o->path))
+            return true;
+    }
+    return false;
+}
+
 static int store_locked(ag_cookie_jar *jar, const ag__url *url, const char *sc)
 {
     int64_t now = jar_now(jar);
@@ -509,6 +528,14 @@ static int store_locked(ag_cookie_jar *jar, const ag__url *url, const char *sc)
     bool secure = secure_origin(url);
     if (pc.secure && !secure)
         return 0; /* Secure from an insecure origin (RFC 6265bis section 5.7) */
+    /* Name prefixes (RFC 6265bis section 4.1.3), in any case as browsers match them: a
+     * "__Secure-" cookie must say Secure, a "__Host-" one also Path=/ and no Domain, so that a
+     * site can tell such a cookie was set over https by the host itself. */
+    if (pc.name_len >= 9 && strncasecmp(pc.name, "__Secure-", 9) == 0 && !pc.secure)
+        return 0;
+    if (pc.name_len >= 7 && strncasecmp(pc.name, "__Host-", 7) == 0 &&
+        (!pc.secure || pc.domain || pc.path_len != 1))
+        return 0;
     bool ip = host_is_ip(url);
     const char *host = url->host;
     bool host_only = true;
@@ -550,6 +577,10 @@ static int store_locked(ag_cookie_jar *jar, const ag__url *url, const char *sc)
     cookie *c = cookie_new(pc.name, pc.name_len, pc.value, pc.value_len, domain, ld, path, lp);
     if (!c)
         return -ENOMEM;
+    if (!pc.secure && !secure && shadows_secure(jar, c, now)) {
+        free(c);
+        return 0;
+    }
     c->host_only = host_only;
     c->secure = pc.secure;
     c->http_only = pc.http_only;

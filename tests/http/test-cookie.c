@@ -334,6 +334,44 @@ static void cookie_secure(void)
     ag_cookie_jar_free(jar);
 }
 
+static void cookie_secure_left_alone(void)
+{
+    ag_cookie_jar *jar = jar_at(T0);
+    bool ok = set(jar, "https://www.example.com/", "sid=good; Secure; Domain=example.com") == 1;
+    /* From http, no cookie of that name may shadow or replace it where its domain and path
+     * meet the new one's (RFC 6265bis section 5.7, "Leave Secure Cookies Alone"). */
+    ok &= set(jar, "http://www.example.com/", "sid=evil") == 0;
+    ok &= set(jar, "http://a.example.com/", "sid=evil; Domain=example.com; Path=/x") == 0;
+    ok &= set(jar, "http://example.com/", "sid=evil; Max-Age=0") == 0;
+    /* The other way: a host-only Secure cookie under a wider Domain from http. */
+    ok &= set(jar, "https://www.example.com/", "h=good; Secure") == 1;
+    ok &= set(jar, "http://a.example.com/", "h=evil; Domain=example.com") == 0;
+    ok &= same(hdr(jar, "https://www.example.com/x"), "sid=good; h=good", "the secure cookies");
+    /* Another name, or from https, is another matter. */
+    ok &= set(jar, "http://www.example.com/", "other=1") == 1;
+    ok &= set(jar, "https://www.example.com/", "sid=new; Secure; Domain=example.com") == 1;
+    ok &= same(hdr(jar, "https://www.example.com/"), "sid=new; h=good; other=1",
+               "replaced over https");
+    tap_ok(ok, "cookie_secure_left_alone: http cannot overwrite or shadow a Secure cookie");
+    ag_cookie_jar_free(jar);
+}
+
+static void cookie_name_prefixes(void)
+{
+    ag_cookie_jar *jar = jar_at(T0);
+    bool ok = set(jar, "https://www.example.com/", "__Secure-a=1") == 0;
+    ok &= set(jar, "https://www.example.com/", "__Secure-b=1; Secure; Domain=example.com") == 1;
+    ok &= set(jar, "https://www.example.com/", "__Host-c=1; Secure; Path=/") == 1;
+    ok &= set(jar, "https://www.example.com/", "__Host-d=1; Secure") == 0; /* no Path=/ */
+    ok &=
+        set(jar, "https://www.example.com/", "__Host-e=1; Secure; Path=/; Domain=example.com") == 0;
+    ok &= set(jar, "https://www.example.com/x", "__Host-f=1; Path=/") == 0; /* not Secure */
+    ok &= set(jar, "https://www.example.com/", "__host-g=1; Path=/") == 0;  /* any case */
+    ok &= same(hdr(jar, "https://www.example.com/"), "__Secure-b=1; __Host-c=1", "kept");
+    tap_ok(ok, "cookie_name_prefixes: __Secure- needs Secure, __Host- also Path=/ and no Domain");
+    ag_cookie_jar_free(jar);
+}
+
 static void cookie_replace_keeps_creation(void)
 {
     ag_cookie_jar *jar = jar_at(T0);
@@ -405,6 +443,25 @@ static void cookie_per_domain_limit(void)
            "cookie_per_domain_limit: %d per registrable domain, the least recently accessed "
            "goes",
            AG__COOKIE_MAX_PER_DOMAIN);
+    ag_cookie_jar_free(jar);
+}
+
+static void cookie_ip_limit_per_address(void)
+{
+    ag_cookie_jar *jar = jar_at(T0);
+    char sc[32];
+    bool ok = true;
+    for (int i = 0; i < AG__COOKIE_MAX_PER_DOMAIN; i++) {
+        snprintf(sc, sizeof sc, "c%d=1", i);
+        ok &= set(jar, "http://10.0.1.2/", sc) == 1;
+    }
+    /* Another address that ends in the same two numbers is not the same "domain". */
+    ok &= set(jar, "http://192.168.1.2/", "other=1") == 1;
+    ok &= ag_cookie_jar_count(jar) == AG__COOKIE_MAX_PER_DOMAIN + 1;
+    tap_ok(ok,
+           "cookie_ip_limit_per_address: the per-domain limit counts each address apart "
+           "(%zu cookies)",
+           ag_cookie_jar_count(jar));
     ag_cookie_jar_free(jar);
 }
 
@@ -668,10 +725,13 @@ int main(void)
     cookie_public_suffix_host_itself();
     cookie_ip_hosts_exact();
     cookie_secure();
+    cookie_secure_left_alone();
+    cookie_name_prefixes();
     cookie_replace_keeps_creation();
     cookie_order();
     cookie_size_limit();
     cookie_per_domain_limit();
+    cookie_ip_limit_per_address();
     cookie_total_limit();
     cookie_file_round_trip();
     cookie_file_from_curl();
