@@ -918,8 +918,9 @@ static char *file_text(ag_cookie_jar *jar, int64_t now, size_t *len)
         free(s);
         return NULL;
     }
-    memcpy(v, jar->v, jar->n * sizeof *v);
     size_t n = jar->n;
+    if (n) /* an empty jar has no array to copy from */
+        memcpy(v, jar->v, n * sizeof *v);
     /* Creation order, so that a file read back gives the same order of equal paths. */
     for (size_t i = 1; i < n; i++)
         for (size_t j = i; j > 0 && v[j - 1]->created > v[j]->created; j--) {
