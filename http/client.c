@@ -1,6 +1,7 @@
 /* client.c: the client and one request from start to finish: pool slot, connect, write, read,
  * a retry after a stale keep-alive connection, redirects, timeouts. Reads top to bottom. */
 #include "http/cookie.h"
+#include "http/decode.h"
 #include "http/internal.h"
 
 #include <errno.h>
@@ -34,7 +35,7 @@ const char *ag_version(void)
     return AG_VERSION;
 }
 
-static char version_buf[128];
+static char version_buf[256];
 
 static void version_text(void)
 {
@@ -43,6 +44,8 @@ static void version_text(void)
     ag__fmt_u64(num[0], (v >> 16) & 255);
     ag__fmt_u64(num[1], (v >> 8) & 255);
     ag__fmt_u64(num[2], v & 255);
+    char codec_versions[96];
+    ag__decode_versions(codec_versions, sizeof codec_versions);
     const char *parts[] = {"asyncget/",
                            AG_VERSION,
                            " (",
@@ -56,7 +59,8 @@ static void version_text(void)
                            " c-ares/",
                            ag__resolver_version(),
                            " OpenSSL/",
-                           ag__tls_lib_version()};
+                           ag__tls_lib_version(),
+                           codec_versions};
     size_t n = 0;
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         for (const char *p = parts[i]; *p && n + 1 < sizeof version_buf; p++)
