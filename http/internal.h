@@ -3,6 +3,7 @@
 #define AG_HTTP_INTERNAL_H
 
 #include "asyncget.h"
+#include "http/decode.h"
 #include "http/url.h"
 #include "net/net.h"
 #include "tls/tls.h"
@@ -62,10 +63,11 @@ struct ag_response {
     char *url;
     unsigned redirects;
     uint64_t req_id;
-    char detail[160];      /* ag_response_error_detail */
-    char reason[48];       /* the final status line's reason phrase, cut to fit */
-    uint64_t header_bytes; /* every response head of the request, redirects included */
-    unsigned connects;     /* connections opened for the request */
+    char detail[160];       /* ag_response_error_detail */
+    char reason[48];        /* the final status line's reason phrase, cut to fit */
+    uint64_t header_bytes;  /* every response head of the request, redirects included */
+    unsigned connects;      /* connections opened for the request */
+    uint64_t decoded_bytes; /* body bytes after content codings, ag_response_decoded_bytes */
 };
 
 /* Set the response's detail text to the concatenation of the pieces (NULL ends them), cut to
@@ -117,6 +119,9 @@ typedef struct ag__parse {
     bool extra;        /* bytes followed the complete response */
     bool must_close;   /* the framing cannot be trusted past this message: do not reuse */
     const char *why;   /* a refusal's reason, a string literal (NULL: none given) */
+    /* The body's codings being decoded (Content-Encoding, and Transfer-Encoding codings before
+     * chunked) when the client decodes; NULL: the body goes to the sink as it came. */
+    ag__decoder *dec;
     /* Each whole response head, for the trace hook (AG_TRACE_HEAD_IN); NULL: not wanted, and
      * nothing is collected. */
     void (*on_head)(void *arg, const char *head, size_t len);

@@ -163,7 +163,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 
 /* ---- Transfer-Encoding (RFC 9112 section 6) ---- */
 
-enum { TE_NONE, TE_CHUNKED };
+enum { TE_NONE, TE_CHUNKED, TE_CODED_CHUNKED, TE_CODED };
 
 static bool is_ows(char c)
 {
@@ -175,12 +175,14 @@ static bool is_ows(char c)
  * AG_EPROTO with *why set. http-parser's own reading of the field misses spellings the RFC
  * allows (white space, empty elements) and takes some it should refuse (chunked twice, or under
  * another coding), and it reads any other coding until the close: that would hand the framing or
- * the coded bytes over as the body. Content codings are not decoded here, so any coding besides
- * chunked is refused. Empty list elements are ignored (RFC 9110 section 5.6.1). */
-static int te_judge(const ag__fields *h, const char **why)
+ * the coded bytes over as the body. With codings (the client decodes), codings it can decode
+ * may come before a final chunked (TE_CODED_CHUNKED), or make the whole list, the body then
+ * ending at the close (TE_CODED, RFC 9112 section 6.3); any other coding is refused still.
+ * Empty list elements are ignored (RFC 9110 section 5.6.1). */
+static int te_judge(const ag__fields *h, bool codings, const char **why)
 {
     bool present = false;
-    unsigned chunked = 0, other = 0;
+    unsigned chunked = 0, other = 0, known = 0;
     bool chunked_last = false;
     for (size_t i = 0; i < h->n; i++) {
         const char *name = h->buf + h->idx[i];
@@ -198,11 +200,14 @@ static int te_judge(const ag__fields *h, const char **why)
             while (end > start && is_ows(end[-1]))
                 end--;
             if (end > start) {
-                chunked_last = end - start == 7 && strncasecmp(start, "chunked", 7) == 0;
-                if (chunked_last)
+                size_t len = (size_t)(end - start);
+                chunked_last = len == 7 && strncasecmp(start, "chunked", 7) == 0;
+                if (chunked_last) {
                     chunked++;
-                else
+                } else {
                     other++;
+                    known += codings && ag__decode_known(start, len);
+                }
             }
             if (!*v)
                 break;
@@ -213,6 +218,8 @@ static int te_judge(const ag__fields *h, const char **why)
         return TE_NONE;
     if (chunked == 1 && other == 0)
         return TE_CHUNKED;
+    if (other && known == other && chunked == (chunked_last ? 1u : 0u))
+        return chunked ? TE_CODED_CHUNKED : TE_CODED;
     if (chunked + other == 0)
         *why = "Transfer-Encoding names no coding";
     else if (chunked > 1)
@@ -222,6 +229,61 @@ static int te_judge(const ag__fields *h, const char **why)
     else
         *why = "Transfer-Encoding names a coding other than chunked";
     return AG_EPROTO;
+}
+
+/* Where body bytes go, decoded or not: the request's sink. */
+static int deliver(void *arg, const char *p, size_t n);
+
+/* The decoder for a body: the Content-Encoding codings as listed (every field line, in order),
+ * then the transfer codings before chunked, which were applied last. 0 with ps->dec NULL when
+ * nothing is to be decoded (no coding, or only identity). */
+static int decoder_make(ag__parse *ps, bool te_codings)
+{
+    const ag__fields *h = &ps->resp->headers;
+    ag__decode_opts o = {
+        .max_ratio = ps->client->o.max_decode_ratio, .out = deliver, .out_arg = ps};
+    int rc = 0;
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        const char *want = pass == 0 ? "Content-Encoding" : "Transfer-Encoding";
+        if (pass == 1 && !te_codings)
+            break;
+        for (size_t i = 0; i < h->n && rc == 0; i++) {
+            const char *name = h->buf + h->idx[i];
+            if (strcasecmp(name, want) != 0)
+                continue;
+            const char *v = name + strlen(name) + 1;
+            if (!ps->dec && (rc = ag__decoder_new(&ps->dec, &o)) < 0)
+                return rc;
+            if (pass == 0) {
+                rc = ag__decoder_add_list(ps->dec, v);
+                continue;
+            }
+            /* te_judge let through only codings known here and chunked, which the parser
+             * undoes itself. */
+            for (const char *e = v; *e;) {
+                while (*e == ',' || is_ows(*e))
+                    e++;
+                const char *start = e;
+                while (*e && *e != ',')
+                    e++;
+                const char *end = e;
+                while (end > start && is_ows(end[-1]))
+                    end--;
+                size_t len = (size_t)(end - start);
+                if (len && !(len == 7 && strncasecmp(start, "chunked", 7) == 0) &&
+                    (rc = ag__decoder_add(ps->dec, start, len)) < 0)
+                    break;
+            }
+        }
+    }
+    if (rc == AG_EDECODE)
+        ag__response_detail(ps->resp, "response from ", ps->resp->peer, ": ",
+                            ag__decoder_why(ps->dec));
+    if (rc == 0 && ps->dec && !ag__decoder_active(ps->dec)) {
+        ag__decoder_free(ps->dec);
+        ps->dec = NULL;
+    }
+    return rc;
 }
 
 static bool is_redirect(int status)
@@ -257,7 +319,8 @@ static int on_headers_complete(http_parser *p)
     if (r->status == 101)
         return refuse(ps, AG_EPROTO, "101 Switching Protocols that no request asked for");
     const char *why = NULL;
-    int te = te_judge(&r->headers, &why);
+    bool decode = ps->client->o.compressed && !ps->req->no_decode;
+    int te = te_judge(&r->headers, decode, &why);
     if (te != TE_NONE) {
         /* HTTP/1.0 has no Transfer-Encoding: the sender may frame this message otherwise, and
          * what follows may be its rest (RFC 9112 section 6.1). */
@@ -276,10 +339,19 @@ static int on_headers_complete(http_parser *p)
     if (te < 0)
         return refuse(ps, te, why);
     /* Our reading decides the framing; http-parser looks at this flag right after this call. */
-    if (te == TE_CHUNKED)
+    if (te == TE_CHUNKED || te == TE_CODED_CHUNKED)
         p->flags |= F_CHUNKED;
-    if (!ps->discard && ps->req->sink == AG_SINK_MEMORY && (p->flags & F_CONTENTLENGTH) &&
-        !(p->flags & F_CHUNKED) && p->content_length > ps->client->o.max_body_bytes)
+    else
+        p->flags &= (uint8_t)~F_CHUNKED;
+    if (te == TE_CODED)
+        ps->must_close = true; /* the close ends the body */
+    if (decode && !ps->discard &&
+        (rc = decoder_make(ps, te == TE_CODED_CHUNKED || te == TE_CODED)) < 0)
+        return fail(ps, rc);
+    /* A coded body's length says nothing of its decoded size: that is checked as it decodes. */
+    if (!ps->discard && !ps->dec && ps->req->sink == AG_SINK_MEMORY &&
+        (p->flags & F_CONTENTLENGTH) && !(p->flags & F_CHUNKED) &&
+        p->content_length > ps->client->o.max_body_bytes)
         return fail(ps, AG_ETOO_LARGE); /* known too large before it arrives */
     return 0;
 }
@@ -322,13 +394,15 @@ static int write_all_fd(int fd, const char *p, size_t n, int64_t deadline)
     return 0;
 }
 
-static int on_body(http_parser *p, const char *at, size_t len)
+static int deliver(void *arg, const char *at, size_t len)
 {
-    ag__parse *ps = state(p);
+    ag__parse *ps = arg;
     ag_response *r = ps->resp;
-    r->body_bytes += len;
-    if (ps->discard)
-        return 0;
+    uint64_t cap = ps->client->o.max_decoded_bytes;
+    if (cap && r->decoded_bytes + len > cap) {
+        ps->why = "body larger than max_decoded_bytes";
+        return AG_ETOO_LARGE;
+    }
     int rc = 0;
     switch (ps->req->sink) {
     case AG_SINK_MEMORY:
@@ -343,6 +417,28 @@ static int on_body(http_parser *p, const char *at, size_t len)
     case AG_SINK_DISCARD:
         break;
     }
+    /* Counted once the sink took them: a piece refused by a cap is not part of the body. */
+    if (rc == 0)
+        r->decoded_bytes += len;
+    return rc;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    ag__parse *ps = state(p);
+    ag_response *r = ps->resp;
+    r->body_bytes += len;
+    if (ps->discard) {
+        r->decoded_bytes += len; /* nothing is decoded: the same count */
+        return 0;
+    }
+    if (!ps->dec) {
+        int rc = deliver(ps, at, len);
+        return rc < 0 ? fail(ps, rc) : 0;
+    }
+    int rc = ag__decoder_feed(ps->dec, at, len);
+    if (rc == AG_EDECODE || rc == AG_EDECODE_RATIO)
+        ag__response_detail(r, "response from ", r->peer, ": ", ag__decoder_why(ps->dec));
     return rc < 0 ? fail(ps, rc) : 0;
 }
 
@@ -366,6 +462,14 @@ static int on_message_complete(http_parser *p)
         if (++ps->interim > ps->client->o.max_interim)
             return fail(ps, AG_EPROTO);
     } else {
+        /* A coded body that stopped before its stream's end is cut short, whatever the
+         * framing said. */
+        if (ps->dec && (rc = ag__decoder_finish(ps->dec)) < 0) {
+            if (rc == AG_EDECODE)
+                ag__response_detail(ps->resp, "response from ", ps->resp->peer, ": ",
+                                    ag__decoder_why(ps->dec));
+            return fail(ps, rc);
+        }
         ps->done = true;
     }
     /* Stop here: what follows is either the final response (after a 1xx) or bytes nobody asked
@@ -585,6 +689,8 @@ void ag__parse_init(ag__parse *ps, const ag_client *client, const ag_request *re
 
 void ag__parse_end(ag__parse *ps)
 {
+    ag__decoder_free(ps->dec);
+    ps->dec = NULL;
     free(ps->hbuf);
     ps->hbuf = NULL;
     ps->hlen = ps->hcap = 0;

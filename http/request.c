@@ -221,6 +221,10 @@ static void build_head(head *h, ag_client *client, const ag__url *url, const ag_
         put_field(h, "User-Agent", client->ua);
     if (!user_has(req, "Accept"))
         put_field(h, "Accept", "*/*");
+    /* What the client decodes (parse.c), unless the caller asked for something else. */
+    if (client->o.compressed && !req->no_decode && ag_codings()[0] &&
+        !user_has(req, "Accept-Encoding"))
+        put_field(h, "Accept-Encoding", ag_codings());
     if (bp->chunked) {
         put_field(h, "Transfer-Encoding", "chunked");
     } else if (bp->content_length) {

@@ -106,6 +106,7 @@ void ag__response_reset(ag_response *r)
     ag__fields_clear(&r->trailers);
     r->body_len = 0;
     r->body_bytes = 0;
+    r->decoded_bytes = 0;
     if (r->body)
         r->body[0] = 0;
 }
@@ -184,6 +185,11 @@ const char *ag_response_body(const ag_response *r, size_t *len)
 uint64_t ag_response_body_bytes(const ag_response *r)
 {
     return r->body_bytes;
+}
+
+uint64_t ag_response_decoded_bytes(const ag_response *r)
+{
+    return r->decoded_bytes;
 }
 
 uint64_t ag_response_header_bytes(const ag_response *r)

@@ -4,6 +4,7 @@
  * expansion ratio on a bomb, the sink's own error). */
 #include "ag_config.h"
 #include "http/decode.h"
+#include "http/internal.h"
 #include "tests/tap.h"
 
 #include <asyncget.h>
@@ -586,6 +587,272 @@ static void zstd_window(void)
 }
 #endif
 
+/* ---- through the response parser ---- */
+
+#define CRLF "\r\n"
+
+typedef struct pres {
+    int rc; /* 1: complete, or a negative code */
+    ag_response *r;
+    bool must_close;
+    const char *why;
+} pres;
+
+static buf chunked(const buf *b)
+{
+    buf out = {0};
+    for (size_t off = 0; off < b->len; off += 1000) {
+        size_t k = b->len - off < 1000 ? b->len - off : 1000;
+        char line[32];
+        int n = snprintf(line, sizeof line, "%zx" CRLF, k);
+        buf_add(&out, line, (size_t)n);
+        buf_add(&out, b->p + off, k);
+        buf_add(&out, CRLF, 2);
+    }
+    buf_add(&out, "0" CRLF CRLF, 5);
+    return out;
+}
+
+/* head: the status line and fields up to the empty line (excluded); Content-Length of the body
+ * is added when cl. */
+static pres parse(ag_client *c, const ag_request *req, const char *head, bool cl, const buf *body,
+                  bool eof, size_t step, bool is_head)
+{
+    buf msg = {0};
+    buf_add(&msg, head, strlen(head));
+    if (cl) {
+        char f[48];
+        int n = snprintf(f, sizeof f, CRLF "Content-Length: %zu", body->len);
+        buf_add(&msg, f, (size_t)n);
+    }
+    buf_add(&msg, CRLF CRLF, 4);
+    buf_add(&msg, body->p, body->len);
+    pres out = {.r = calloc(1, sizeof(ag_response))};
+    ag__parse ps;
+    ag__parse_init(&ps, c, req, out.r, is_head, true);
+    if (!step)
+        step = msg.len;
+    int rc = 0;
+    for (size_t off = 0; off < msg.len && rc == 0; off += step) {
+        size_t k = msg.len - off < step ? msg.len - off : step;
+        char *piece = malloc(k);
+        memcpy(piece, msg.p + off, k);
+        rc = ag__parse_feed(&ps, piece, k);
+        free(piece);
+    }
+    if (rc == 0 && eof)
+        rc = ag__parse_feed(&ps, NULL, 0);
+    out.rc = rc;
+    out.must_close = ps.must_close;
+    out.why = ps.why;
+    if (rc < 0)
+        ag__parse_abandon(&ps);
+    ag__parse_end(&ps);
+    free(msg.p);
+    return out;
+}
+
+static bool body_is(const pres *p, const buf *want)
+{
+    size_t n;
+    const char *b = ag_response_body(p->r, &n);
+    return p->rc == 1 && n == want->len && memcmp(b, want->p, n) == 0 &&
+           ag_response_decoded_bytes(p->r) == want->len;
+}
+
+static int cb_count;
+static int cb_fail(void *arg, const char *p, size_t n)
+{
+    (void)arg;
+    (void)p;
+    (void)n;
+    cb_count++;
+    return -1;
+}
+
+static void through_parser(const buf *plain)
+{
+    if (!coder_built(C_GZIP) || !coder_built(C_BR)) {
+        tap_skip("decode_parse_*: needs zlib and brotli");
+        return;
+    }
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.compressed = 1;
+    ag_client *c, *plainc;
+    ag_client_new(&c, &o);
+    ag_client_new(&plainc, NULL);
+    ag_request req;
+    ag_request_init(&req);
+    buf gz = encode(C_GZIP, plain->p, plain->len);
+    buf br_gz = encode(C_BR, gz.p, gz.len);
+    buf gz_chunked = chunked(&gz);
+    buf br_gz_chunked = chunked(&br_gz);
+
+    for (size_t step = 0; step < 2; step++) {
+        pres p = parse(c, &req, "HTTP/1.1 200 OK" CRLF "Content-Encoding: gzip", true, &gz, false,
+                       step, false);
+        tap_ok(body_is(&p, plain) && ag_response_body_bytes(p.r) == gz.len,
+               "decode_parse_content_length_gzip%s (rc %d, wire %llu, decoded %llu)",
+               step ? "_bytewise" : "", p.rc, (unsigned long long)ag_response_body_bytes(p.r),
+               (unsigned long long)ag_response_decoded_bytes(p.r));
+        ag_response_free(p.r);
+    }
+    pres p = parse(
+        c, &req, "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: chunked" CRLF "Content-Encoding: gzip",
+        false, &gz_chunked, false, 0, false);
+    tap_ok(body_is(&p, plain) && ag_response_body_bytes(p.r) == gz.len,
+           "decode_parse_chunked_gzip (rc %d)", p.rc);
+    ag_response_free(p.r);
+
+    /* Transfer codings before chunked, under a content coding: chunked comes off first, then
+     * the transfer coding, then the content coding. */
+    p = parse(c, &req,
+              "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: br, chunked" CRLF "Content-Encoding: gzip",
+              false, &br_gz_chunked, false, 1, false);
+    tap_ok(body_is(&p, plain) && ag_response_body_bytes(p.r) == br_gz.len,
+           "decode_parse_te_br_chunked_over_gzip (rc %d %s)", p.rc, p.r->detail);
+    ag_response_free(p.r);
+    /* A coding list without chunked: the close ends the body, and the connection. */
+    p = parse(c, &req, "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: gzip", false, &gz, true, 0,
+              false);
+    tap_ok(body_is(&p, plain) && p.must_close, "decode_parse_te_gzip_until_close (rc %d)", p.rc);
+    ag_response_free(p.r);
+    /* Not decoding: as before, such a framing is refused. */
+    p = parse(plainc, &req, "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: gzip, chunked", false,
+              &gz_chunked, false, 0, false);
+    tap_ok(p.rc == AG_EPROTO, "decode_parse_te_gzip_refused_when_not_decoding (rc %d)", p.rc);
+    ag_response_free(p.r);
+    ag_request nd = req;
+    nd.no_decode = 1;
+    p = parse(c, &nd, "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: gzip, chunked", false, &gz_chunked,
+              false, 0, false);
+    tap_ok(p.rc == AG_EPROTO, "decode_parse_te_gzip_refused_with_no_decode (rc %d)", p.rc);
+    ag_response_free(p.r);
+    /* An unknown transfer coding is still refused, and so is chunked before a coding. */
+    p = parse(c, &req, "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: compress, chunked", false,
+              &gz_chunked, false, 0, false);
+    tap_ok(p.rc == AG_EPROTO, "decode_parse_te_unknown_refused (rc %d)", p.rc);
+    ag_response_free(p.r);
+    p = parse(c, &req, "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: chunked, gzip", false,
+              &gz_chunked, true, 0, false);
+    tap_ok(p.rc == AG_EPROTO, "decode_parse_te_chunked_not_last_refused (rc %d)", p.rc);
+    ag_response_free(p.r);
+    p = parse(c, &req, "HTTP/1.1 200 OK" CRLF "Transfer-Encoding: gzip, chunked", true, &gz_chunked,
+              false, 0, false);
+    tap_ok(p.rc == AG_EPROTO, "decode_parse_te_with_content_length_refused (rc %d)", p.rc);
+    ag_response_free(p.r);
+
+    /* Delivered as it came: not asked to decode, or asked not to. */
+    p = parse(plainc, &req, "HTTP/1.1 200 OK" CRLF "Content-Encoding: gzip", true, &gz, false, 0,
+              false);
+    tap_ok(body_is(&p, &gz), "decode_parse_raw_when_not_decoding (rc %d)", p.rc);
+    ag_response_free(p.r);
+    p = parse(c, &nd, "HTTP/1.1 200 OK" CRLF "Content-Encoding: gzip", true, &gz, false, 0, false);
+    tap_ok(body_is(&p, &gz), "decode_parse_raw_with_no_decode (rc %d)", p.rc);
+    ag_response_free(p.r);
+
+    /* A gzip body cut short with a Content-Length that matches what was sent. */
+    buf cut = {.p = gz.p, .len = gz.len / 2};
+    p = parse(c, &req, "HTTP/1.1 200 OK" CRLF "Content-Encoding: gzip", true, &cut, false, 0,
+              false);
+    tap_ok(p.rc == AG_EDECODE && strstr(p.r->detail, "truncated"),
+           "decode_parse_truncated_gzip_fails (rc %d: %s)", p.rc, p.r->detail);
+    ag_response_free(p.r);
+    p = parse(c, &req, "HTTP/1.1 200 OK" CRLF "Content-Encoding: gzip, compress", true, &gz, false,
+              0, false);
+    tap_ok(p.rc == AG_EDECODE && strstr(p.r->detail, "compress"),
+           "decode_parse_unknown_content_coding_named (rc %d: %s)", p.rc, p.r->detail);
+    ag_response_free(p.r);
+    p = parse(c, &req, "HTTP/1.1 200 OK" CRLF "Content-Encoding: identity", true, plain, false, 0,
+              false);
+    tap_ok(body_is(&p, plain), "decode_parse_identity (rc %d)", p.rc);
+    ag_response_free(p.r);
+
+    /* No body to decode: HEAD, 204, 304, and a redirect whose body is dropped. */
+    buf none = {0};
+    p = parse(c, &req, "HTTP/1.1 200 OK" CRLF "Content-Encoding: gzip" CRLF "Content-Length: 99",
+              false, &none, false, 0, true);
+    tap_ok(p.rc == 1 && ag_response_decoded_bytes(p.r) == 0,
+           "decode_parse_head_not_decoded (rc %d)", p.rc);
+    ag_response_free(p.r);
+    p = parse(c, &req, "HTTP/1.1 204 No Content" CRLF "Content-Encoding: gzip", false, &none, false,
+              0, false);
+    tap_ok(p.rc == 1, "decode_parse_204_not_decoded (rc %d)", p.rc);
+    ag_response_free(p.r);
+    p = parse(c, &req, "HTTP/1.1 304 Not Modified" CRLF "Content-Encoding: br", false, &none, false,
+              0, false);
+    tap_ok(p.rc == 1, "decode_parse_304_not_decoded (rc %d)", p.rc);
+    ag_response_free(p.r);
+    buf junk = {.p = "not gzip at all", .len = 15};
+    p = parse(c, &req, "HTTP/1.1 302 Found" CRLF "Location: /next" CRLF "Content-Encoding: gzip",
+              true, &junk, false, 0, false);
+    tap_ok(p.rc == 1 && ag_response_body_bytes(p.r) == 15 && ag_response_decoded_bytes(p.r) == 15,
+           "decode_parse_dropped_redirect_body_not_decoded (rc %d)", p.rc);
+    ag_response_free(p.r);
+    p = parse(c, &req,
+              "HTTP/1.1 103 Early Hints" CRLF "Content-Encoding: gzip" CRLF CRLF
+              "HTTP/1.1 200 OK" CRLF "Content-Encoding: gzip",
+              true, &gz, false, 0, false);
+    tap_ok(body_is(&p, plain), "decode_parse_after_1xx (rc %d)", p.rc);
+    ag_response_free(p.r);
+
+    /* The memory sink's cap counts decoded bytes: a coded body whose length is over the cap
+     * but whose decoded size is not passes, and the other way round fails. */
+    buf noise = {0};
+    uint32_t x = 7;
+    for (size_t i = 0; i < 100000; i++) {
+        x = x * 1664525u + 1013904223u;
+        char ch = (char)(x >> 24);
+        buf_add(&noise, &ch, 1);
+    }
+    buf noise_gz = encode(C_GZIP, noise.p, noise.len);
+    ag_client_opts small = o;
+    small.max_body_bytes = noise.len;
+    ag_client *sc;
+    ag_client_new(&sc, &small);
+    p = parse(sc, &req, "HTTP/1.1 200 OK" CRLF "Content-Encoding: gzip", true, &noise_gz, false, 0,
+              false);
+    tap_ok(noise_gz.len > noise.len && body_is(&p, &noise),
+           "decode_parse_body_cap_on_decoded_not_content_length (rc %d, %zu coded for %zu)", p.rc,
+           noise_gz.len, noise.len);
+    ag_response_free(p.r);
+    p = parse(sc, &req, "HTTP/1.1 200 OK" CRLF "Content-Encoding: gzip", true, &gz, false, 0,
+              false);
+    tap_ok(p.rc == AG_ETOO_LARGE && p.r->body_len <= noise.len,
+           "decode_parse_body_cap_counts_decoded (rc %d, %zu kept)", p.rc, p.r->body_len);
+    ag_response_free(p.r);
+    ag_client_free(sc);
+    small = o;
+    small.max_decoded_bytes = 50000;
+    ag_client_new(&sc, &small);
+    ag_request disc = req;
+    disc.sink = AG_SINK_DISCARD;
+    p = parse(sc, &disc, "HTTP/1.1 200 OK" CRLF "Content-Encoding: gzip", true, &gz, false, 0,
+              false);
+    tap_ok(p.rc == AG_ETOO_LARGE && ag_response_decoded_bytes(p.r) <= 50000,
+           "decode_parse_max_decoded_bytes_any_sink (rc %d, %llu decoded)", p.rc,
+           (unsigned long long)ag_response_decoded_bytes(p.r));
+    ag_response_free(p.r);
+    ag_client_free(sc);
+    ag_request cb = req;
+    cb.sink = AG_SINK_CALLBACK;
+    cb.on_body = cb_fail;
+    p = parse(c, &cb, "HTTP/1.1 200 OK" CRLF "Content-Encoding: gzip", true, &gz, false, 0, false);
+    tap_ok(p.rc == AG_ESINK && cb_count == 1, "decode_parse_sink_error_passes_through (rc %d)",
+           p.rc);
+    ag_response_free(p.r);
+
+    free(noise.p);
+    free(noise_gz.p);
+    free(gz.p);
+    free(br_gz.p);
+    free(gz_chunked.p);
+    free(br_gz_chunked.p);
+    ag_client_free(c);
+    ag_client_free(plainc);
+}
+
 int main(void)
 {
     buf plain = sample(300 * 1024);
@@ -607,6 +874,7 @@ int main(void)
 #else
     tap_skip("decode_zstd_window_over_8mib_refused: no zstd");
 #endif
+    through_parser(&plain);
     free(plain.p);
     return tap_done();
 }

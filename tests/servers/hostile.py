@@ -709,6 +709,102 @@ CASES.update({
 
 # ---------------------------------------------------------------- serving
 
+# Cases for tests/http/test-codings.c: coded bodies (content codings, transfer codings), cut,
+# unknown, a bomb. COD_TEXT is the decoded body of every good case; the test builds it the same
+# way: line i (from 0) is "line <i> of the coded body\n", 20000 lines.
+COD_TEXT = b"".join(b"line %d of the coded body\n" % i for i in range(20000))
+cod_cache = {}
+cod_lock = threading.Lock()
+
+
+def cod_gzip(data):
+    import zlib
+    z = zlib.compressobj(6, zlib.DEFLATED, 31)
+    return z.compress(data) + z.flush()
+
+
+def cod_deflate_raw(data):
+    import zlib
+    z = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return z.compress(data) + z.flush()
+
+
+def cod_bomb():
+    """100 MiB of zeros, gzip over gzip: 337 bytes on the wire (made once, on first use)."""
+    with cod_lock:
+        if "bomb" not in cod_cache:
+            cod_cache["bomb"] = cod_gzip(cod_gzip(bytes(100 << 20)))
+        return cod_cache["bomb"]
+
+
+def cod_send(c, fields, body, close=False):
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + fields
+    if close:
+        head += b"Connection: close\r\n"
+    c.send(head + b"\r\n" + body)
+    return CLOSE if close else KEEP
+
+
+def cod_gzip_case(c, req):
+    body = cod_gzip(COD_TEXT)
+    return cod_send(c, b"Content-Encoding: gzip\r\nContent-Length: %d\r\n" % len(body), body)
+
+
+def cod_deflate_raw_case(c, req):
+    body = cod_deflate_raw(COD_TEXT)
+    return cod_send(c, b"Content-Encoding: deflate\r\nContent-Length: %d\r\n" % len(body), body)
+
+
+def cod_gzip_cut(c, req):
+    """A gzip body cut in the middle, with a Content-Length that matches what is sent."""
+    body = cod_gzip(COD_TEXT)
+    body = body[:len(body) // 2]
+    return cod_send(c, b"Content-Encoding: gzip\r\nContent-Length: %d\r\n" % len(body), body)
+
+
+def cod_te_gzip_chunked(c, req):
+    coded = cod_gzip(COD_TEXT)
+    body = b"".join(b"%x\r\n%s\r\n" % (len(coded[i:i + 4000]), coded[i:i + 4000])
+                    for i in range(0, len(coded), 4000)) + b"0\r\n\r\n"
+    return cod_send(c, b"Transfer-Encoding: gzip, chunked\r\n", body)
+
+
+def cod_unknown(c, req):
+    return cod_send(c, b"Content-Encoding: compress\r\nContent-Length: 5\r\n", b"LZW!!")
+
+
+def cod_bomb_case(c, req):
+    body = cod_bomb()
+    return cod_send(c, b"Content-Encoding: gzip, gzip\r\nContent-Length: %d\r\n" % len(body),
+                    body)
+
+
+def cod_echo_ae(c, req):
+    """The request's Accept-Encoding, as the body ("-" when there was none)."""
+    v = req.header("accept-encoding")
+    body = b"-" if v is None else v.encode("latin-1")
+    return cod_send(c, b"Content-Length: %d\r\n" % len(body), body)
+
+
+def cod_redirect(c, req):
+    """302 to /cod/gzip with a body that says gzip and is not: dropped, never decoded."""
+    c.send(b"HTTP/1.1 302 Found\r\nLocation: /cod/gzip\r\nContent-Encoding: gzip\r\n"
+           b"Content-Length: 9\r\n\r\nnot gzip!")
+    return KEEP
+
+
+CASES.update({
+    "/cod/gzip": cod_gzip_case,
+    "/cod/deflate-raw": cod_deflate_raw_case,
+    "/cod/gzip-cut": cod_gzip_cut,
+    "/cod/te-gzip-chunked": cod_te_gzip_chunked,
+    "/cod/unknown": cod_unknown,
+    "/cod/bomb": cod_bomb_case,
+    "/cod/echo-ae": cod_echo_ae,
+    "/cod/redirect": cod_redirect,
+})
+
+
 REUSED = b"HTTP/1.1 500 Reused\r\nConnection: close\r\nContent-Length: 7\r\n\r\nreused\n"
 
 
