@@ -1,6 +1,7 @@
 /* test-codings.c: content and transfer codings through the public API against hostile.py's
- * /cod/ cases: decoded bodies and their two sizes, the Accept-Encoding sent, a body cut short
- * under a matching Content-Length, an unknown coding, a bomb, and a dropped redirect body. */
+ * /cod/ cases (decoded bodies and their two sizes, the Accept-Encoding sent, a body cut short
+ * under a matching Content-Length, an unknown coding, a bomb, a dropped redirect body) and
+ * nginx's (with-servers --codings: gzip and brotli as nginx sends them, files coded ahead). */
 #include "tests/http/util.h"
 
 static int port;
@@ -163,6 +164,118 @@ static void broken(void)
     ag_client_free(c);
 }
 
+/* ---- nginx --codings ---- */
+
+static char *ntext; /* AG_NGINX_ROOT/text.txt */
+static size_t ntext_len;
+
+static ag_response *nget(ag_client *c, int nport, const char *path, int sink, int *rc)
+{
+    ag_request r;
+    ag_request_init(&r);
+    r.url = url_of(nport, path);
+    r.sink = sink;
+    ag_response *resp;
+    *rc = ag_fetch(c, &r, &resp);
+    return resp;
+}
+
+static void nginx(void)
+{
+    const char *ps = getenv("AG_NGINX_PORT"), *root = getenv("AG_NGINX_ROOT");
+    if (!ps || !root || !getenv("AG_NGINX_CODED")) {
+        tap_skip("codings_nginx_*: run with with-servers --codings");
+        return;
+    }
+    int nport = atoi(ps);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/text.txt", root);
+    ntext = read_file(path, &ntext_len);
+    int br = getenv("AG_NGINX_BROTLI") && strcmp(getenv("AG_NGINX_BROTLI"), "1") == 0;
+    int zstd = getenv("AG_NGINX_ZSTD") && strcmp(getenv("AG_NGINX_ZSTD"), "1") == 0;
+    int have_br = strstr(ag_codings(), "br") != NULL;
+    int have_zstd = strstr(ag_codings(), "zstd") != NULL;
+    ag_client *c = client(1, 0);
+    int rc;
+    static const struct {
+        const char *path;
+        int needs; /* 1: brotli, 2: zstd */
+        const char *coding;
+    } good[] = {
+        {"/gz/text.txt", 0, "gzip"},
+        {"/br/text.txt", 1, "br"},
+        {"/coded/gzip/text.txt", 0, "gzip"},
+        {"/coded/gzip/multi.txt", 0, "gzip"},
+        {"/coded/gzip-gzip/text.txt", 0, "gzip, gzip"},
+        {"/coded/deflate/text.txt", 0, "deflate"},
+        {"/coded/deflate/raw.txt", 0, "deflate"},
+        {"/coded/zstd/text.txt", 2, "zstd"},
+        {"/coded/zstd/multi.txt", 2, "zstd"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        if ((good[i].needs == 1 && (!br || !have_br)) ||
+            (good[i].needs == 2 && (!zstd || !have_zstd))) {
+            tap_skip("codings_nginx_decoded %s: %s", good[i].path,
+                     good[i].needs == 1 ? "no brotli (module or library)"
+                                        : "no zstd (CLI or library)");
+            continue;
+        }
+        ag_response *r = nget(c, nport, good[i].path, 0, &rc);
+        size_t n;
+        const char *b = ag_response_body(r, &n);
+        const char *ce = ag_response_header(r, "Content-Encoding");
+        tap_ok(rc == 0 && ntext && n == ntext_len && memcmp(b, ntext, n) == 0 &&
+                   ag_response_decoded_bytes(r) == ntext_len &&
+                   ag_response_body_bytes(r) < ntext_len / 2 && ce &&
+                   strcmp(ce, good[i].coding) == 0,
+               "codings_nginx_decoded %s (rc %s, %llu wire bytes, %llu decoded, %s)", good[i].path,
+               ag_err_name(rc), (unsigned long long)ag_response_body_bytes(r),
+               (unsigned long long)ag_response_decoded_bytes(r), ce ? ce : "no coding");
+        ag_response_free(r);
+    }
+    static const struct {
+        const char *path;
+        int needs;
+        int want;
+    } bad[] = {
+        {"/coded/gzip/truncated.txt", 0, AG_EDECODE},
+        {"/coded/gzip/truncated-trailer.txt", 0, AG_EDECODE},
+        {"/coded/gzip/corrupt.txt", 0, AG_EDECODE},
+        {"/coded/gzip/badcrc.txt", 0, AG_EDECODE},
+        {"/coded/gzip/trailing.txt", 0, AG_EDECODE},
+        {"/coded/deflate/truncated.txt", 0, AG_EDECODE},
+        {"/coded/zstd/truncated.txt", 2, AG_EDECODE},
+        {"/coded/zstd/corrupt.txt", 2, AG_EDECODE},
+        {"/coded/unknown/text.txt", 0, AG_EDECODE},
+        {"/coded/gzip/bomb", 0, AG_EDECODE_RATIO},
+        {"/coded/gzip-gzip/bomb", 0, AG_EDECODE_RATIO},
+        {"/coded/zstd/bomb", 2, AG_EDECODE_RATIO},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (bad[i].needs == 2 && (!zstd || !have_zstd)) {
+            tap_skip("codings_nginx_refused %s: no zstd (CLI or library)", bad[i].path);
+            continue;
+        }
+        ag_response *r = nget(c, nport, bad[i].path, AG_SINK_DISCARD, &rc);
+        const char *d = ag_response_error_detail(r);
+        tap_ok(rc == bad[i].want && ag_response_decoded_bytes(r) < (3u << 20),
+               "codings_nginx_refused %s (rc %s, %llu decoded: %s)", bad[i].path, ag_err_name(rc),
+               (unsigned long long)ag_response_decoded_bytes(r), d ? d : "");
+        ag_response_free(r);
+    }
+    /* 64 MiB of zeros is a valid body: it passes with the ratio limit off and a cap that
+     * holds it, into the discard sink. */
+    ag_client_free(c);
+    c = client(1, AG_NO_RATIO_LIMIT);
+    ag_response *r = nget(c, nport, "/coded/gzip/zeros64m", AG_SINK_DISCARD, &rc);
+    tap_ok(rc == 0 && ag_response_decoded_bytes(r) == 64u << 20,
+           "codings_nginx_zeros64m_without_ratio_limit (rc %s, %llu decoded)", ag_err_name(rc),
+           (unsigned long long)ag_response_decoded_bytes(r));
+    ag_response_free(r);
+    ag_client_free(c);
+    free(ntext);
+}
+
 int main(void)
 {
     port = env_port("AG_HOSTILE_PORT");
@@ -174,6 +287,7 @@ int main(void)
     decoded();
     accept_encoding();
     broken();
+    nginx();
     free(text);
     return tap_done();
 }
