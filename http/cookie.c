@@ -785,6 +785,10 @@ static bool flag(const char *s, bool *out)
     return true;
 }
 
+/* The longest line read from a cookie file: name and value, domain, a path that long, and the
+ * other columns fit with room to spare. */
+#define COOKIE_LINE_MAX (64 * 1024)
+
 /* One line of a cookie file: 1 added, 0 skipped (blank, comment, malformed, expired), -ENOMEM. */
 static int load_line(ag_cookie_jar *jar, char *line, int64_t now)
 {
@@ -865,17 +869,39 @@ int ag_cookie_jar_load(ag_cookie_jar *jar, const char *path)
     FILE *fp = fopen(path, "re");
     if (!fp)
         return -errno;
-    char *line = NULL;
-    size_t cap = 0;
-    int added = 0, rc = 0;
+    /* Lines are read into a buffer of fixed size: a longer one cannot hold a cookie the jar
+     * would keep, and is skipped as it streams by rather than grown in memory (a hostile or
+     * endless file, such as /dev/zero, would otherwise take all of it). A NUL byte makes a
+     * line malformed too. */
+    char *line = malloc(COOKIE_LINE_MAX + 1);
+    if (!line) {
+        fclose(fp);
+        return -ENOMEM;
+    }
+    size_t len = 0;
+    bool skip = false;
+    int added = 0, rc = 0, ch;
     pthread_mutex_lock(&jar->mu);
     int64_t now = jar_now(jar);
-    while (getline(&line, &cap, fp) >= 0) {
-        rc = load_line(jar, line, now);
-        if (rc < 0)
-            break;
-        added += rc;
-    }
+    do {
+        ch = getc_unlocked(fp);
+        if (ch != '\n' && ch != EOF) {
+            if (ch == 0 || len == COOKIE_LINE_MAX)
+                skip = true;
+            else if (!skip)
+                line[len++] = (char)ch;
+            continue;
+        }
+        if (!skip && len) {
+            line[len] = 0;
+            rc = load_line(jar, line, now);
+            if (rc < 0)
+                break;
+            added += rc;
+        }
+        len = 0;
+        skip = false;
+    } while (ch != EOF);
     if (rc >= 0 && ferror(fp))
         rc = -EIO;
     pthread_mutex_unlock(&jar->mu);
