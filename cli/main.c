@@ -60,6 +60,11 @@ static const char *const usage[] = {
     "      --netrc-file FILE      from FILE instead\n",
     "                             (credentials go to the URL's origin only, unless\n",
     "                             --location-trusted)\n",
+    "  -b, --cookie NAME=VALUE[; NAME=VALUE]|FILE   cookies to send, or a cookie file\n",
+    "                             (Netscape format, '-': stdin) for the jar; repeatable\n",
+    "  -c, --cookie-jar FILE      keep the run's cookies in a jar and write it to FILE at the\n",
+    "                             end ('-': stdout)   -j, --junk-session-cookies   drop the\n",
+    "                             session cookies -b loaded\n",
     "  -k, --insecure             skip the certificate checks\n",
     "      --cacert FILE, --capath DIR, --cert FILE, --key FILE\n",
     "      --connect-timeout S    name lookup, connect and TLS handshake\n",
@@ -182,6 +187,9 @@ static const struct option longopts[] = {
     {"netrc", no_argument, NULL, 'n'},
     {"netrc-optional", no_argument, NULL, O_NETRC_OPTIONAL},
     {"netrc-file", required_argument, NULL, O_NETRC_FILE},
+    {"cookie", required_argument, NULL, 'b'},
+    {"cookie-jar", required_argument, NULL, 'c'},
+    {"junk-session-cookies", no_argument, NULL, 'j'},
     {"head", no_argument, NULL, 'I'},
     {"user-agent", required_argument, NULL, 'A'},
     {"referer", required_argument, NULL, 'e'},
@@ -409,8 +417,8 @@ int main(int argc, char **argv)
         return cli_summarize_main(argc - 1, argv + 1);
     cli_cfg c = {.max_redirs = -1};
     int ch, idx;
-    while ((ch = getopt_long(argc, argv, "gZX:H:d:IA:e:Lkm:46fo:OisSw:vVhu:nT:", longopts, &idx)) !=
-           -1) {
+    while ((ch = getopt_long(argc, argv, "gZX:H:d:IA:e:Lkm:46fo:OisSw:vVhu:nb:c:jT:", longopts,
+                             &idx)) != -1) {
         static char shortname[3] = "-?";
         if (ch < 256) {
             shortname[1] = (char)ch;

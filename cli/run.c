@@ -385,6 +385,7 @@ typedef struct run {
     uint64_t upload_len;
     bool upload_stream;
     const char *upload_name; /* for the URL; NULL for stdin */
+    ag_cookie_jar *jar;      /* -b FILE, -c: one for every thread's client */
     pthread_mutex_t stdout_mu;
     pthread_mutex_t stderr_mu; /* error messages and the progress line */
     bool progress;             /* a progress line is on stderr */
@@ -1038,6 +1039,7 @@ static void client_opts(run *R, unsigned cap, unsigned host_cap, ag_loop *loop, 
     o.unix_socket = cfg->unix_socket;
     o.unix_socket_abstract = cfg->unix_abstract;
     o.compressed = cfg->compressed;
+    o.cookie_jar = R->jar;
     if (R->trace[0] || R->trace[1] || R->trace[2] || R->want_heads) {
         o.trace = on_trace;
         o.trace_arg = R;
@@ -1347,6 +1349,66 @@ static int setup_upload(run *R, const cli_cfg *cfg, uint64_t total)
     return 0;
 }
 
+/* -b FILE and -c: one jar for the run. A cookie file that does not exist counts as empty, as in
+ * curl (so -b '' turns the jar on); -j then drops the session cookies loaded. 0 or the exit
+ * code. */
+static int setup_cookies(run *R, const cli_cfg *cfg)
+{
+    if (!cfg->cookie_files.n && !cfg->cookie_jar)
+        return 0;
+    if (ag_cookie_jar_new(&R->jar) < 0)
+        return 27;
+    for (size_t i = 0; i < cfg->cookie_files.n; i++) {
+        const char *f = cfg->cookie_files.v[i];
+        if (!*f)
+            continue;
+        int rc = ag_cookie_jar_load(R->jar, strcmp(f, "-") == 0 ? "/dev/stdin" : f);
+        if (rc == -ENOMEM)
+            return 27;
+        /* curl goes on without a file it cannot read; a missing one is no news. */
+        if (rc < 0 && rc != -ENOENT && !cfg->silent)
+            fprintf(stderr, "asyncget: warning: -b %s: %s\n", f, strerror(-rc));
+    }
+    if (cfg->junk_session)
+        ag_cookie_jar_clear_session(R->jar);
+    return 0;
+}
+
+/* -c FILE: the jar written at the end; "-" is stdout, after the bodies (the jar is written to a
+ * private temporary file first, then copied). A failure is a warning, as in curl. */
+static void save_cookies(run *R, const cli_cfg *cfg)
+{
+    const char *path = cfg->cookie_jar;
+    char dir[] = "/tmp/asyncget-jar.XXXXXX";
+    char tmp[sizeof dir + 8];
+    bool to_stdout = strcmp(path, "-") == 0;
+    int rc = 0;
+    if (to_stdout) {
+        if (!mkdtemp(dir)) {
+            rc = -errno;
+            goto done;
+        }
+        snprintf(tmp, sizeof tmp, "%s/jar", dir);
+        path = tmp;
+    }
+    rc = ag_cookie_jar_save(R->jar, path);
+    if (to_stdout) {
+        if (rc == 0) {
+            cli_buf b = {0};
+            rc = cli_read_all(tmp, &b);
+            if (rc == 0 && b.len)
+                out_stdout(R, b.p, b.len);
+            cli_buf_free(&b);
+        }
+        unlink(tmp);
+        rmdir(dir);
+    }
+done:
+    if (rc < 0)
+        fprintf(stderr, "asyncget: warning: failed to save cookies in %s: %s\n", cfg->cookie_jar,
+                strerror(-rc));
+}
+
 /* The run lives in static storage: a URL file reader still blocked in a read of stdin when the
  * run ends keeps pointing at it. */
 static run the_run_storage;
@@ -1386,6 +1448,9 @@ int cli_run(cli_cfg *cfg)
     if (code)
         goto out;
     code = setup_upload(R, cfg, total);
+    if (code)
+        goto out;
+    code = setup_cookies(R, cfg);
     if (code)
         goto out;
 
@@ -1573,6 +1638,10 @@ int cli_run(cli_cfg *cfg)
     }
     for (unsigned i = 0; i < started; i++)
         pthread_join(R->threads[i].th, NULL);
+    /* The jar is written however the run ended (Ctrl-C too), once its threads are over; a run
+     * refused before it started leaves the file as it was. */
+    if (R->jar && cfg->cookie_jar)
+        save_cookies(R, cfg);
     int64_t wall = ag_now_ns() - R->start_ns;
     cli_progress_free(prog);
     source_stop(s);
@@ -1629,6 +1698,7 @@ int cli_run(cli_cfg *cfg)
         code = 23;
 out:
     the_run = NULL;
+    ag_cookie_jar_free(R->jar);
     if (R->har && cli_har_close(R->har) < 0 && !code)
         code = 23;
     for (int i = 0; i < 3; i++)

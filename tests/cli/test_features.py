@@ -198,6 +198,250 @@ def features_exit_61_in_help():
     check(re.search(r"(?<![\d.])61(?![\d.])", help_text()), "--help does not list exit code 61")
 
 
+# ---- content codings
+
+NG_ROOT = os.environ.get("AG_NGINX_ROOT", "")
+CODED = os.environ.get("AG_NGINX_CODED", "")
+# The keys of a --jsonl line: curl's, asyncget's, then those added later.
+JSONL_KEYS = ["urlnum", "url", "url_effective", "method", "http_code", "size_download",
+              "size_header", "time_queue", "time_namelookup", "time_connect", "time_appconnect",
+              "time_pretransfer", "time_starttransfer", "time_total", "num_connects",
+              "num_redirects", "conn_id", "remote_ip", "remote_port", "exitcode", "errormsg",
+              "reused", "tls_version", "tls_resumed", "attempts", "start", "size_decoded"]
+
+
+def need_codings():
+    if not CODED:
+        raise Skip("with-servers has no --codings (AG_NGINX_CODED is not set)")
+
+
+_features = None
+
+
+def features():
+    """The words of the Features line of asyncget -V."""
+    global _features
+    if _features is None:
+        need("-V")
+        out = run_ok(["-V"]).out.decode()
+        m = re.search(r"(?m)^Features:(.*)$", out)
+        check(m, "-V has no Features line: %r" % out)
+        _features = m.group(1).split()
+    return _features
+
+
+def need_coding(word, why):
+    if word not in features():
+        raise Skip("this build does not decode %s (-V lists no %s)" % (why, word))
+
+
+def plain(name):
+    return read(os.path.join(NG_ROOT, name))
+
+
+def fetch_coded(args, path):
+    """Body, size_download and size_decoded of one request with --compressed."""
+    with TempDir() as d:
+        out = os.path.join(d, "body")
+        r = run(["-s", "--compressed", "-o", out, "-w", "%{size_download} %{size_decoded}"] +
+                args + [NG + path])
+        body = read(out) if os.path.exists(out) else b""
+    sizes = r.out.split()
+    if r.rc != 0 or len(sizes) != 2:
+        return r, body, None, None
+    return r, body, int(sizes[0]), int(sizes[1])
+
+
+@case
+def features_compressed_gzip_decoded_sizes():
+    need("--compressed")
+    need_codings()
+    need_coding("libz", "gzip")
+    text = plain("text.txt")
+    r, body, wire, decoded = fetch_coded([], "/gz/text.txt")
+    check(r.rc == 0, "expected exit 0: " + r.describe())
+    check(body == text, "decoded body: %d bytes, not text.txt's %d (or different)" % (
+        len(body), len(text)))
+    check(decoded == len(text), "size_decoded %r, expected %d" % (decoded, len(text)))
+    check(wire < len(text) // 2, "size_download %r: not the gzip on the wire (text %d)" % (
+        wire, len(text)))
+    # Without --compressed nothing is asked for: nginx sends the bytes as they are.
+    r = run_ok(["-s", "-o", "/dev/null", "-w", "%{size_download} %{size_decoded}",
+                NG + "/gz/text.txt"])
+    check(r.out.split() == [str(len(text)).encode()] * 2, "without --compressed: sizes %r" % r.out)
+
+
+@case
+def features_compressed_coded_files():
+    need("--compressed")
+    need_codings()
+    text = plain("text.txt")
+    tried = []
+    for word, path in (("libz", "/coded/gzip/text.txt"), ("libz", "/coded/gzip/multi.txt"),
+                       ("libz", "/coded/deflate/text.txt"), ("libz", "/coded/gzip-gzip/text.txt"),
+                       ("zstd", "/coded/zstd/text.txt"), ("zstd", "/coded/zstd/multi.txt")):
+        if word not in features():
+            continue
+        if word == "zstd" and os.environ.get("AG_NGINX_ZSTD") != "1":
+            continue
+        tried.append(path)
+        r, body, wire, decoded = fetch_coded([], path)
+        coded = read(os.path.join(CODED, path[len("/coded/"):]))
+        check(r.rc == 0, "%s: expected exit 0: %s" % (path, r.describe()))
+        check(body == text, "%s: %d bytes decoded, not text.txt's %d" % (path, len(body),
+                                                                          len(text)))
+        check(wire == len(coded) and decoded == len(text), "%s: size_download %r (file %d), "
+              "size_decoded %r" % (path, wire, len(coded), decoded))
+    if not tried:
+        raise Skip("this build decodes neither gzip nor zstd")
+    # Without --compressed a coded body is delivered as it came.
+    if "libz" in features():
+        with TempDir() as d:
+            out = os.path.join(d, "body")
+            run_ok(["-s", "-o", out, NG + "/coded/gzip/text.txt"])
+            check(read(out) == read(os.path.join(CODED, "gzip/text.txt")),
+                  "without --compressed the body was changed")
+
+
+@case
+def features_compressed_brotli():
+    need("--compressed")
+    need_codings()
+    if os.environ.get("AG_NGINX_BROTLI") != "1":
+        raise Skip("nginx has no brotli: %s" % os.environ.get("AG_NGINX_BROTLI_WHY", "?"))
+    need_coding("brotli", "br")
+    text = plain("text.txt")
+    r, body, wire, decoded = fetch_coded([], "/br/text.txt")
+    check(r.rc == 0 and body == text and decoded == len(text) and wire < len(text) // 2,
+          "/br/text.txt: exit %s, %d bytes decoded of %d, size_download %r: %s" % (
+              r.rc, len(body), len(text), wire, r.describe()))
+
+
+@case
+def features_compressed_bad_body_61():
+    need("--compressed")
+    need_codings()
+    paths = []
+    if "libz" in features():
+        paths += ["/coded/gzip/corrupt.txt", "/coded/gzip/truncated.txt",
+                  "/coded/gzip/truncated-trailer.txt", "/coded/gzip/badcrc.txt",
+                  "/coded/deflate/truncated.txt"]
+    if "zstd" in features() and os.environ.get("AG_NGINX_ZSTD") == "1":
+        paths += ["/coded/zstd/corrupt.txt", "/coded/zstd/truncated.txt"]
+    if not paths:
+        raise Skip("this build decodes neither gzip nor zstd")
+    # A coding nobody knows cannot be decoded either.
+    paths.append("/coded/unknown/text.txt")
+    for path in paths:
+        r = run(["-s", "-o", "/dev/null", "--compressed", NG + path])
+        check(r.rc == 61, "%s: expected exit 61 (bad content encoding): %s" % (path, r.describe()))
+
+
+@case
+def features_compressed_bomb_61():
+    need("--compressed")
+    need_codings()
+    need_coding("libz", "gzip")
+    # 1 GiB of zeros from 1 MB (a ratio of about 1011) and from 2.5 KB (gzip twice): past the
+    # library's default ratio limit of 1000, stopped early rather than decoded whole.
+    for path in ("/coded/gzip/bomb", "/coded/gzip-gzip/bomb"):
+        r = run(["-s", "-o", "/dev/null", "-w", "%{size_decoded}", "--compressed", NG + path])
+        check(r.rc == 61, "%s: expected exit 61 (the expansion ratio): %s" % (path, r.describe()))
+        check(int(r.out or b"0") < (1 << 30), "%s: decoded whole (%s bytes)" % (path, r.out))
+
+
+@case
+def features_compressed_jsonl_har_summary():
+    need("--compressed", "--jsonl", "--har", "--summary")
+    need_codings()
+    need_coding("libz", "gzip")
+    text = plain("text.txt")
+    with TempDir() as d:
+        har = os.path.join(d, "h.har")
+        r = run_ok(["--jsonl", "--compressed", "--har", har, "--summary",
+                    NG + "/gz/text.txt", NG + "/hello"])
+        lines = [json.loads(x, object_pairs_hook=lambda p: p) for x in r.out.splitlines()]
+        check(len(lines) == 2, "%d --jsonl lines" % len(lines))
+        for pairs in lines:
+            check([k for k, _ in pairs] == JSONL_KEYS, "keys %s, expected %s" % (
+                [k for k, _ in pairs], JSONL_KEYS))
+        objs = sorted((dict(p) for p in lines), key=lambda o: o["urlnum"])
+        gz, hello = objs
+        check(gz["size_decoded"] == len(text) and gz["size_download"] < len(text),
+              "gz: size_download %r size_decoded %r" % (gz["size_download"], gz["size_decoded"]))
+        check(hello["size_decoded"] == hello["size_download"] == 13,
+              "hello: %r %r" % (hello["size_download"], hello["size_decoded"]))
+        doc = json.loads(read(har))
+        by_url = {e["request"]["url"]: e["response"] for e in doc["log"]["entries"]}
+        g = by_url[NG + "/gz/text.txt"]
+        check(g["content"]["size"] == len(text) and g["bodySize"] == gz["size_download"],
+              "HAR: content.size %r bodySize %r" % (g["content"]["size"], g["bodySize"]))
+        check(g["content"].get("compression") == len(text) - gz["size_download"],
+              "HAR: content.compression %r" % g["content"].get("compression"))
+        h = by_url[NG + "/hello"]
+        check("compression" not in h["content"], "HAR: compression for an identity body")
+        check(b"decoded" in r.err, "the summary does not give the decoded bytes: %r" % r.err)
+
+
+@case
+def features_version_lists_codings():
+    # The Features line names what --compressed decodes, in curl's words: a coding listed is
+    # decoded, one not listed is not asked for (nginx's /gz/ and /br/ then send plain bytes)
+    # and fails with 61 when a server sends it anyway.
+    need("-V", "--compressed")
+    need_codings()
+    f = features()
+    out = run_ok(["-V"]).out.decode()
+    check(out.splitlines()[1].startswith("asyncget/"), "-V line 2 is not the library's "
+          "details: %r" % out)
+    text = len(plain("text.txt"))
+    asked = [("libz", "/gz/text.txt")]
+    if os.environ.get("AG_NGINX_BROTLI") == "1":
+        asked.append(("brotli", "/br/text.txt"))
+    for word, path in asked:
+        r = run_ok(["-s", "-o", "/dev/null", "--compressed", "-w",
+                    "%{size_download} %{size_decoded}", NG + path])
+        wire, decoded = (int(x) for x in r.out.split())
+        check(decoded == text, "%s: size_decoded %d, expected %d" % (path, decoded, text))
+        check((wire < text) == (word in f), "-V %s %s, yet %s came with %d bytes on the wire" % (
+            "lists" if word in f else "does not list", word, path, wire))
+    if os.environ.get("AG_NGINX_ZSTD") == "1":
+        r = run(["-s", "-o", "/dev/null", "--compressed", NG + "/coded/zstd/small.txt"])
+        check(r.rc == (0 if "zstd" in f else 61), "-V %s zstd, yet a zstd body: %s" % (
+            "lists" if "zstd" in f else "does not list", r.describe()))
+
+
+# ---- Unix sockets
+
+@case
+def features_unix_socket():
+    need("--unix-socket")
+    path = os.environ.get("AG_NGINX_UNIX")
+    if not path:
+        raise Skip("with-servers gives no AG_NGINX_UNIX")
+    # The URL names a host nothing resolves: the socket is the only way there.
+    r = run_ok(["-s", "--unix-socket", path, "http://nowhere.invalid/hello",
+                "http://nowhere.invalid/1k"])
+    check(r.out.startswith(b"hello, world\n") or r.out.endswith(b"hello, world\n"),
+          "--unix-socket: %r" % r.out[:100])
+    check(len(r.out) == 13 + 1024, "two bodies over the socket: %d bytes" % len(r.out))
+    r = run(["-s", "--unix-socket", "/nonexistent/ag.sock", "http://nowhere.invalid/hello"])
+    check(r.rc == 7, "a socket that is not there: expected exit 7: " + r.describe())
+
+
+@case
+def features_abstract_unix_socket():
+    need("--abstract-unix-socket")
+    name = os.environ.get("AG_NGINX_ABSTRACT")
+    if not name:
+        raise Skip("with-servers gives no AG_NGINX_ABSTRACT (--unix)")
+    r = run_ok(["-s", "--abstract-unix-socket", name, "http://nowhere.invalid/hello"])
+    check(r.out == b"hello, world\n", "--abstract-unix-socket: %r" % r.out[:100])
+    # The same name as a path is no file.
+    r = run(["-s", "--unix-socket", name, "http://nowhere.invalid/hello"])
+    check(r.rc == 7, "the abstract name as a path: expected exit 7: " + r.describe())
+
+
 # ---- request bodies
 
 @case
