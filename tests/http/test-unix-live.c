@@ -40,7 +40,7 @@ static ag_response *get1(ag_client *c, const char *url, int *rc)
 
 static int body_is_file(const ag_response *r, const char *name)
 {
-    size_t flen, blen;
+    size_t flen = 0, blen = 0;
     char *want = read_file(path_in(root, name), &flen);
     const char *b = r ? ag_response_body(r, &blen) : NULL;
     int same = want && b && same_bytes(b, blen, want, flen);
@@ -84,6 +84,16 @@ static void basics(const char *what, const char *path, int abstract)
                body_is_file(r, "hello"),
            "unix_%s_redirect_followed: %s, %u hops", what, ag_err_name(rc),
            r ? ag_response_redirects(r) : 0);
+    ag_response_free(r);
+
+    /* nginx's /close answers "Connection: close": the next request opens a new connection. */
+    r = get1(c, "http://localhost/close", &rc);
+    ag_response_free(r);
+    r = get1(c, "http://localhost/hello", &rc);
+    tap_ok(rc == 0 && body_is_file(r, "hello") && ag_response_connects(r) == 1 &&
+               !ag_response_reused(r),
+           "unix_%s_new_connection_after_close: %s, connects %u", what, ag_err_name(rc),
+           r ? ag_response_connects(r) : 0);
     ag_response_free(r);
 
     /* A chunked body, and a POST with a body. */
@@ -190,7 +200,9 @@ static void errors(void)
     snprintf(dead, sizeof dead, "%s.dead", unix_path);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", dead);
+    size_t dl = strlen(dead);
+    if (dl < sizeof sa.sun_path)
+        memcpy(sa.sun_path, dead, dl + 1);
     unlink(dead);
     int bound = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
     if (fd >= 0)
