@@ -883,6 +883,7 @@ int ag_cookie_jar_load(ag_cookie_jar *jar, const char *path)
     int added = 0, rc = 0, ch;
     pthread_mutex_lock(&jar->mu);
     int64_t now = jar_now(jar);
+    errno = 0;
     do {
         ch = getc_unlocked(fp);
         if (ch != '\n' && ch != EOF) {
@@ -902,8 +903,9 @@ int ag_cookie_jar_load(ag_cookie_jar *jar, const char *path)
         len = 0;
         skip = false;
     } while (ch != EOF);
+    /* A read error (a directory opens, and says EISDIR on the read) is the caller's to know. */
     if (rc >= 0 && ferror(fp))
-        rc = -EIO;
+        rc = errno > 0 ? -errno : -EIO;
     pthread_mutex_unlock(&jar->mu);
     free(line);
     fclose(fp);

@@ -611,6 +611,7 @@ static void cookie_file_errors_and_mode(void)
     snprintf(missing, sizeof missing, "%s/none/x.txt", tmpdir);
     ag_cookie_jar *jar = jar_at(T0);
     bool ok = ag_cookie_jar_load(jar, missing) == -ENOENT;
+    ok &= ag_cookie_jar_load(jar, tmpdir) == -EISDIR;
     ok &= ag_cookie_jar_save(jar, missing) == -ENOENT;
     write_text(p, "old contents\n");
     chmod(p, 0644);
@@ -626,8 +627,8 @@ static void cookie_file_errors_and_mode(void)
     if (d)
         closedir(d);
     ok &= files == 1;
-    tap_ok(ok, "cookie_file_errors_and_mode: -ENOENT for a missing file or directory, saved "
-               "0600 by a rename, no temporary left");
+    tap_ok(ok, "cookie_file_errors_and_mode: -ENOENT for a missing file or directory, -EISDIR "
+               "for a directory, saved 0600 by a rename, no temporary left");
     ag_cookie_jar_free(jar);
 }
 
