@@ -805,6 +805,71 @@ CASES.update({
 })
 
 
+# ---- /atk11/: content codings attacked (tests/http/test-attack11.c) ----
+ATK11_TEXT = b"".join(b"row %d: attack text\n" % i for i in range(150))
+
+
+def atk11_coded(kind):
+    import zlib
+    if kind == "gzip":
+        return cod_gzip(ATK11_TEXT)
+    if kind == "deflate":
+        return zlib.compress(ATK11_TEXT, 6)
+    if kind == "br":
+        try:
+            import brotli
+        except ImportError:
+            return None
+        return brotli.compress(ATK11_TEXT)
+    return None
+
+
+def atk11_cut(c, req):
+    """The first n bytes of a coded body (n < 0: all of it), with a matching Content-Length."""
+    kind = req.query.get("c", ["gzip"])[0]
+    body = atk11_coded(kind)
+    if body is None:
+        c.send(simple(404, b"no such coding here\n"))
+        return KEEP
+    n = req.qint("n", -1)
+    if n >= 0:
+        body = body[:n]
+    return cod_send(c, b"Content-Encoding: %s\r\nContent-Length: %d\r\n" % (kind.encode(), len(body)),
+                    body)
+
+
+def atk11_smuggle(c, req):
+    """A gzip body corrupt after 30 bytes whose rest, inside its Content-Length, looks like a
+    whole response: a client that kept the connection would read it as the next answer."""
+    body = cod_gzip(ATK11_TEXT)[:30] + b"\xff\xff\xff\xff" + \
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!"
+    return cod_send(c, b"Content-Encoding: gzip\r\nContent-Length: %d\r\n" % len(body), body)
+
+
+def atk11_good(c, req):
+    return cod_send(c, b"Content-Length: 4\r\n", b"GOOD")
+
+
+def atk11_early(c, req):
+    """A 103 that names a coding, then a plain 200: the 1xx's fields say nothing of the body."""
+    c.send(b"HTTP/1.1 103 Early Hints\r\nContent-Encoding: gzip\r\nLink: </x>\r\n\r\n")
+    return cod_send(c, b"Content-Length: 4\r\n", b"GOOD")
+
+
+def atk11_te_gzip_close(c, req):
+    """Transfer-Encoding: gzip without chunked: the body ends at the close."""
+    return cod_send(c, b"Transfer-Encoding: gzip\r\n", cod_gzip(ATK11_TEXT), close=True)
+
+
+CASES.update({
+    "/atk11/cut": atk11_cut,
+    "/atk11/smuggle": atk11_smuggle,
+    "/atk11/good": atk11_good,
+    "/atk11/early": atk11_early,
+    "/atk11/te-gzip-close": atk11_te_gzip_close,
+})
+
+
 REUSED = b"HTTP/1.1 500 Reused\r\nConnection: close\r\nContent-Length: 7\r\n\r\nreused\n"
 
 
