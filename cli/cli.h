@@ -54,7 +54,8 @@ typedef struct cli_result {
     const char *url_effective; /* after redirects; the URL given when none was made */
     const char *method;
     int http_code;          /* 0 when no response */
-    uint64_t size_download; /* body bytes received (of the final response) */
+    uint64_t size_download; /* body bytes received (of the final response), on the wire */
+    uint64_t size_decoded;  /* the same after content codings were decoded (--compressed) */
     uint64_t size_header;   /* bytes of every response head received, redirects included */
     int64_t time_queue, time_namelookup, time_connect, time_appconnect, time_pretransfer,
         time_starttransfer, time_total;
@@ -81,8 +82,9 @@ typedef struct cli_result {
  * url url_effective method http_code size_download size_header time_queue time_namelookup
  * time_connect time_appconnect time_pretransfer time_starttransfer time_total num_connects
  * num_redirects conn_id remote_ip remote_port exitcode errormsg reused tls_version tls_resumed
- * attempts start. Times in seconds (numbers), start in RFC 3339 UTC with microseconds,
- * errormsg and tls_version null when absent. No newline. */
+ * attempts start, then asyncget's keys that came later: size_decoded. Times in seconds
+ * (numbers), start in RFC 3339 UTC with microseconds, errormsg and tls_version null when absent.
+ * No newline. */
 void cli_result_json(cli_buf *b, const cli_result *r);
 
 /* ---- -w / --write-out (writeout.c) ------------------------------------------------------ */

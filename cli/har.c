@@ -518,8 +518,13 @@ static void put_response(cli_buf *b, const cli_result *r, const char *all, size_
     cli_json_str(b, fl.w[0], fl.n[0]);
     cli_buf_puts(b, ",\"cookies\":[],\"headers\":");
     put_headers(b, head ? head : "", len, &f);
+    /* HAR 1.2: content.size is the body as delivered (decoded), bodySize what came on the wire,
+     * compression the bytes the coding saved. */
     cli_buf_puts(b, ",\"content\":{\"size\":");
-    cli_buf_printf(b, "%" PRIu64 ",\"mimeType\":", head ? r->size_download : 0);
+    cli_buf_printf(b, "%" PRIu64, head ? r->size_decoded : 0);
+    if (head && r->size_decoded > r->size_download)
+        cli_buf_printf(b, ",\"compression\":%" PRIu64, r->size_decoded - r->size_download);
+    cli_buf_puts(b, ",\"mimeType\":");
     if (r->content_type)
         cli_json_cstr(b, r->content_type);
     else

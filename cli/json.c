@@ -300,5 +300,7 @@ void cli_result_json(cli_buf *b, const cli_result *r)
                    r->attempts);
     json_key(b, "start");
     cli_json_date(b, r->start_wall_ns, false);
+    /* Keys added later go at the end, so that the order of the others never changes. */
+    cli_buf_printf(b, ",\"size_decoded\":%" PRIu64, r->size_decoded);
     cli_buf_putc(b, '}');
 }

@@ -65,6 +65,8 @@ static const char *const usage[] = {
     "  -c, --cookie-jar FILE      keep the run's cookies in a jar and write it to FILE at the\n",
     "                             end ('-': stdout)   -j, --junk-session-cookies   drop the\n",
     "                             session cookies -b loaded\n",
+    "      --compressed           ask for gzip, deflate, br, zstd (those built: see -V) and\n",
+    "                             decode; size_download stays the size on the wire\n",
     "  -k, --insecure             skip the certificate checks\n",
     "      --cacert FILE, --capath DIR, --cert FILE, --key FILE\n",
     "      --connect-timeout S    name lookup, connect and TLS handshake\n",
@@ -190,6 +192,7 @@ static const struct option longopts[] = {
     {"cookie", required_argument, NULL, 'b'},
     {"cookie-jar", required_argument, NULL, 'c'},
     {"junk-session-cookies", no_argument, NULL, 'j'},
+    {"compressed", no_argument, NULL, O_COMPRESSED},
     {"head", no_argument, NULL, 'I'},
     {"user-agent", required_argument, NULL, 'A'},
     {"referer", required_argument, NULL, 'e'},
@@ -399,11 +402,29 @@ static int64_t rate_interval(const char *s)
     return (int64_t)ns;
 }
 
+/* Whether ag_codings() lists coding (its items are separated by ", "). */
+static bool built(const char *coding)
+{
+    size_t n = strlen(coding);
+    for (const char *c = ag_codings(); *c;) {
+        size_t len = strcspn(c, ", ");
+        if (len == n && strncmp(c, coding, n) == 0)
+            return true;
+        c += len;
+        c += strspn(c, ", ");
+    }
+    return false;
+}
+
 static void version(void)
 {
     printf("asyncget %s\n%s\n", ag_version(), ag_version_details());
     printf("Reactor: %s\n", ag_loop_backend());
     printf("Protocols: http https\n");
+    /* curl's names, in curl's order: the codings as the libraries that decode them. */
+    printf("Features: AsynchDNS%s IPv6 Largefile%s SSL%s\n",
+           built("br") ? " brotli" : "", built("gzip") || built("deflate") ? " libz" : "",
+           built("zstd") ? " zstd" : "");
 }
 
 int main(int argc, char **argv)

@@ -653,6 +653,7 @@ static void make_result(cli_result *r, const run *R, const item *it, const ag_re
         r->time_sent = t.sent ? t.sent - t0 : 0;
         r->http_code = ag_response_status(resp);
         r->size_download = ag_response_body_bytes(resp);
+        r->size_decoded = ag_response_decoded_bytes(resp);
         r->size_header = ag_response_header_bytes(resp);
         r->num_connects = ag_response_connects(resp);
         r->num_redirects = ag_response_redirects(resp);

@@ -7,7 +7,7 @@
  *    "wall_ns": 2000000000, "requests_per_s": 500.0,
  *    "failures": [{"exitcode": 7, "error": "ECONNREFUSED", "count": 10}],
  *    "status": {"200": 980, "503": 10}, "no_response": 10,
- *    "bytes": {"total": 123456, "body": 100000, "header": 23456},
+ *    "bytes": {"total": 123456, "body": 100000, "header": 23456, "decoded": 400000},
  *    "connections": {"opened": 60, "reused": 930},
  *    "retries": 0,
  *    "dns": {"cache_hits": 49, "queries": 50},
@@ -23,7 +23,9 @@
  * that do not carry the name); they come ordered by exit code, then name. Status codes count
  * responses by code; "no_response" the requests that got none. A bucket holds the values v with
  * lo_ns <= v < hi_ns; buckets with no value are left out, in increasing order. Times are integer
- * nanoseconds; the p* values of an empty phase are 0 (count 0, empty buckets). */
+ * nanoseconds; the p* values of an empty phase are 0 (count 0, empty buckets). Bytes are as
+ * received on the wire; "decoded" is the bodies' size after their content codings were decoded
+ * (the body count when nothing was). */
 #include "cli.h"
 
 #include <errno.h>
@@ -50,6 +52,7 @@ struct cli_summary {
     uint64_t status[STATUSES]; /* [0]: no response (and codes out of 1..999, which no parser
                                   lets through) */
     uint64_t body_bytes, header_bytes;
+    uint64_t decoded_bytes; /* the bodies after their content codings */
     uint64_t opened, reused;
     uint64_t handshakes, resumed;
     uint64_t retries;
@@ -123,6 +126,7 @@ void cli_summary_add(cli_summary *s, const cli_result *r)
     }
     s->status[r->http_code > 0 && r->http_code < STATUSES ? r->http_code : 0]++;
     s->body_bytes += r->size_download;
+    s->decoded_bytes += r->size_decoded;
     s->header_bytes += r->size_header;
     s->opened += r->num_connects;
     if (r->reused)
@@ -165,6 +169,7 @@ void cli_summary_merge(cli_summary *dst, const cli_summary *src)
     for (size_t i = 0; i < STATUSES; i++)
         dst->status[i] += src->status[i];
     dst->body_bytes += src->body_bytes;
+    dst->decoded_bytes += src->decoded_bytes;
     dst->header_bytes += src->header_bytes;
     dst->opened += src->opened;
     dst->reused += src->reused;
@@ -257,7 +262,13 @@ void cli_summary_print(const cli_summary *s, FILE *f, int64_t wall_ns)
     human_bytes(a, sizeof(a), s->body_bytes + s->header_bytes);
     human_bytes(b, sizeof(b), s->body_bytes);
     human_bytes(c, sizeof(c), s->header_bytes);
-    fprintf(f, "bytes        %s received (body %s, headers %s)\n", a, b, c);
+    if (s->decoded_bytes != s->body_bytes) {
+        char d[32];
+        human_bytes(d, sizeof(d), s->decoded_bytes);
+        fprintf(f, "bytes        %s received (body %s, %s decoded; headers %s)\n", a, b, d, c);
+    } else {
+        fprintf(f, "bytes        %s received (body %s, headers %s)\n", a, b, c);
+    }
     fprintf(f, "connections  %" PRIu64 " opened, %" PRIu64 " requests over reused ones\n",
             s->opened, s->reused);
     fprintf(f, "retries      %" PRIu64 "\n", s->retries);
@@ -322,14 +333,16 @@ void cli_summary_json(const cli_summary *s, cli_buf *b, int64_t wall_ns)
             any = true;
         }
     }
-    cli_buf_printf(
-        b,
-        "},\"no_response\":%" PRIu64 ",\"bytes\":{\"total\":%" PRIu64 ",\"body\":%" PRIu64
-        ",\"header\":%" PRIu64 "},\"connections\":{\"opened\":%" PRIu64 ",\"reused\":%" PRIu64
-        "},\"retries\":%" PRIu64 ",\"dns\":{\"cache_hits\":%" PRIu64 ",\"queries\":%" PRIu64
-        "},\"tls\":{\"handshakes\":%" PRIu64 ",\"resumed\":%" PRIu64 "},\"latency\":{",
-        s->status[0], s->body_bytes + s->header_bytes, s->body_bytes, s->header_bytes, s->opened,
-        s->reused, s->retries, s->dns_hits, s->dns_queries, s->handshakes, s->resumed);
+    cli_buf_printf(b,
+                   "},\"no_response\":%" PRIu64 ",\"bytes\":{\"total\":%" PRIu64
+                   ",\"body\":%" PRIu64 ",\"header\":%" PRIu64 ",\"decoded\":%" PRIu64
+                   "},\"connections\":{\"opened\":%" PRIu64 ",\"reused\":%" PRIu64
+                   "},\"retries\":%" PRIu64 ",\"dns\":{\"cache_hits\":%" PRIu64
+                   ",\"queries\":%" PRIu64 "},\"tls\":{\"handshakes\":%" PRIu64
+                   ",\"resumed\":%" PRIu64 "},\"latency\":{",
+                   s->status[0], s->body_bytes + s->header_bytes, s->body_bytes, s->header_bytes,
+                   s->decoded_bytes, s->opened, s->reused, s->retries, s->dns_hits, s->dns_queries,
+                   s->handshakes, s->resumed);
     for (int i = 0; i < CLI_PH_COUNT; i++) {
         const cli_hist *h = s->ph[i];
         cli_buf_printf(b,
@@ -489,6 +502,8 @@ static bool result_of_json(json_object *o, cli_result *r, const char **start)
     /* The rest are read when present: a line from an older or newer writer still counts. */
     if (get_int(o, "size_download", &v))
         r->size_download = (uint64_t)v;
+    /* A line without size_decoded (an older writer) decoded nothing. */
+    r->size_decoded = get_int(o, "size_decoded", &v) ? (uint64_t)v : r->size_download;
     if (get_int(o, "size_header", &v))
         r->size_header = (uint64_t)v;
     if (get_int(o, "num_connects", &v))

@@ -18,6 +18,7 @@ enum wo_var {
     WV_TIME_STARTTRANSFER,
     WV_TIME_TOTAL,
     WV_SIZE_DOWNLOAD,
+    WV_SIZE_DECODED,
     WV_SIZE_HEADER,
     WV_NUM_CONNECTS,
     WV_NUM_REDIRECTS,
@@ -53,6 +54,7 @@ static const struct {
     {"time_starttransfer", WV_TIME_STARTTRANSFER},
     {"time_total", WV_TIME_TOTAL},
     {"size_download", WV_SIZE_DOWNLOAD},
+    {"size_decoded", WV_SIZE_DECODED}, /* asyncget's: the body after its content codings */
     {"size_header", WV_SIZE_HEADER},
     {"num_connects", WV_NUM_CONNECTS},
     {"num_redirects", WV_NUM_REDIRECTS},
@@ -343,6 +345,9 @@ static void wo_var(cli_buf *b, enum wo_var v, const cli_result *r)
         break;
     case WV_SIZE_DOWNLOAD:
         wo_unum(b, r->size_download);
+        break;
+    case WV_SIZE_DECODED:
+        wo_unum(b, r->size_decoded);
         break;
     case WV_SIZE_HEADER:
         wo_unum(b, r->size_header);

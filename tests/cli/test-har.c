@@ -107,6 +107,7 @@ static cli_result plain(uint64_t urlnum)
                     .method = "GET",
                     .http_code = 200,
                     .size_download = 5,
+                    .size_decoded = 5,
                     .size_header = 100,
                     .time_queue = 1 * MS,
                     .time_namelookup = 3 * MS,
@@ -198,6 +199,8 @@ static void test_entries(void)
     r3.num_connects = 0;
     r3.time_namelookup = r3.time_connect = r3.time_queue;
     r3.url = r3.url_effective = "https://example.test/again";
+    /* A body that came coded: 5 bytes on the wire, 20 decoded. */
+    r3.size_decoded = 20;
     cli_har_add(h, &r3, req_head, sizeof req_head - 1, created, sizeof created - 1);
     /* 4: a response that stopped halfway through its head, and a URL without a scheme; the
      * address given with brackets. */
@@ -246,6 +249,10 @@ static void test_entries(void)
                num(e0, "response.headersSize") == sizeof resp_heads - 1 - 25,
            "har_response: the final head's status line, Location, sizes (the interim head left "
            "out)");
+    tap_ok(!get(e0, "response.content.compression") && num(e3, "response.content.size") == 20 &&
+               num(e3, "response.bodySize") == 5 && num(e3, "response.content.compression") == 15,
+           "har_decoded_sizes: content.size is the decoded body, bodySize the wire's, "
+           "content.compression the difference (none without a coding)");
     tap_ok(strcmp(header(e0, "response", "X-Hostile"),
                   "\x1b[31m\"q\\\x01\x7f \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd "
                   "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd") == 0 &&

@@ -378,6 +378,7 @@ static void test_result(void)
     r.method = "GET";
     r.http_code = 200;
     r.size_download = 1234;
+    r.size_decoded = 5678;
     r.size_header = 99;
     r.time_queue = 1000;
     r.time_namelookup = 2000000;
@@ -408,7 +409,7 @@ static void test_result(void)
         "\"time_total\":5.123456,\"num_connects\":1,\"num_redirects\":2,\"conn_id\":42,"
         "\"remote_ip\":\"::1\",\"remote_port\":8443,\"exitcode\":0,\"errormsg\":null,"
         "\"reused\":true,\"tls_version\":\"TLSv1.3\",\"tls_resumed\":false,\"attempts\":3,"
-        "\"start\":\"2026-11-30T01:02:03.123456Z\"}";
+        "\"start\":\"2026-11-30T01:02:03.123456Z\",\"size_decoded\":5678}";
     tap_ok(strcmp(b.p, want) == 0, "result_json_exact_keys_and_values");
     if (strcmp(b.p, want) != 0)
         tap_diag("got  %s\nwant %s", b.p, want);
@@ -439,7 +440,8 @@ static void test_result(void)
                                  "tls_version",
                                  "tls_resumed",
                                  "attempts",
-                                 "start"};
+                                 "start",
+                                 "size_decoded"};
     /* A failed request: no response, an error message with hostile bytes, no address. */
     cli_result f = {0};
     f.urlnum = UINT64_MAX;

@@ -33,6 +33,7 @@ static cli_result fresh(int64_t queue, int64_t dns, int64_t con, int64_t tls, in
     r.method = "GET";
     r.http_code = 200;
     r.size_download = 1000;
+    r.size_decoded = 1000;
     r.size_header = 100;
     r.time_queue = queue;
     r.time_namelookup = queue + dns;
@@ -66,7 +67,7 @@ static cli_result refused(int64_t queue, int64_t dns)
 {
     cli_result r = fresh(queue, dns, 0, 0, 0, 0, 0);
     r.http_code = 0;
-    r.size_download = r.size_header = 0;
+    r.size_download = r.size_decoded = r.size_header = 0;
     r.num_connects = 0;
     r.conn_id = 0;
     r.tls_version = NULL;
@@ -144,7 +145,7 @@ static void summary_counts(void)
     r = fresh(0, 1 * MS, 1 * MS, 0, 0, 5 * MS, 1 * MS); /* plain http over two connections */
     r.num_connects = 2;
     r.http_code = 301;
-    r.size_download = 0;
+    r.size_download = r.size_decoded = 0;
     cli_summary_add(s, &r);
     cli_summary_dns(s, 3, 5);
     cli_summary_dns(s, 1, 2);
@@ -287,6 +288,8 @@ static cli_result random_result(uint64_t i)
     }
     r.urlnum = i;
     r.attempts = 1 + (unsigned)(rnd() % 3 == 0);
+    if (rnd() % 4 == 0)
+        r.size_decoded = r.size_download * 3; /* a coded body */
     /* Starts spread over a second, to the microsecond as --jsonl keeps them. */
     r.start_wall_ns = 1764460800000000000LL + (int64_t)(rnd() % 1000000) * 1000;
     return r;
@@ -395,6 +398,22 @@ static void summary_print(void)
                "ms with 3 decimals");
     if (!ok && text)
         tap_diag("%s", text);
+    ok = text && strstr(text, "decoded") == NULL;
+    free(text);
+    /* A coded body: the decoded bytes beside those received. */
+    r = fresh(1 * MS, 2 * MS, 3 * MS, 4 * MS, 1 * MS, 5 * MS, 2 * MS);
+    r.size_decoded = 5000;
+    cli_summary_add(s, &r);
+    f = open_memstream(&text, &len);
+    cli_summary_print(s, f, 1000 * MS);
+    fclose(f);
+    ok = ok && text && strstr(text, "(body 2.0 KiB, 5.9 KiB decoded; headers");
+    json_object *o = summary_json(s, 1000 * MS);
+    ok = ok && num(o, "bytes.body") == 2000 && num(o, "bytes.decoded") == 6000;
+    json_object_put(o);
+    tap_ok(ok, "summary_decoded: decoded bytes beside the wire's when they differ, only then");
+    if (!ok && text)
+        tap_diag("%s", text);
     free(text);
     cli_summary_free(s);
 }
@@ -488,6 +507,7 @@ static void summarize_matches_live(void)
                                         "status.200",
                                         "status.503",
                                         "bytes.total",
+                                        "bytes.decoded",
                                         "connections.opened",
                                         "connections.reused",
                                         "retries",
