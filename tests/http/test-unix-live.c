@@ -183,6 +183,25 @@ static void tls(const char *what, const char *path, int abstract)
     ag_client_free(c);
 }
 
+/* Coded bodies come through the socket and are decoded like any other (with --codings). */
+static void coded(void)
+{
+    int rc;
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.unix_socket = unix_path;
+    o.compressed = 1;
+    ag_client *c = NULL;
+    rc = ag_client_new(&c, &o);
+    ag_response *r = c ? get1(c, "http://localhost/gz/text.txt", &rc) : NULL;
+    const char *ce = r ? ag_response_header(r, "Content-Encoding") : NULL;
+    tap_ok(rc == 0 && ce && strcmp(ce, "gzip") == 0 && body_is_file(r, "text.txt") &&
+               ag_response_body_bytes(r) < ag_response_decoded_bytes(r),
+           "unix_path_gzip_decoded: %s, Content-Encoding %s", ag_err_name(rc), ce ? ce : "none");
+    ag_response_free(r);
+    ag_client_free(c);
+}
+
 static void errors(void)
 {
     int rc;
@@ -259,6 +278,10 @@ int main(void)
     } else {
         tap_skip("unix https: run with --tls for AG_TLS_UNIX");
     }
+    if (getenv("AG_NGINX_CODED"))
+        coded();
+    else
+        tap_skip("unix_path_gzip_decoded: run with --codings");
     errors();
     return tap_done();
 }
