@@ -92,8 +92,13 @@ int ag__auth_make(const ag_request *req, const ag__url *url, char **out, const c
     if (req->username) {
         const char *pass = req->password ? req->password : "";
         size_t ulen = strlen(req->username), plen = strlen(pass);
+        /* RFC 7617 section 2: neither may hold a control byte; the user-id no ':'. */
         if (memchr(req->username, ':', ulen) || has_ctl(req->username, ulen)) {
             *why = "username holds ':' or a control byte";
+            return AG_EREQUEST;
+        }
+        if (has_ctl(pass, plen)) {
+            *why = "password holds a control byte";
             return AG_EREQUEST;
         }
         if (ulen > 65536 || plen > 65536) {
@@ -119,6 +124,9 @@ int ag__auth_make(const ag_request *req, const ag__url *url, char **out, const c
     int rc;
     if (memchr(dec, ':', ulen) || has_ctl(dec, ulen)) {
         *why = "the URL's user name holds an escaped ':' or a control byte";
+        rc = AG_EURL;
+    } else if (has_ctl(pass, plen)) {
+        *why = "the URL's password holds an escaped control byte";
         rc = AG_EURL;
     } else {
         rc = basic(dec, ulen, pass, plen, out);

@@ -102,6 +102,11 @@ int main(void)
     tap_ok(strcmp(auth_of(&req, "http://u%0Ax:p@h/"), "ERR") == 0 && made_rc == AG_EURL,
            "credentials_userinfo_control_byte_in_user_refused");
 
+    tap_ok(strcmp(auth_of(&req, "http://u:p%00x@h/"), "ERR") == 0 && made_rc == AG_EURL,
+           "credentials_userinfo_control_byte_in_password_refused");
+    tap_ok(strcmp(auth_of(&req, "http://u:p%7Fx@h/"), "ERR") == 0 && made_rc == AG_EURL,
+           "credentials_userinfo_del_in_password_refused");
+
     /* The fields win over the URL's userinfo. */
     ag_request_init(&req);
     req.username = "a";
@@ -113,6 +118,11 @@ int main(void)
     req.username = "a:b";
     tap_ok(strcmp(auth_of(&req, "http://h/"), "ERR") == 0 && made_rc == AG_EREQUEST,
            "credentials_username_with_colon_refused");
+
+    req.username = "u";
+    req.password = "p\r\nX-Evil: 1";
+    tap_ok(strcmp(auth_of(&req, "http://h/"), "ERR") == 0 && made_rc == AG_EREQUEST,
+           "credentials_password_with_control_byte_refused");
 
     ag_request_init(&req);
     req.bearer = "tok.en-1";
