@@ -605,11 +605,13 @@ static int send_request(fetch *f, ag__conn *conn, ag__parse *ps)
         }
         int got = ag__body_read(req, &bp, off, buf, BODY_CHUNK);
         if (got < 0) {
-            ag__response_detail(f->resp,
-                                bp.kind == AG_BODY_FILE
-                                    ? "body file shorter than body_len or unreadable"
-                                    : "body_read returned an error",
-                                NULL, NULL, NULL);
+            ag__response_detail(
+                f->resp,
+                bp.kind == AG_BODY_FILE ? "body file shorter than body_len or unreadable"
+                : bp.kind == AG_BODY_FORM
+                    ? "a file of the form is shorter than when it was added, or unreadable"
+                    : "body_read returned an error",
+                NULL, NULL, NULL);
             rc = AG_EBODY;
             break;
         }

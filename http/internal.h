@@ -184,7 +184,7 @@ void ag__body_plan_make(ag__body_plan *bp, const ag_client *client, const ag_req
 int ag__request_head(ag_client *client, const ag__url *url, const ag_request *req,
                      const ag__req_state *st, const ag__body_plan *bp, char *buf, size_t size,
                      char **out, size_t *len);
-/* The next body bytes of a file or reader body at offset off: the count (0 at the end) or
+/* The next body bytes of a file, form or reader body at offset off: the count (0 at the end) or
  * AG_EBODY. */
 int ag__body_read(const ag_request *req, const ag__body_plan *bp, uint64_t off, char *buf,
                   size_t cap);

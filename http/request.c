@@ -1,4 +1,5 @@
 /* request.c: checking a request and writing it: the head and a small body leave in one write. */
+#include "http/form.h"
 #include "http/internal.h"
 
 #include <errno.h>
@@ -84,6 +85,10 @@ int ag__request_check(const ag_request *req, const char **why)
     case AG_BODY_READER:
         if (!req->body_read)
             BAD(AG_EREQUEST, "body_read is NULL");
+        break;
+    case AG_BODY_FORM:
+        if (!req->form)
+            BAD(AG_EREQUEST, "form is NULL but body_kind is AG_BODY_FORM");
         break;
     default:
         BAD(AG_EREQUEST, "unknown body_kind");
@@ -237,6 +242,8 @@ static void build_head(head *h, ag_client *client, const ag__url *url, const ag_
     /* The request's own credentials, unless its headers name their own Authorization. */
     if (st->auth && !st->drop_auth && !user_has(req, "Authorization"))
         put_field(h, "Authorization", st->auth);
+    if (bp->kind == AG_BODY_FORM && !user_has(req, "Content-Type"))
+        put_field(h, "Content-Type", ag_form_content_type(req->form));
     for (size_t i = 0; i < req->nheaders; i++) {
         const ag_header *f = &req->headers[i];
         if (!dropped(f, st) && !(st->jar_cookie && strcasecmp(f->name, "Cookie") == 0))
@@ -256,6 +263,10 @@ void ag__body_plan_make(ag__body_plan *bp, const ag_client *client, const ag_req
     case AG_BODY_MEMORY:
     case AG_BODY_FILE:
         bp->len = req->body_len;
+        bp->content_length = true;
+        break;
+    case AG_BODY_FORM:
+        bp->len = ag_form_size(req->form);
         bp->content_length = true;
         break;
     case AG_BODY_READER:
@@ -304,6 +315,8 @@ int ag__body_read(const ag_request *req, const ag__body_plan *bp, uint64_t off, 
         /* A file shorter than body_len, or unreadable: the promised length cannot be sent. */
         return r <= 0 ? AG_EBODY : (int)r;
     }
+    if (bp->kind == AG_BODY_FORM)
+        return ag__form_read(req->form, off, buf, cap);
     ptrdiff_t r = req->body_read(req->body_read_arg, buf, cap);
     if (r < 0 || (size_t)r > cap)
         return AG_EBODY;
