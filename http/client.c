@@ -246,6 +246,24 @@ int ag_client_new(ag_client **out, const ag_client_opts *opts)
         return -ENOMEM;
     }
     o->tls = o->tls ? &c->tls_opts : NULL;
+    /* A sockaddr_un holds 108 bytes: a path and its NUL, or an abstract name after its NUL. */
+    size_t ul = o->unix_socket ? strlen(o->unix_socket) : 0;
+    bool abstract_ok = false;
+#if defined(__linux__)
+    abstract_ok = true;
+#endif
+    if ((o->unix_socket && (ul == 0 || ul > 107)) ||
+        (o->unix_socket_abstract && (!o->unix_socket || !abstract_ok))) {
+        free(c->tls_strs);
+        free(c);
+        return -EINVAL;
+    }
+    if (o->unix_socket && !(c->unix_path = strdup(o->unix_socket))) {
+        free(c->tls_strs);
+        free(c);
+        return -ENOMEM;
+    }
+    o->unix_socket = c->unix_path;
     c->ua = strdup(o->user_agent ? o->user_agent : "asyncget/" AG_VERSION);
     o->user_agent = NULL; /* the copy above is the client's */
     c->rbuf_cap = RBUF_SIZE;
@@ -320,6 +338,7 @@ int ag_client_free(ag_client *c)
     free(c->cto);
     free(c->rbuf);
     free(c->ua);
+    free(c->unix_path);
     free(c);
     return 0;
 }
@@ -646,6 +665,55 @@ out:
     return rc;
 }
 
+/* Connect conn to the client's Unix socket, then TLS for https as over TCP (checked against
+ * the URL's host). There is no name to look up: the lookup phase takes no time (dns is when
+ * the slot was granted), as curl reports no name lookup time for a Unix socket. */
+static int open_unix(fetch *f, ag__conn *conn, int64_t deadline)
+{
+    ag_client *c = f->client;
+    ag_response *r = f->resp;
+    r->t.dns = r->t.queued;
+    int rc = ag__pool_connect_begin(c->pool, deadline);
+    if (rc < 0) {
+        rc = timeout_error(f, rc, AG_ECONNECT_TIMEOUT);
+        if (rc == AG_ECONNECT_TIMEOUT)
+            ag__response_detail(r, "timed out waiting for a connect slot (max_connecting)", NULL,
+                                NULL, NULL);
+        return rc;
+    }
+    bool abstract = c->o.unix_socket_abstract;
+    rc = ag__conn_connect_unix(conn, c->loop, c->unix_path, abstract, deadline);
+    const char *why = NULL;
+    bool connected = rc == 0;
+    if (connected) {
+        r->t.connected = ag_now_ns();
+        r->connects++;
+        ag__security sec = {f->tls ? ag__tls_start : NULL, f->tls, f->url.host, f->url.port};
+        rc = ag__conn_secure(conn, &sec, deadline, &why);
+        if (rc == 0 && f->tls)
+            r->t.tls = ag_now_ns();
+    }
+    ag__pool_connect_end(c->pool);
+    memcpy(r->peer, conn->peer, sizeof r->peer);
+    if (rc == 0)
+        return 0;
+    bool full = rc == -ETIMEDOUT && !connected;
+    rc = timeout_error(f, rc, AG_ECONNECT_TIMEOUT);
+    if (connected) {
+        ag__response_detail(r, "TLS handshake with ", conn->peer, ": ",
+                            why ? why : ag_strerror(rc));
+        ag__conn_close(conn);
+    } else {
+        /* The whole path, not the peer text cut to fit: it is what the caller has to check. */
+        ag__response_detail(r, abstract ? "connect to unix:@" : "connect to unix:", c->unix_path,
+                            ": ",
+                            full && rc == AG_ECONNECT_TIMEOUT
+                                ? "its listen queue stayed full until the connect timeout"
+                                : ag_strerror(rc));
+    }
+    return rc;
+}
+
 /* Connect a new connection for a granted slot: resolve, cap on connects, TCP connect. The
  * connect timeout covers this whole phase, and not the wait for the slot before it. */
 static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
@@ -662,6 +730,13 @@ static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
     conn->req_id = r->req_id;
     conn->user = f->req->user;
     int64_t deadline = earlier(f->total_deadline, after_ms(c->o.connect_timeout_ms));
+    if (c->unix_path) {
+        rc = open_unix(f, conn, deadline);
+        if (rc < 0)
+            goto fail;
+        *out = conn;
+        return 0;
+    }
     const char *host = f->url.host;
     uint16_t port = f->url.port;
     ag__connect_to_apply(c, &host, &port);

@@ -28,6 +28,7 @@ struct ag_client {
     char *tls_strs;
     ag__tls_set *tls; /* the TLS contexts, one per distinct settings */
     char *ua;         /* User-Agent value */
+    char *unix_path;  /* a copy of o.unix_socket: every connection goes there (NULL: TCP) */
     char *rbuf;       /* read buffer shared by the client's requests, see ag__rbuf_take */
     size_t rbuf_cap;
     bool rbuf_busy;

@@ -8,7 +8,9 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* The TCP layer: the system call first, a wait on the reactor only after EAGAIN. */
@@ -450,6 +452,103 @@ int ag__conn_connect(ag__conn *c, ag_loop *loop, ag__lookup *lk, const ag__conne
         return rc;
     }
     return happy_eyeballs(c, loop, lk, o, deadline_ns, dns_at, why);
+}
+
+/* "unix:/path" or "unix:@name" in c->peer, cut to fit. */
+static void format_unix_peer(ag__conn *c, const char *path, bool abstract)
+{
+    char *p = c->peer, *end = c->peer + sizeof c->peer - 1;
+    memcpy(p, "unix:", 5);
+    p += 5;
+    if (abstract)
+        *p++ = '@';
+    for (const char *s = path; *s && p < end; s++)
+        *p++ = *s;
+    *p = '\0';
+}
+
+int ag__conn_connect_unix(ag__conn *c, ag_loop *loop, const char *path, bool abstract,
+                          int64_t deadline_ns)
+{
+    format_unix_peer(c, path, abstract);
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    size_t n = strlen(path);
+    if (n == 0 || n + 1 > sizeof sa.sun_path)
+        return -EINVAL;
+    /* An abstract name is a NUL and the name's bytes, and its length is exactly theirs: a
+     * trailing NUL would be part of another name. A path gets its NUL. */
+    memcpy(sa.sun_path + abstract, path, n);
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    if (c->trace) {
+        char buf[160] = "connecting to ";
+        size_t k = strlen(buf), pl = strlen(c->peer);
+        memcpy(buf + k, c->peer, pl);
+        ag__conn_trace(c, AG_TRACE_INFO, buf, k + pl);
+    }
+    int fd = ag__socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0)
+        return fd;
+    int rc = ag__io_init(&c->io, loop, fd);
+    if (rc < 0) {
+        close(fd);
+        c->io.fd = -1;
+        return rc;
+    }
+    /* A listener whose queue is full makes Linux refuse a non-blocking connect with EAGAIN,
+     * and nothing announces when room appears: try again after a pause that doubles from 1 ms
+     * up to 100 ms, until the connect deadline. */
+    int64_t pause = 1000000;
+    for (;;) {
+        if (connect(fd, (const struct sockaddr *)&sa, len) == 0) {
+            rc = 0;
+            break;
+        }
+        rc = -errno;
+        if (rc == -EINTR)
+            continue;
+        if (rc == -EINPROGRESS) {
+            ag__io_clear(&c->io, AG_WRITE);
+            rc = ag__io_wait(&c->io, AG_WRITE, deadline_ns);
+            if (rc >= 0)
+                rc = connect_result(fd);
+            break;
+        }
+        if (rc != -EAGAIN)
+            break;
+        int64_t now = ag_now_ns();
+        if (deadline_ns >= 0 && now >= deadline_ns) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        int64_t until = now + pause;
+        if (deadline_ns >= 0 && until > deadline_ns)
+            until = deadline_ns;
+        rc = ag_sleep_until(until);
+        if (rc < 0)
+            break;
+        if (pause < 100000000)
+            pause *= 2;
+    }
+    if (rc < 0) {
+        ag__io_close(&c->io);
+        if (c->trace && rc != -ECANCELED) {
+            char buf[200] = "connect failed: ";
+            size_t k = strlen(buf), pl = strlen(c->peer);
+            memcpy(buf + k, c->peer, pl);
+            buf[k + pl] = ' ';
+            const char *e = ag_strerror(rc);
+            size_t el = strlen(e);
+            if (el > sizeof buf - k - pl - 1)
+                el = sizeof buf - k - pl - 1;
+            memcpy(buf + k + pl + 1, e, el);
+            ag__conn_trace(c, AG_TRACE_INFO, buf, k + pl + 1 + el);
+        }
+        return rc;
+    }
+    ag__conn_attach(c);
+    return 0;
 }
 
 void ag__conn_trace(const ag__conn *c, int kind, const char *data, size_t len)

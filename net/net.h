@@ -93,7 +93,7 @@ struct ag__conn {
     int64_t idle_since;              /* when it went back to the pool */
     ag__conn *host_prev, *host_next; /* idle list of its host, most recent first */
     ag__conn *lru_prev, *lru_next;   /* idle list of the pool, oldest first */
-    char peer[64];                   /* "1.2.3.4:80" or "[::1]:80" */
+    char peer[64];                   /* "1.2.3.4:80", "[::1]:80" or "unix:/path" */
     /* The trace hook of the client, and the request the connection serves now. */
     ag_trace_cb trace;
     void *trace_arg;
@@ -126,6 +126,13 @@ typedef struct ag__connect_opts {
  * failure ("connect failed: ADDR ERROR") are reported as AG_TRACE_INFO. */
 int ag__conn_connect(ag__conn *c, ag_loop *loop, ag__lookup *lk, const ag__connect_opts *o,
                      int64_t deadline_ns, int64_t *dns_at, const char **why);
+/* Connect c to the Unix domain stream socket at path (abstract: the name in Linux's abstract
+ * namespace, without its leading NUL) on loop (NULL: blocking), before the deadline. c->peer
+ * says "unix:/path" or "unix:@name", cut to fit. A listener whose queue is full is tried again
+ * after short pauses until the deadline (-ETIMEDOUT then). 0, or a negative errno (-ENOENT: no
+ * such socket, -ECONNREFUSED: nobody listens), -ETIMEDOUT, -ECANCELED. */
+int ag__conn_connect_unix(ag__conn *c, ag_loop *loop, const char *path, bool abstract,
+                          int64_t deadline_ns);
 /* c->io holds a connected, registered socket: make TCP c's only layer (ag__conn_connect does
  * this itself; for tests that make sockets their own way). */
 void ag__conn_attach(ag__conn *c);
