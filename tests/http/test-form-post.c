@@ -1,14 +1,14 @@
 /* test-form-post.c: multipart forms (AG_BODY_FORM) sent to real servers: httpbin's /post echoes
  * the fields and files it parsed, compared exactly; a 20 MiB file is streamed, not held; a form
- * replays on a 307; a file that shrank before sending fails the request with AG_EBODY; one form
- * serves requests in flight together. */
+ * replays on a 307 and on the retry after a stale keep-alive connection; a file that shrank before
+ * sending fails the request with AG_EBODY; one form serves requests in flight together. */
 #include "tests/http/util.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <sys/resource.h>
 
-static int hport;
+static int hport, sport;
 static char tmpdir[] = "/tmp/ag-formpost-XXXXXX";
 
 static char *path_of(const char *name)
@@ -332,6 +332,44 @@ static void form_null(ag_client *c)
     ag_response_free(r);
 }
 
+/* A PUT (idempotent) that meets a keep-alive connection the server closed while idle is sent
+ * again on a new connection: the form goes again from its start. hostile.py's /echo says what
+ * arrived. */
+static void form_stale_retry(void)
+{
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.no_liveness_check = 1; /* the request meets the closed connection, and is retried */
+    ag_client *c;
+    ag_client_new(&c, &o);
+    int rc1, rc2;
+    ag_response *a = get(c, url_of(sport, "/close-after-response?ms=20"), &rc1);
+    usleep(200 * 1000);
+    ag_form *f = small_form();
+    ag_request req;
+    ag_request_init(&req);
+    req.method = "PUT";
+    req.url = url_of(sport, "/echo");
+    req.body_kind = AG_BODY_FORM;
+    req.form = f;
+    ag_response *b;
+    rc2 = ag_fetch(c, &req, &b);
+    const char *json = ag_response_body(b, NULL);
+    char len[64], end[128];
+    snprintf(len, sizeof len, "\"body_len\": %llu,", (unsigned long long)ag_form_size(f));
+    snprintf(end, sizeof end, "line \\\"two\\\"\\n\\r\\n--%s--\\r\\n\"",
+             strstr(ag_form_content_type(f), "boundary=") + 9);
+    tap_ok(rc1 == 0 && rc2 == 0 && ag_response_status(b) == 200 && !ag_response_reused(b) &&
+               ag_response_connects(b) == 1 && json && strstr(json, len) && strstr(json, end),
+           "form_stale_retry: a PUT that met a closed keep-alive connection sends the whole form "
+           "again on a new one (%s, %s)",
+           ag_err_name(rc2), json ? json : "");
+    ag_response_free(a);
+    ag_response_free(b);
+    ag_form_free(f);
+    ag_client_free(c);
+}
+
 /* ag_fetch_start does not copy the form: requests in flight together share one. */
 static int shared_done, shared_ok;
 
@@ -376,6 +414,7 @@ static void form_shared_async(void)
 int main(void)
 {
     hport = env_port("AG_HTTPBIN_PORT");
+    sport = env_port("AG_HOSTILE_PORT");
     if (!mkdtemp(tmpdir))
         return 1;
     write_file(path_of("small.txt"), small_file, sizeof small_file - 1);
@@ -402,6 +441,7 @@ int main(void)
     form_replay_307(c);
     form_file_truncated(c);
     form_null(c);
+    form_stale_retry();
     ag_client_free(c);
     form_shared_async();
     const char *names[] = {"big", "small.txt", "shrinks"};
