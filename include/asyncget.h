@@ -337,8 +337,9 @@ typedef struct ag_client_opts {
     /* Every connection goes to this Unix domain stream socket instead of the URL's host and
      * port (curl's --unix-socket), pooled like TCP connections; the URL still gives the Host
      * header, the scheme (https runs TLS over the socket, checked against the URL's host) and
-     * the redirects' origins. At most 107 bytes (else ag_client_new fails with -EINVAL).
-     * NULL: TCP. */
+     * the redirects' origins. No name is looked up (ag_timings.dns is when the slot was
+     * granted). A listener whose queue is full is tried again until the connect timeout. At
+     * most 107 bytes (else ag_client_new fails with -EINVAL). NULL: TCP. */
     const char *unix_socket;
     /* Cookies (RFC 6265): Set-Cookie fields of every response (redirects too) are stored in
      * this jar, and every request carries the jar's cookies that match its URL, merged into one
@@ -592,8 +593,9 @@ AG_EXPORT void ag_response_timings(const ag_response *resp, ag_timings *out);
  * connection's id (unique per client, from 1). */
 AG_EXPORT int ag_response_reused(const ag_response *resp);
 AG_EXPORT uint64_t ag_response_conn_id(const ag_response *resp);
-/* Peer address as text, "127.0.0.1:8080" or "[::1]:8080": the connection's, or after a failed
- * connect the last address tried; "" if none was. */
+/* Peer address as text, "127.0.0.1:8080" or "[::1]:8080" ("unix:/path" or "unix:@name" over a
+ * Unix socket, cut to 63 bytes): the connection's, or after a failed connect the last address
+ * tried; "" if none was. */
 AG_EXPORT const char *ag_response_peer(const ag_response *resp);
 /* The TLS connection of a response (strings valid until the response is freed, "" when
  * unknown). */
