@@ -732,6 +732,13 @@ int main(int argc, char **argv)
     } else if (c.har && strcmp(c.har, "-") == 0 && (c.jsonl || c.writeout)) {
         fputs("asyncget: --har - needs stdout to itself: not with --jsonl or -w\n", stderr);
         code = 2;
+    } else if (c.cookie_jar && strcmp(c.cookie_jar, "-") == 0 &&
+               (c.jsonl || (c.har && strcmp(c.har, "-") == 0))) {
+        /* The cookie file written at the end would land among the JSON lines or inside the
+         * archive. */
+        fputs("asyncget: -c - writes the cookie file to stdout: not with --jsonl or --har -\n",
+              stderr);
+        code = 2;
     } else {
         code = cli_run(&c);
     }

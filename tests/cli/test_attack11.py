@@ -644,6 +644,28 @@ def attack11_cookie_jar_unwritable_targets():
           % got[:200])
 
 
+def attack11_cookie_jar_stdout_keeps_json():
+    """-c - writes the cookie file to stdout at the end: with --jsonl or --har - on stdout too,
+    the file would land among JSON lines or inside the archive. Either the command refuses the
+    pair (2, as it refuses --har - with --jsonl) or stdout stays JSON."""
+    need("-c", "--har", "--jsonl")
+    a, _ = servers()
+    for extra in (["--jsonl"], ["--har", "-"]):
+        r = run(["-s", "-c", "-", "-o", "/dev/null"] + extra + [a.url + "/set/1"])
+        if r.rc == 2:
+            continue
+        check(r.rc == 0, r.describe())
+        text = r.out.decode("utf-8", "replace")
+        try:
+            if extra[0] == "--jsonl":
+                for line in text.splitlines():
+                    json.loads(line)
+            else:
+                json.loads(text)
+        except ValueError:
+            raise Fail("-c - %s: stdout is not JSON: %r" % (extra[0], text[-300:]))
+
+
 # ---------------------------------------------------------------- TAP
 
 CASES = [
@@ -660,6 +682,7 @@ CASES = [
     attack11_cookie_set_then_sent_by_later_requests_threads,
     attack11_cookie_jar_saved_on_sigint,
     attack11_cookie_jar_unwritable_targets,
+    attack11_cookie_jar_stdout_keeps_json,
 ]
 
 # Faults not fixed yet, reported as TAP TODO while they show. A case listed here that passes
