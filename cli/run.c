@@ -1383,8 +1383,14 @@ static void save_cookies(run *R, const cli_cfg *cfg)
     char dir[] = "/tmp/asyncget-jar.XXXXXX";
     char tmp[sizeof dir + 8];
     bool to_stdout = strcmp(path, "-") == 0;
+    /* The library renames a new file over path: over /dev/null, a FIFO, or a symlink such as
+     * /dev/stdout that would put a regular file in the node's place (for everyone, when run as
+     * root). Such a path gets the text written into it instead (through the link). */
+    struct stat st;
+    bool into = !to_stdout && lstat(path, &st) == 0 &&
+                (S_ISLNK(st.st_mode) || (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)));
     int rc = 0;
-    if (to_stdout) {
+    if (to_stdout || into) {
         if (!mkdtemp(dir)) {
             rc = -errno;
             goto done;
@@ -1393,14 +1399,27 @@ static void save_cookies(run *R, const cli_cfg *cfg)
         path = tmp;
     }
     rc = ag_cookie_jar_save(R->jar, path);
-    if (to_stdout) {
-        if (rc == 0) {
-            cli_buf b = {0};
+    if (to_stdout || into) {
+        cli_buf b = {0};
+        if (rc == 0)
             rc = cli_read_all(tmp, &b);
-            if (rc == 0 && b.len)
-                out_stdout(R, b.p, b.len);
-            cli_buf_free(&b);
+        if (rc == 0 && to_stdout && b.len) {
+            out_stdout(R, b.p, b.len);
+        } else if (rc == 0 && into) {
+            int fd = open(cfg->cookie_jar, O_WRONLY | O_TRUNC | O_CLOEXEC);
+            if (fd < 0)
+                rc = -errno;
+            for (size_t off = 0; fd >= 0 && rc == 0 && off < b.len;) {
+                ssize_t n = write(fd, b.p + off, b.len - off);
+                if (n > 0)
+                    off += (size_t)n;
+                else if (n == 0 || errno != EINTR)
+                    rc = n == 0 ? -EIO : -errno;
+            }
+            if (fd >= 0 && close(fd) < 0 && rc == 0)
+                rc = -errno;
         }
+        cli_buf_free(&b);
         unlink(tmp);
         rmdir(dir);
     }

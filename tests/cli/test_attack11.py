@@ -623,9 +623,9 @@ def attack11_cookie_jar_saved_on_sigint():
 
 
 def attack11_cookie_jar_unwritable_targets():
-    """-c to a missing directory, a directory, a symlink to a file: curl's warning and the run's
-    own exit code (0), never a crash; the symlink's target is never truncated (curl 7.88 empties
-    it)."""
+    """-c to a missing directory, a directory: curl's warning and the run's own exit code (0),
+    never a crash; -c to a symlink to a file writes the target and keeps the link (curl 7.88
+    replaces the link and empties the target)."""
     need("-c")
     a, _ = servers()
     d = tempdir()
@@ -633,15 +633,56 @@ def attack11_cookie_jar_unwritable_targets():
     for target in (os.path.join(d, "no", "such", "jar"), os.path.join(d, "dir")):
         r = run(["-s", "-c", target, "-o", "/dev/null", a.url + "/set/1"])
         check(r.rc == 0, "-c %s: %s" % (target, r.describe()))
+    # A symlink (a dotfile kept elsewhere, or /dev/stdout with stdout a file) stays a link,
+    # and the jar goes to its target.
     keep = os.path.join(d, "keep")
-    write(keep, b"precious\n")
+    write(keep, b"old\n")
     os.symlink(keep, os.path.join(d, "link"))
     r = run(["-s", "-c", os.path.join(d, "link"), "-o", "/dev/null", a.url + "/set/1"])
     check(r.rc == 0, "-c symlink: " + r.describe())
+    check(os.path.islink(os.path.join(d, "link")), "-c symlink: the link was replaced")
     with open(keep, "rb") as f:
         got = f.read()
-    check(got == b"precious\n" or b"c1\t1" in got, "the symlink's target lost its bytes: %r"
-          % got[:200])
+    check(b"c1\t1" in got and b"old" not in got, "the symlink's target: %r" % got[:200])
+
+
+def attack11_cookie_jar_not_regular_file_kept():
+    """-c to what is not a regular file (a FIFO, a character device like /dev/null, a symlink to
+    one: `-c /dev/null` is a common way to turn the jar on and drop it): the jar is written into
+    it, as curl does, and the node stays what it was. A temporary file renamed over the path
+    would put a regular file in place of /dev/null for everyone (the command runs as root
+    here). Only nodes made in a temporary directory are used."""
+    need("-c")
+    import stat as st
+    a, _ = servers()
+    d = tempdir()
+    fifo = os.path.join(d, "fifo")
+    os.mkfifo(fifo)
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        r = run(["-s", "-c", fifo, "-o", "/dev/null", a.url + "/set/1"])
+        check(r.rc == 0, "-c FIFO: " + r.describe())
+        check(st.S_ISFIFO(os.lstat(fifo).st_mode), "-c FIFO: the FIFO was replaced by a file")
+        try:
+            got = os.read(rfd, 65536)
+        except BlockingIOError:
+            got = b""
+        check(b"c1\t1" in got, "-c FIFO: the reader got %r" % got[:200])
+    finally:
+        os.close(rfd)
+    dev = os.path.join(d, "null")
+    try:
+        os.mknod(dev, 0o666 | st.S_IFCHR, os.makedev(1, 3))
+    except OSError as e:
+        raise Skip("cannot make a device node (%s): the FIFO passed" % e)
+    link = os.path.join(d, "link")
+    os.symlink(dev, link)
+    for target in (dev, link):
+        r = run(["-s", "-c", target, "-o", "/dev/null", a.url + "/set/1"])
+        check(r.rc == 0, "-c %s: %s" % (target, r.describe()))
+        check(st.S_ISCHR(os.stat(dev).st_mode), "-c %s: the device node became a regular file"
+              % target)
+        check(os.path.islink(link), "-c %s: the symlink was replaced" % target)
 
 
 def attack11_cookie_jar_stdout_keeps_json():
@@ -683,6 +724,7 @@ CASES = [
     attack11_cookie_jar_saved_on_sigint,
     attack11_cookie_jar_unwritable_targets,
     attack11_cookie_jar_stdout_keeps_json,
+    attack11_cookie_jar_not_regular_file_kept,
 ]
 
 # Faults not fixed yet, reported as TAP TODO while they show. A case listed here that passes
