@@ -385,8 +385,10 @@ def attack11_netrc_hostile_files():
                      None),
         "nul": (b"machine 127.0.0.1 login bob\0 password secret\n", None),
         "empty": (b"", b"none"),
-        "quoted": (b"machine 127.0.0.1 login \"b o\\\"b\" password \"se\\ncret\"\n",
-                   b"Basic YiBvImI6c2UKY3JldA=="),
+        "quoted": (b"machine 127.0.0.1 login \"b o\\\"b\" password \"se\\\"cret\"\n",
+                   b"Basic YiBvImI6c2UiY3JldA=="),
+        # A password of an escaped LF: refused (43) or sent inside Basic, never a line.
+        "quoted-lf": (b"machine 127.0.0.1 login bob password \"se\\ncret\"\n", None),
     }
     for name, (data, want) in files.items():
         path = os.path.join(d, name)
