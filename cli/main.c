@@ -46,6 +46,10 @@ static const char *const usage[] = {
     "      --data-binary DATA|@FILE, --data-raw DATA\n",
     "      --data-urlencode [NAME]=TEXT|[NAME]@FILE   the same, TEXT or FILE percent-encoded\n",
     "      --json DATA|@FILE      POST JSON (Content-Type and Accept: application/json)\n",
+    "  -F, --form NAME=TEXT|NAME=@FILE|NAME=<FILE[;type=T][;filename=N]\n",
+    "                             POST multipart/form-data: a field, a file (streamed), a\n",
+    "                             field read from a file ('-': stdin); repeatable\n",
+    "      --form-string NAME=TEXT   a field taken literally\n",
     "  -T, --upload-file FILE     PUT FILE (streamed; to URL/FILE when the URL ends in '/');\n",
     "                             '-': stdin, for one URL only\n",
     "  -I, --head                 HEAD\n",
@@ -67,6 +71,8 @@ static const char *const usage[] = {
     "                             session cookies -b loaded\n",
     "      --compressed           ask for gzip, deflate, br, zstd (those built: see -V) and\n",
     "                             decode; size_download stays the size on the wire\n",
+    "      --unix-socket PATH     connect to this Unix domain socket instead of the host\n",
+    "      --abstract-unix-socket NAME   the same, in Linux's abstract namespace\n",
     "  -k, --insecure             skip the certificate checks\n",
     "      --cacert FILE, --capath DIR, --cert FILE, --key FILE\n",
     "      --connect-timeout S    name lookup, connect and TLS handshake\n",
@@ -182,6 +188,8 @@ static const struct option longopts[] = {
     {"data-raw", required_argument, NULL, O_DATA_RAW},
     {"json", required_argument, NULL, O_JSON},
     {"data-urlencode", required_argument, NULL, O_DATA_URLENCODE},
+    {"form", required_argument, NULL, 'F'},
+    {"form-string", required_argument, NULL, O_FORM_STRING},
     {"upload-file", required_argument, NULL, 'T'},
     {"location-trusted", no_argument, NULL, O_LOCATION_TRUSTED},
     {"user", required_argument, NULL, 'u'},
@@ -193,6 +201,8 @@ static const struct option longopts[] = {
     {"cookie-jar", required_argument, NULL, 'c'},
     {"junk-session-cookies", no_argument, NULL, 'j'},
     {"compressed", no_argument, NULL, O_COMPRESSED},
+    {"unix-socket", required_argument, NULL, O_UNIX_SOCKET},
+    {"abstract-unix-socket", required_argument, NULL, O_ABSTRACT_UNIX_SOCKET},
     {"head", no_argument, NULL, 'I'},
     {"user-agent", required_argument, NULL, 'A'},
     {"referer", required_argument, NULL, 'e'},
@@ -422,7 +432,7 @@ static void version(void)
     printf("Reactor: %s\n", ag_loop_backend());
     printf("Protocols: http https\n");
     /* curl's names, in curl's order: the codings as the libraries that decode them. */
-    printf("Features: AsynchDNS%s IPv6 Largefile%s SSL%s\n",
+    printf("Features: AsynchDNS%s IPv6 Largefile%s SSL UnixSockets%s\n",
            built("br") ? " brotli" : "", built("gzip") || built("deflate") ? " libz" : "",
            built("zstd") ? " zstd" : "");
 }
@@ -438,7 +448,7 @@ int main(int argc, char **argv)
         return cli_summarize_main(argc - 1, argv + 1);
     cli_cfg c = {.max_redirs = -1};
     int ch, idx;
-    while ((ch = getopt_long(argc, argv, "gZX:H:d:IA:e:Lkm:46fo:OisSw:vVhu:nb:c:jT:", longopts,
+    while ((ch = getopt_long(argc, argv, "gZX:H:d:IA:e:Lkm:46fo:OisSw:vVhu:nb:c:jT:F:", longopts,
                              &idx)) != -1) {
         static char shortname[3] = "-?";
         if (ch < 256) {

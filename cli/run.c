@@ -385,6 +385,7 @@ typedef struct run {
     uint64_t upload_len;
     bool upload_stream;
     const char *upload_name; /* for the URL; NULL for stdin */
+    ag_form *form;           /* -F, built once, sent by every request */
     ag_cookie_jar *jar;      /* -b FILE, -c: one for every thread's client */
     pthread_mutex_t stdout_mu;
     pthread_mutex_t stderr_mu; /* error messages and the progress line */
@@ -593,6 +594,9 @@ static void split_peer(const char *peer, char *ip, size_t iplen, int *port)
     *port = 0;
     if (!peer || !*peer)
         return;
+    /* A Unix socket ("unix:/path", "unix:@name") has no address or port, as in curl. */
+    if (strncmp(peer, "unix:", 5) == 0)
+        return;
     const char *colon = strrchr(peer, ':');
     if (!colon)
         return;
@@ -778,6 +782,9 @@ static void do_request(thr *T, item *it, int64_t t0, cli_buf *line)
         req.body_kind = AG_BODY_FILE;
         req.body_fd = R->upload_fd;
         req.body_len = R->upload_len;
+    } else if (R->form) {
+        req.body_kind = AG_BODY_FORM;
+        req.form = R->form;
     }
     cli_buf upload_url = {0};
     if (R->upload_name && !it->bad && cli_upload_url(it->url, R->upload_name, &upload_url) > 0)
@@ -1350,6 +1357,52 @@ static int setup_upload(run *R, const cli_cfg *cfg, uint64_t total)
     return 0;
 }
 
+/* -F: one form for the run, its parts in the order given. A file part is opened now and read
+ * as each request sends it; a part from stdin, or a field read from a file (<), is read into
+ * memory now. 0 or the exit code (26: a file that cannot be read). */
+static int setup_form(run *R, const cli_cfg *cfg)
+{
+    if (!cfg->nforms)
+        return 0;
+    int rc = ag_form_new(&R->form);
+    if (rc < 0)
+        return 27;
+    for (size_t i = 0; i < cfg->nforms; i++) {
+        const cli_form_arg *a = &cfg->forms[i];
+        const char *what = a->value;
+        if (a->kind == CLI_FORM_TEXT) {
+            rc = ag_form_add(R->form, a->name, a->value, strlen(a->value), a->filename, a->type);
+        } else if (a->kind == CLI_FORM_FILE && strcmp(a->value, "-") != 0) {
+            const char *name = a->filename ? a->filename : a->value;
+            rc = ag_form_add_file(R->form, a->name, a->value, a->filename,
+                                  a->type ? a->type : cli_form_guess_type(name));
+        } else {
+            cli_buf b = {0};
+            rc = cli_read_all(a->value, &b);
+            if (rc == 0) {
+                /* A file part from stdin is named "-", as curl names it. */
+                const char *fname = a->kind == CLI_FORM_FILE && !a->filename ? "-" : a->filename;
+                const char *type = a->type;
+                if (!type && a->kind == CLI_FORM_FILE)
+                    type = cli_form_guess_type(fname);
+                rc = ag_form_add(R->form, a->name, b.p ? b.p : "", b.len, fname, type);
+            }
+            cli_buf_free(&b);
+        }
+        if (rc == -ENOMEM)
+            return 27;
+        if (rc < 0) {
+            bool file = a->kind != CLI_FORM_TEXT && rc != -EINVAL;
+            fprintf(stderr, "asyncget: -F %s: %s%s%s\n", a->name, file ? "cannot read " : "",
+                    file ? what : "", file ? "" : "refused (a content type with a control byte?)");
+            if (file)
+                fprintf(stderr, "asyncget: %s: %s\n", what, strerror(-rc));
+            return rc == -EINVAL && a->kind == CLI_FORM_TEXT ? 2 : 26;
+        }
+    }
+    return 0;
+}
+
 /* -b FILE and -c: one jar for the run. A cookie file that does not exist counts as empty, as in
  * curl (so -b '' turns the jar on); -j then drops the session cookies loaded. 0 or the exit
  * code. */
@@ -1468,6 +1521,9 @@ int cli_run(cli_cfg *cfg)
     if (code)
         goto out;
     code = setup_upload(R, cfg, total);
+    if (code)
+        goto out;
+    code = setup_form(R, cfg);
     if (code)
         goto out;
     code = setup_cookies(R, cfg);
@@ -1719,6 +1775,7 @@ int cli_run(cli_cfg *cfg)
 out:
     the_run = NULL;
     ag_cookie_jar_free(R->jar);
+    ag_form_free(R->form);
     if (R->har && cli_har_close(R->har) < 0 && !code)
         code = 23;
     for (int i = 0; i < 3; i++)

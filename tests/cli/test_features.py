@@ -425,6 +425,10 @@ def features_unix_socket():
     check(r.out.startswith(b"hello, world\n") or r.out.endswith(b"hello, world\n"),
           "--unix-socket: %r" % r.out[:100])
     check(len(r.out) == 13 + 1024, "two bodies over the socket: %d bytes" % len(r.out))
+    # A Unix socket has no address or port: remote_ip is "" and remote_port 0, as in curl.
+    o = json.loads(run_ok(["--jsonl", "--unix-socket", path, "http://nowhere.invalid/hello"]).out)
+    check(o["http_code"] == 200 and o["remote_ip"] == "" and o["remote_port"] == 0,
+          "--jsonl over the socket: %r" % o)
     r = run(["-s", "--unix-socket", "/nonexistent/ag.sock", "http://nowhere.invalid/hello"])
     check(r.rc == 7, "a socket that is not there: expected exit 7: " + r.describe())
 
