@@ -752,6 +752,11 @@ int ag__parse_feed(ag__parse *ps, const char *data, size_t len)
             int rc = framing_check(ps, data + off, n);
             if (rc < 0)
                 return rc;
+        } else if (ps->err) {
+            /* One of our callbacks stopped the parser (a body the decoder or the sink refused):
+             * the head before it was whole and is still counted and traced, whatever the
+             * framing of the rest says. */
+            framing_check(ps, data + off, n);
         }
         off += n;
         if (e == HPE_PAUSED) {

@@ -164,6 +164,39 @@ static void broken(void)
     ag_client_free(c);
 }
 
+/* A body refused in the same read as its head (the bomb's first bytes, a cut stream's end)
+ * leaves the head counted and traced: -v and size_header still show what came. */
+static int heads_traced;
+
+static void count_heads(void *arg, const ag_trace_event *ev)
+{
+    (void)arg;
+    if (ev->kind == AG_TRACE_HEAD_IN)
+        heads_traced++;
+}
+
+static void error_keeps_head(void)
+{
+    static const char *paths[] = {"/cod/bomb", "/cod/gzip-cut"};
+    for (size_t i = 0; i < 2; i++) {
+        ag_client_opts o;
+        ag_client_opts_init(&o);
+        o.compressed = 1;
+        o.trace = count_heads;
+        ag_client *c;
+        ag_client_new(&c, &o);
+        heads_traced = 0;
+        int rc;
+        ag_response *r = fetch(c, paths[i], 0, AG_SINK_DISCARD, &rc);
+        tap_ok((rc == AG_EDECODE_RATIO || rc == AG_EDECODE) && heads_traced == 1 &&
+                   ag_response_header_bytes(r) > 0 && ag_response_status(r) == 200,
+               "codings_error_keeps_head %s (rc %s, %d heads traced, %llu header bytes)", paths[i],
+               ag_err_name(rc), heads_traced, (unsigned long long)ag_response_header_bytes(r));
+        ag_response_free(r);
+        ag_client_free(c);
+    }
+}
+
 /* ---- nginx --codings ---- */
 
 static char *ntext; /* AG_NGINX_ROOT/text.txt */
@@ -287,6 +320,7 @@ int main(void)
     decoded();
     accept_encoding();
     broken();
+    error_keeps_head();
     nginx();
     free(text);
     return tap_done();
