@@ -731,11 +731,7 @@ CASES = [
 
 # Faults not fixed yet, reported as TAP TODO while they show. A case listed here that passes
 # prints a note: then remove it from this table.
-KNOWN = {
-    "attack11_coded_error_keeps_head": "a body whose decoding fails in the read that also "
-    "brought its head loses the head: http/parse.c counts and traces head bytes only after the "
-    "parser returns without error (findings-11.md)",
-}
+KNOWN = {}
 
 
 def main():
