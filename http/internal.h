@@ -127,9 +127,10 @@ typedef struct ag__parse {
      * nothing is collected. */
     void (*on_head)(void *arg, const char *head, size_t len);
     void *on_head_arg;
-    char *hbuf;   /* the head collected so far, for on_head */
-    size_t hsize; /* bytes of the current head so far, for max_header_bytes */
-    bool hlost;   /* memory ran out for the current head: no event for it */
+    char *hbuf;     /* the head collected so far, for on_head */
+    size_t hsize;   /* bytes of the current head so far, for max_header_bytes */
+    bool hlost;     /* memory ran out for the current head: no event for it */
+    bool body_seen; /* the final head was accepted and body bytes reached on_body */
     size_t hlen, hcap;
 } ag__parse;
 

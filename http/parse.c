@@ -427,6 +427,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     ag__parse *ps = state(p);
     ag_response *r = ps->resp;
+    ps->body_seen = true;
     r->body_bytes += len;
     if (ps->discard) {
         r->decoded_bytes += len; /* nothing is decoded: the same count */
@@ -752,10 +753,10 @@ int ag__parse_feed(ag__parse *ps, const char *data, size_t len)
             int rc = framing_check(ps, data + off, n);
             if (rc < 0)
                 return rc;
-        } else if (ps->err) {
-            /* One of our callbacks stopped the parser (a body the decoder or the sink refused):
-             * the head before it was whole and is still counted and traced, whatever the
-             * framing of the rest says. */
+        } else if (ps->err && ps->body_seen) {
+            /* Our body callback stopped the parser (a body the decoder or the sink refused):
+             * the head before it was accepted, and is still counted and traced, whatever the
+             * framing of the rest says. A head refused itself is not. */
             framing_check(ps, data + off, n);
         }
         off += n;
