@@ -31,6 +31,8 @@ typedef struct buf {
 
 static void buf_add(buf *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return; /* p may be NULL then, and memcpy must not see it */
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n)
