@@ -168,6 +168,24 @@ void ag__connect_to_apply(const ag_client *c, const char **host, uint16_t *port)
     }
 }
 
+int ag_client_pool_stats(const ag_client *c, ag_pool_stats *out)
+{
+    if (!c || !out)
+        return -EINVAL;
+    ag__pool_counts n;
+    ag__pool_counts_get(c->pool, &n);
+    memset(out, 0, sizeof *out);
+    out->conns = n.total;
+    out->idle = n.idle;
+    out->connecting = n.connecting;
+    out->requests = c->inflight;
+    out->waiting_slot = n.waiting;
+    out->waiting_connect = n.connect_waiting;
+    out->waiting_fd = n.fd_waiting;
+    out->fd_waits = n.fd_waits;
+    return 0;
+}
+
 int ag_client_dns_stats(const ag_client *c, ag_dns_stats *out)
 {
     if (!c || !out)
@@ -695,6 +713,7 @@ static int open_unix(fetch *f, ag__conn *conn, int64_t deadline)
     }
     ag__pool_connect_end(c->pool);
     memcpy(r->peer, conn->peer, sizeof r->peer);
+    memcpy(r->local, conn->local, sizeof r->local);
     if (rc == 0)
         return 0;
     bool full = rc == -ETIMEDOUT && !connected;
@@ -790,6 +809,7 @@ static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
     if (dns_at)
         f->resp->t.dns = dns_at;
     memcpy(r->peer, conn->peer, sizeof r->peer);
+    memcpy(r->local, conn->local, sizeof r->local);
     bool known = lk.fam[AG__FAM4].n + lk.fam[AG__FAM6].n > 0; /* an address to connect to */
     if (rc == -ETIMEDOUT && !slot_wait && !dns_at && !known) {
         /* Out of time before an address was known: the lookup's fault, unless the total
@@ -945,6 +965,7 @@ static int exchange_on(fetch *f, const char *key)
         r->reused = reused;
         r->conn_id = conn->id;
         memcpy(r->peer, conn->peer, sizeof r->peer);
+        memcpy(r->local, conn->local, sizeof r->local);
         ag__tls_info_unref(r->tls); /* an earlier connection's, before a redirect or retry */
         r->tls = conn->tls;
         if (r->tls)
@@ -1177,10 +1198,12 @@ static void job_main(void *arg)
 {
     job *j = arg;
     ag_response *resp;
-    int rc = fetch_from(j->client, &j->req, &resp, j->start);
-    /* No longer in flight when its callback runs: the callback of the last request may free
-     * the client (nothing here touches it afterwards). */
+    /* fetch_from counts the request from here, before anything can yield: the job's own count,
+     * taken when it was started, goes now so that a request counts once. No longer in flight
+     * when its callback runs: the callback of the last request may free the client (nothing here
+     * touches it afterwards). */
     j->client->inflight--;
+    int rc = fetch_from(j->client, &j->req, &resp, j->start);
     j->cb(j->client, resp, rc, j->arg);
     job_free(j);
 }

@@ -60,6 +60,7 @@ struct ag_response {
     bool reused;
     uint64_t conn_id;
     char peer[64];
+    char local[64];    /* the connection's local end, see ag_response_local */
     ag__tls_info *tls; /* the final response's connection, when it was TLS */
     char *url;
     unsigned redirects;

@@ -227,6 +227,11 @@ const char *ag_response_peer(const ag_response *r)
     return r->peer;
 }
 
+const char *ag_response_local(const ag_response *r)
+{
+    return r->local;
+}
+
 const char *ag_response_url(const ag_response *r)
 {
     return r->url ? r->url : "";

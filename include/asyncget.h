@@ -418,6 +418,25 @@ typedef struct ag_dns_stats {
 /* Fill *out with the client's resolver counters. -EINVAL for a NULL argument. */
 AG_EXPORT int ag_client_dns_stats(const ag_client *client, ag_dns_stats *out);
 
+/* What a client's connections and requests are doing now, and a few counters since it was made:
+ * an embedder's gauges, and the proof that a pool came back to rest (every count of "now" 0
+ * but the idle connections) after a storm. */
+typedef struct ag_pool_stats {
+    uint64_t conns;           /* connection slots in use: open (busy or idle) or being opened */
+    uint64_t idle;            /* of which kept idle for reuse */
+    uint64_t connecting;      /* connects (and TLS handshakes) in progress */
+    uint64_t requests;        /* ag_fetch, ag_fetch_start and ag_client_resolve calls not ended */
+    uint64_t waiting_slot;    /* requests queued behind max_conns or max_conns_per_host */
+    uint64_t waiting_connect; /* requests queued behind max_connecting */
+    uint64_t waiting_fd;      /* requests waiting for a file descriptor (the process at its
+                               * RLIMIT_NOFILE) */
+    uint64_t fd_waits;        /* since the client was made: times a request had to */
+    uint64_t reserved[8];
+} ag_pool_stats;
+
+/* Fill *out with the client's pool counts. -EINVAL for a NULL argument. */
+AG_EXPORT int ag_client_pool_stats(const ag_client *client, ag_pool_stats *out);
+
 /* An address as the resolver returns it. */
 typedef struct ag_addr {
     int family;       /* 4 or 6 */
@@ -597,6 +616,10 @@ AG_EXPORT uint64_t ag_response_conn_id(const ag_response *resp);
  * Unix socket, cut to 63 bytes): the connection's, or after a failed connect the last address
  * tried; "" if none was. */
 AG_EXPORT const char *ag_response_peer(const ag_response *resp);
+/* The local end of the final response's connection, "127.0.0.1:54321" or "[::1]:54321" (curl's
+ * local_ip and local_port): what a packet capture or a proxy's log knows the connection by. ""
+ * over a Unix socket or when no connection was made. */
+AG_EXPORT const char *ag_response_local(const ag_response *resp);
 /* The TLS connection of a response (strings valid until the response is freed, "" when
  * unknown). */
 typedef struct ag_tls_info {

@@ -112,11 +112,21 @@ static void tcp_close(ag__layer *l)
 
 static const ag__layer_ops tcp_ops = {tcp_read, tcp_writev, tcp_pending, tcp_is_alive, tcp_close};
 
+static char *addr_format(char *p, const ag__sockaddr *ss);
+
 void ag__conn_attach(ag__conn *c)
 {
     c->tcp = (ag__layer){&tcp_ops, NULL, c};
     c->top = &c->tcp;
     c->want = AG_READ;
+    /* The local end, once per connection: what a caller matches against a capture or a
+     * proxy's log (curl's local_ip and local_port). */
+    c->local[0] = '\0';
+    ag__sockaddr ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(c->io.fd, &ss.sa, &len) == 0 &&
+        (ss.sa.sa_family == AF_INET || ss.sa.sa_family == AF_INET6))
+        addr_format(c->local, &ss);
 }
 
 /* "1.2.3.4:80" or "[::1]:80" at p (at most 48 bytes with the NUL); returns the end. */

@@ -94,6 +94,7 @@ struct ag__conn {
     ag__conn *host_prev, *host_next; /* idle list of its host, most recent first */
     ag__conn *lru_prev, *lru_next;   /* idle list of the pool, oldest first */
     char peer[64];                   /* "1.2.3.4:80", "[::1]:80" or "unix:/path" */
+    char local[64];                  /* the local end, "127.0.0.1:54321"; "" over a Unix socket */
     /* The trace hook of the client, and the request the connection serves now. */
     ag_trace_cb trace;
     void *trace_arg;
@@ -198,10 +199,12 @@ void ag__pool_release(ag__pool *pool, ag__conn *conn, bool reusable);
 void ag__pool_release_slot(ag__pool *pool, ag__host *host);
 /* Allocate a connection for a slot of host. */
 ag__conn *ag__pool_conn_new(ag__pool *pool, ag__host *host);
-/* Counts for tests: connection slots in use, idle connections, connects in progress, waiters
- * queued for a slot and for a connect. */
+/* Counts (ag_client_pool_stats, tests): connection slots in use, idle connections, connects in
+ * progress, waiters queued for a slot and for a connect, requests waiting for a file descriptor
+ * now, and how many times one had to since the pool was made. */
 typedef struct ag__pool_counts {
-    unsigned total, idle, connecting, waiting, connect_waiting;
+    unsigned total, idle, connecting, waiting, connect_waiting, fd_waiting;
+    uint64_t fd_waits;
 } ag__pool_counts;
 void ag__pool_counts_get(const ag__pool *pool, ag__pool_counts *out);
 /* Limit connects in progress: take before connecting, give back after. */

@@ -39,6 +39,8 @@ struct ag__pool {
     ag__queue connect_waiters; /* of waiter */
     uint64_t next_id;
     uint64_t next_seq;
+    unsigned fd_waiting; /* requests waiting now for a file descriptor */
+    uint64_t fd_waits;   /* times one had to, since the pool was made */
 };
 
 static waiter *first_waiter(const ag__queue *q)
@@ -417,6 +419,8 @@ void ag__pool_counts_get(const ag__pool *p, ag__pool_counts *out)
     memset(out, 0, sizeof *out);
     out->total = p->total;
     out->connecting = p->connecting;
+    out->fd_waiting = p->fd_waiting;
+    out->fd_waits = p->fd_waits;
     for (const ag__conn *c = p->lru_head; c; c = c->lru_next)
         out->idle++;
     const ag__queue *hn, *wn;

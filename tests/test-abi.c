@@ -26,6 +26,8 @@ int main(void)
     PIN(ag_timings, 128);
     PIN(ag_tls_opts, 192);
     PIN(ag_tls_info, 128);
+    PIN(ag_dns_stats, 128);
+    PIN(ag_pool_stats, 128);
 
     /* Zero means default: the _init functions make the same bytes as a zero-filled struct. */
     ag_request req, zreq;
