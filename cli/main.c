@@ -76,7 +76,8 @@ static const char *const usage[] = {
     "  -k, --insecure             skip the certificate checks\n",
     "      --cacert FILE, --capath DIR, --cert FILE, --key FILE\n",
     "      --connect-timeout S    name lookup, connect and TLS handshake\n",
-    "  -m, --max-time S           each try, whole\n",
+    "  -m, --max-time S           each try, whole (default 300; 0: none, then only each\n",
+    "                             wait for the server is bounded, by 60 s)\n",
     "      --resolve HOST:PORT:ADDR[,ADDR]   --connect-to HOST1:PORT1:HOST2:PORT2\n",
     "      --dns-servers ADDR[:PORT],...   -4, --ipv4   -6, --ipv6\n",
     "  -f, --fail                 4xx and 5xx are failures (exit 22), their body dropped\n",
@@ -446,7 +447,7 @@ int main(int argc, char **argv)
             return 2;
     if (argc > 1 && strcmp(argv[1], "summarize") == 0)
         return cli_summarize_main(argc - 1, argv + 1);
-    cli_cfg c = {.max_redirs = -1};
+    cli_cfg c = {.max_redirs = -1, .max_time_ms = CLI_MAX_TIME_MS};
     int ch, idx;
     while ((ch = getopt_long(argc, argv, "gZX:H:d:IA:e:Lkm:46fo:OisSw:vVhu:nb:c:jT:F:", longopts,
                              &idx)) != -1) {

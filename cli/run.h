@@ -4,6 +4,11 @@
 
 #include "cli.h"
 
+/* A try's whole time when -m does not say: a server that trickles a byte just inside every idle
+ * wait could otherwise hold a request, and the run, for ever. Generous for API calls and pages;
+ * a long download says -m 0. */
+#define CLI_MAX_TIME_MS 300000
+
 typedef struct cli_strs {
     const char **v; /* NULL-terminated */
     size_t n, cap;
@@ -42,6 +47,7 @@ typedef struct cli_cfg {
     long max_redirs; /* -1: default */
     bool insecure;
     const char *cacert, *capath, *cert, *key;
+    /* max_time_ms: each try, whole; CLI_MAX_TIME_MS unless -m says (-m 0: none) */
     int64_t connect_timeout_ms, max_time_ms;
     cli_strs resolve, connect_to;
     const char *dns_servers;

@@ -843,6 +843,34 @@ def features_cookie_jar_written_after_sigint():
               "jar after SIGINT: %r" % (read(jar) if os.path.exists(jar) else None))
 
 
+# ---------------------------------------------------------------- timeouts
+
+@case
+def features_default_max_time_is_stated_and_used():
+    # A try is bounded even when -m is not given: -v states the bounds the run uses, --help
+    # the default; -m 0 removes the whole bound (the idle wait still stands).
+    r = run(["-v", "-o", "/dev/null", NG + "/small.txt"])
+    err = r.err.decode("utf-8", "replace")
+    check(r.rc == 0 and "* timeouts: each try 300 s," in err, "no default stated: " + r.describe())
+    r = run(["-v", "-m", "0", "-o", "/dev/null", NG + "/small.txt"])
+    check("* timeouts: each try none," in r.err.decode("utf-8", "replace"), r.describe())
+    r = run(["-v", "-m", "1.5", "-o", "/dev/null", NG + "/small.txt"])
+    check("* timeouts: each try 1.5 s," in r.err.decode("utf-8", "replace"), r.describe())
+    check(re.search(r"--max-time S +each try, whole \(default 300", help_text()),
+          "--help does not state the default of -m")
+
+
+@case
+def features_max_time_stops_a_trickle():
+    # A body trickled a byte every 300 ms never trips the 60 s idle wait: only the whole bound
+    # stops it, with curl's 28, and not before the bound.
+    start = time.monotonic()
+    r = run(["-s", "-m", "1", "-o", "/dev/null", HO + "/slow-body?n=1000&ms=300"])
+    took = time.monotonic() - start
+    check(r.rc == 28, "expected exit 28: " + r.describe())
+    check(took >= 1.0, "stopped before the bound: %.2f s" % took)
+
+
 # ---------------------------------------------------------------- TAP
 
 KNOWN = {}
