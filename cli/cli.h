@@ -65,6 +65,8 @@ typedef struct cli_result {
     uint64_t conn_id;        /* the final response's connection, 0 when none */
     const char *remote_ip;   /* "" when no address was tried */
     int remote_port;         /* 0 when none */
+    const char *local_ip;    /* the local end of the final response's connection, "" when none */
+    int local_port;          /* 0 when none */
     int exitcode;            /* curl's exit code for this request, 0 on success */
     const char *errormsg;    /* NULL on success */
     int error;               /* asyncget's code (ag_err_name), 0 on success */
@@ -82,9 +84,9 @@ typedef struct cli_result {
  * url url_effective method http_code size_download size_header time_queue time_namelookup
  * time_connect time_appconnect time_pretransfer time_starttransfer time_total num_connects
  * num_redirects conn_id remote_ip remote_port exitcode errormsg reused tls_version tls_resumed
- * attempts start, then asyncget's keys that came later: size_decoded. Times in seconds
- * (numbers), start in RFC 3339 UTC with microseconds, errormsg and tls_version null when absent.
- * No newline. */
+ * attempts start, then asyncget's keys that came later: size_decoded, local_ip, local_port. Times
+ * in seconds (numbers), start in RFC 3339 UTC with microseconds, errormsg and tls_version null when
+ * absent. No newline. */
 void cli_result_json(cli_buf *b, const cli_result *r);
 
 /* ---- -w / --write-out (writeout.c) ------------------------------------------------------ */

@@ -302,5 +302,8 @@ void cli_result_json(cli_buf *b, const cli_result *r)
     cli_json_date(b, r->start_wall_ns, false);
     /* Keys added later go at the end, so that the order of the others never changes. */
     cli_buf_printf(b, ",\"size_decoded\":%" PRIu64, r->size_decoded);
+    json_key(b, "local_ip");
+    cli_json_cstr(b, r->local_ip ? r->local_ip : "");
+    cli_buf_printf(b, ",\"local_port\":%d", r->local_port);
     cli_buf_putc(b, '}');
 }

@@ -621,7 +621,7 @@ static int64_t pick(int64_t v, int64_t prev)
 /* The result of one request, from its final response (resp may be NULL: out of memory, or a
  * cancel during a retry's wait). Strings point into resp, the item and the buffers given. */
 static void make_result(cli_result *r, const run *R, const item *it, const ag_response *resp,
-                        int err, int64_t t0, unsigned attempts, char *ip, size_t iplen, char *msg,
+                        int err, int64_t t0, unsigned attempts, char (*ip)[64], char *msg,
                         size_t msglen, ag_tls_info *ti)
 {
     const cli_cfg *cfg = R->cfg;
@@ -633,6 +633,7 @@ static void make_result(cli_result *r, const run *R, const item *it, const ag_re
     r->error = err;
     r->resp = resp;
     r->remote_ip = "";
+    r->local_ip = "";
     int64_t now = ag_now_ns();
     bool sent = false;
     if (resp) {
@@ -666,8 +667,10 @@ static void make_result(cli_result *r, const run *R, const item *it, const ag_re
         const char *eff = ag_response_url(resp);
         r->url_effective = eff && *eff ? eff : it->url;
         r->content_type = ag_response_header(resp, "Content-Type");
-        split_peer(ag_response_peer(resp), ip, iplen, &r->remote_port);
-        r->remote_ip = ip;
+        split_peer(ag_response_peer(resp), ip[0], sizeof ip[0], &r->remote_port);
+        r->remote_ip = ip[0];
+        split_peer(ag_response_local(resp), ip[1], sizeof ip[1], &r->local_port);
+        r->local_ip = ip[1];
         if (ag_response_tls(resp, ti) == 0) {
             r->tls_version = ti->version;
             r->tls_resumed = ti->resumed;
@@ -868,10 +871,10 @@ static void do_request(thr *T, item *it, int64_t t0, cli_buf *line)
         }
     }
 
-    char ip[64], msg[320];
+    char ip[2][64], msg[320]; /* the remote and the local address */
     ag_tls_info ti;
     cli_result r;
-    make_result(&r, R, it, resp, err, t0, attempts, ip, sizeof ip, msg, sizeof msg, &ti);
+    make_result(&r, R, it, resp, err, t0, attempts, ip, msg, sizeof msg, &ti);
     r.num_connects += earlier_connects;
     if (it->bad) {
         snprintf(msg, sizeof msg, "bad URL glob: %s", it->bad);

@@ -24,6 +24,8 @@ enum wo_var {
     WV_NUM_REDIRECTS,
     WV_REMOTE_IP,
     WV_REMOTE_PORT,
+    WV_LOCAL_IP,
+    WV_LOCAL_PORT,
     WV_URL_EFFECTIVE,
     WV_URL,
     WV_CONTENT_TYPE,
@@ -60,6 +62,8 @@ static const struct {
     {"num_redirects", WV_NUM_REDIRECTS},
     {"remote_ip", WV_REMOTE_IP},
     {"remote_port", WV_REMOTE_PORT},
+    {"local_ip", WV_LOCAL_IP},
+    {"local_port", WV_LOCAL_PORT},
     {"url_effective", WV_URL_EFFECTIVE},
     {"url", WV_URL},
     {"content_type", WV_CONTENT_TYPE},
@@ -363,6 +367,12 @@ static void wo_var(cli_buf *b, enum wo_var v, const cli_result *r)
         break;
     case WV_REMOTE_PORT:
         wo_num(b, r->remote_port, 1);
+        break;
+    case WV_LOCAL_IP:
+        wo_str(b, r->local_ip);
+        break;
+    case WV_LOCAL_PORT:
+        wo_num(b, r->local_port, 1);
         break;
     case WV_URL_EFFECTIVE:
         wo_str(b, r->url_effective ? r->url_effective : r->url);

@@ -379,6 +379,8 @@ static void test_result(void)
     r.http_code = 200;
     r.size_download = 1234;
     r.size_decoded = 5678;
+    r.local_ip = "::1";
+    r.local_port = 50123;
     r.size_header = 99;
     r.time_queue = 1000;
     r.time_namelookup = 2000000;
@@ -409,7 +411,8 @@ static void test_result(void)
         "\"time_total\":5.123456,\"num_connects\":1,\"num_redirects\":2,\"conn_id\":42,"
         "\"remote_ip\":\"::1\",\"remote_port\":8443,\"exitcode\":0,\"errormsg\":null,"
         "\"reused\":true,\"tls_version\":\"TLSv1.3\",\"tls_resumed\":false,\"attempts\":3,"
-        "\"start\":\"2026-11-30T01:02:03.123456Z\",\"size_decoded\":5678}";
+        "\"start\":\"2026-11-30T01:02:03.123456Z\",\"size_decoded\":5678,"
+        "\"local_ip\":\"::1\",\"local_port\":50123}";
     tap_ok(strcmp(b.p, want) == 0, "result_json_exact_keys_and_values");
     if (strcmp(b.p, want) != 0)
         tap_diag("got  %s\nwant %s", b.p, want);
@@ -441,7 +444,9 @@ static void test_result(void)
                                  "tls_resumed",
                                  "attempts",
                                  "start",
-                                 "size_decoded"};
+                                 "size_decoded",
+                                 "local_ip",
+                                 "local_port"};
     /* A failed request: no response, an error message with hostile bytes, no address. */
     cli_result f = {0};
     f.urlnum = UINT64_MAX;

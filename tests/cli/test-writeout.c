@@ -37,6 +37,8 @@ static cli_result sample(void)
     r.conn_id = 77;
     r.remote_ip = "127.0.0.1";
     r.remote_port = 8080;
+    r.local_ip = "127.0.0.1";
+    r.local_port = 50123;
     r.exitcode = 28;
     r.errormsg = "Operation timed out";
     r.tls_version = "TLSv1.3";
@@ -100,6 +102,7 @@ static void test_variables(void)
         {"%{num_redirects}", "3"},
         {"%{remote_ip}", "127.0.0.1"},
         {"%{remote_port}", "8080"},
+        {"%{local_ip}:%{local_port}", "127.0.0.1:50123"},
         {"%{url_effective}", "http://example.test/final"},
         {"%{url}", "http://example.test/a\\nb"},
         {"%{content_type}", "text/html; charset=utf-8"},
