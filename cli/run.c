@@ -1584,7 +1584,8 @@ int cli_run(cli_cfg *cfg)
         char each[32] = "none";
         if (cfg->max_time_ms)
             snprintf(each, sizeof each, "%g s", (double)cfg->max_time_ms / 1000);
-        fprintf(stderr, "* timeouts: each try %s, connect %g s, each wait for the server 60 s\n",
+        fprintf(stderr,
+                "[0#-] * timeouts: each try %s, connect %g s, each wait for the server 60 s\n",
                 each, (double)(cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 30000) / 1000);
     }
     if (cfg->trace && cli_trace_new(&R->trace[1], CLI_TRACE_HEX, cfg->trace, err, sizeof err) < 0) {

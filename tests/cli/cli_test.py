@@ -54,10 +54,12 @@ JSONL_KEYS = ["urlnum", "url", "url_effective", "method", "http_code", "size_dow
               "size_header", "time_queue", "time_namelookup", "time_connect", "time_appconnect",
               "time_pretransfer", "time_starttransfer", "time_total", "num_connects",
               "num_redirects", "conn_id", "remote_ip", "remote_port", "exitcode", "errormsg",
-              "reused", "tls_version", "tls_resumed", "attempts", "start", "size_decoded"]
+              "reused", "tls_version", "tls_resumed", "attempts", "start", "size_decoded",
+              "local_ip", "local_port"]
 TIME_KEYS = [k for k in JSONL_KEYS if k.startswith("time_")]
 INT_KEYS = ["urlnum", "http_code", "size_download", "size_header", "num_connects",
-            "num_redirects", "conn_id", "remote_port", "exitcode", "attempts", "size_decoded"]
+            "num_redirects", "conn_id", "remote_port", "exitcode", "attempts", "size_decoded",
+            "local_port"]
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
 
 

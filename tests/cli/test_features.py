@@ -207,7 +207,8 @@ JSONL_KEYS = ["urlnum", "url", "url_effective", "method", "http_code", "size_dow
               "size_header", "time_queue", "time_namelookup", "time_connect", "time_appconnect",
               "time_pretransfer", "time_starttransfer", "time_total", "num_connects",
               "num_redirects", "conn_id", "remote_ip", "remote_port", "exitcode", "errormsg",
-              "reused", "tls_version", "tls_resumed", "attempts", "start", "size_decoded"]
+              "reused", "tls_version", "tls_resumed", "attempts", "start", "size_decoded",
+              "local_ip", "local_port"]
 
 
 def need_codings():
