@@ -2174,10 +2174,19 @@ static int timeout_in_resolution_delay(void)
         o.dns_timeout_ms = 3000;
         o.dns_tries = 1;
         o.connect_timeout_ms = 30;
-        ag_client *c = client_new(&o);
-        one f = {.c = c, .url = fmt(url, sizeof url, "http://rd%d.test:%d/", blocking, port)};
-        one_fetch(&f, loop);
-        ag_client_free(c);
+        one f;
+        /* The A answer must come inside the 30 ms: on a loaded machine it may not, and then a
+         * DNS timeout is the right error. Such a try proves nothing either way: try again. */
+        for (int try = 0; try < 10; try++) {
+            ag_client *c = client_new(&o);
+            f = (one){.c = c,
+                      .url = fmt(url, sizeof url, "http://rd%d%d.test:%d/", blocking, try, port)};
+            one_fetch(&f, loop);
+            ag_client_free(c);
+            if (f.rc != AG_EDNS_TIMEOUT)
+                break;
+            tap_diag("timeout_in_resolution_delay: try %d: no answer within 30 ms", try);
+        }
         ag_loop_free(loop);
         bool ok = f.rc == AG_ECONNECT_TIMEOUT;
         tap_diag("timeout_in_resolution_delay%s: %s \"%s\" via %s", blocking ? " (no loop)" : "",
