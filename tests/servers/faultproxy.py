@@ -7,8 +7,9 @@ chosen at random from a generator seeded with --seed and the connection's serial
 N gets the same fault in every run with that seed):
 
   clean      bytes pass as they come
-  split      each piece read is written in small writes: its first 256 bytes toward the client
-             (64 toward the server) one byte a write, the rest in writes of 1 to 2048 bytes
+  split      each piece read is written in small writes: its first 48 bytes toward the client
+             (16 toward the server) one byte a write, yielding to the loop after every 8, the
+             rest in writes of 1 to 4096 bytes
   delay      every write waits first: a few ms (1-5, per connection), one in ten 20-200 ms
   reset      after k bytes toward the client, the connection to the client is closed with
              SO_LINGER 0 (a TCP reset) and the one to the server closed
@@ -39,7 +40,7 @@ how the connection ended.
 Usage:
   faultproxy.py --map LISTEN=UPSTREAM[=NAME] [--map ...] --log FILE [--seed N]
                 [--rates clean=30,split=15,delay=15,reset=15,halfclose=15,stall=10]
-                [--stall-ms 4000]
+                [--stall-ms 6000]
 LISTEN is fd:N (an inherited listening socket) or PORT on 127.0.0.1 (0: the kernel picks);
 UPSTREAM is the server's port on 127.0.0.1. Once it accepts it prints one line per listener,
 "faultproxy: NAME 127.0.0.1:P -> 127.0.0.1:U", and flushes stdout.
@@ -123,15 +124,20 @@ class Conn:
         """Write data as the fault wants it: split or delayed, or as it is."""
         p = self.plan
         if p.fault == "split":
-            head, rest = data[:ones], data[ones:]
+            # Each write is a send(2) of its own and, with TCP_NODELAY, a segment of its own; a
+            # yield to the loop after every 8 of the 1-byte writes lets the peer read between
+            # them. (A yield after every byte, or a timer, made the proxy itself the bottleneck
+            # on a loaded machine: every other connection starved past the client's timeouts.)
+            head = data[:ones]
             for i in range(len(head)):
                 writer.write(head[i:i + 1])
-                await asyncio.sleep(0)
-            while rest:
-                n = p.rng.randint(1, 2048)
-                writer.write(rest[:n])
-                rest = rest[n:]
-                await asyncio.sleep(0)
+                if i % 8 == 7:
+                    await asyncio.sleep(0)
+            pos = len(head)
+            while pos < len(data):
+                n = p.rng.randint(1, 4096)
+                writer.write(data[pos:pos + n])
+                pos += n
         else:
             await self.delay()
             writer.write(data)
@@ -175,7 +181,7 @@ class Conn:
             if armed and self.fired_at is None and self.down + len(data) >= p.at:
                 part = data[:p.at - self.down]
                 if part:
-                    await self.send(self.cw, part, 256)
+                    await self.send(self.cw, part, 48)
                     self.down += len(part)
                 await self.flushed(self.cw)
                 self.fired_at = self.down
@@ -186,7 +192,7 @@ class Conn:
                 self.cw.write_eof()
                 await self.drop_until_eof(ur)
                 return "server-eof"
-            await self.send(self.cw, data, 256)
+            await self.send(self.cw, data, 48)
             self.down += len(data)
 
     async def up_pump(self, cr):
@@ -199,7 +205,7 @@ class Conn:
                 if not self.uw.is_closing():
                     self.uw.write_eof()
                 return "client-eof"
-            await self.send(self.uw, data, 64)
+            await self.send(self.uw, data, 16)
             self.up += len(data)
             self.up_pieces += 1
             if (p.fault == "halfclose" and p.side == "server" and self.fired_at is None
@@ -331,7 +337,7 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rates", default="")
-    ap.add_argument("--stall-ms", type=int, default=4000)
+    ap.add_argument("--stall-ms", type=int, default=6000)
     args = ap.parse_args()
     try:
         asyncio.run(main_async(args))
