@@ -29,6 +29,7 @@ int main(int argc, char **argv)
     int fd = ag_loop_fd(loop);
     if (fd < 0) {
         printf("this build's backend (%s) has no pollable fd\n", ag_loop_backend());
+        ag_loop_free(loop);
         return 77;
     }
     ag_client_opts_init(&opts);
