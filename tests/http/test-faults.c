@@ -68,6 +68,7 @@ static const char *fault_log;
 static const char *post_log;
 static unsigned char post_body[POST_MAX];
 static uint32_t seed = 1;
+static bool verbose;      /* AG_FAULT_VERBOSE=1: every failure with its connection's log line */
 static bool custom_rates; /* AG_FAULT_RATES: the proxy's weights are not the defaults */
 
 static uint32_t next_rand(uint32_t *s)
@@ -485,6 +486,14 @@ static void one_case(const char *name, int port, const char *ca, int n)
         }
         if (good)
             continue;
+        if (verbose) {
+            tap_diag("%s: #%d %s %s (%s) on \"%s\", %u connects", name, i,
+                     j->file < 0 ? "POST" : files[j->file].name, ag_err_name(j->rc), j->detail,
+                     j->local, j->connects);
+            for (int k = 0; k < np; k++)
+                if (pc[k].port == p)
+                    tap_diag("%s:   proxy: %s", name, pc[k].line);
+        }
         ambiguous += seen > 1;
         if (explained)
             continue;
@@ -585,6 +594,7 @@ int main(void)
     if (getenv("AG_FAULT_SEED"))
         seed = (uint32_t)strtoul(getenv("AG_FAULT_SEED"), NULL, 10);
     custom_rates = getenv("AG_FAULT_RATES") != NULL;
+    verbose = getenv("AG_FAULT_VERBOSE") && strcmp(getenv("AG_FAULT_VERBOSE"), "1") == 0;
     /* The sanitizer build (AG_SANITIZED, set by tests/meson.build) runs a fifth: the proxy and
      * the client's CPU made the full count take 190 s there on the loaded development machine,
      * and the 10,000 of the other builds already give the counts their weight. */
