@@ -227,8 +227,8 @@ typedef struct pconn {
 
 static bool failing_fault(const pconn *p)
 {
-    return p->fired && (strcmp(p->fault, "reset") == 0 || strncmp(p->fault, "halfclose", 9) == 0 ||
-                        strcmp(p->fault, "stall") == 0);
+    return p->fired && (strncmp(p->fault, "reset", 5) == 0 ||
+                        strncmp(p->fault, "halfclose", 9) == 0 || strcmp(p->fault, "stall") == 0);
 }
 
 static const char *json_str(const char *line, const char *key, char *out, size_t cap)
@@ -439,9 +439,10 @@ static void one_case(const char *name, int port, const char *ca, int n)
         sleep_ms(50);
     }
     static const char *kinds[] = {
-        "clean", "split", "delay", "reset", "halfclose-client", "halfclose-server", "stall"};
+        "clean", "split", "delay", "reset", "reset-request", "halfclose-client", "halfclose-server",
+        "stall"};
     int nk = (int)(sizeof kinds / sizeof *kinds);
-    int kind_n[8] = {0}, kind_fired[8] = {0};
+    int kind_n[12] = {0}, kind_fired[12] = {0};
     for (int i = 0; i < np; i++)
         for (int k = 0; k < nk; k++)
             if (strcmp(pc[i].fault, kinds[k]) == 0) {
@@ -466,7 +467,7 @@ static void one_case(const char *name, int port, const char *ca, int n)
     int unexplained = 0, ambiguous = 0;
     char first_unexplained[512] = "";
     /* Requests and failures by the fault of their connection, when its port names one. */
-    int by_kind[8] = {0}, failed_by_kind[8] = {0};
+    int by_kind[12] = {0}, failed_by_kind[12] = {0};
     for (int i = 0; i < n; i++) {
         job *j = &r.jobs[i];
         int p = port_of(j->local), seen = 0, kind = -1;

@@ -12,7 +12,9 @@ N gets the same fault in every run with that seed):
              rest in writes of 1 to 4096 bytes
   delay      every write waits first: a few ms (1-5, per connection), one in ten 20-200 ms
   reset      after k bytes toward the client, the connection to the client is closed with
-             SO_LINGER 0 (a TCP reset) and the one to the server closed
+             SO_LINGER 0 (a TCP reset) and the one to the server closed; in three cases of ten
+             ("reset-request") after u bytes toward the server instead, in the middle of a
+             request or its body (u: 0-199 in 30% of them, else 200-39999)
   halfclose  "client": after k bytes toward the client, shutdown(SHUT_WR) toward the client and
              nothing more is forwarded toward it; "server": after the m-th piece of the request
              stream (m in 1..3), shutdown(SHUT_WR) toward the server (which sees the end of its
@@ -32,9 +34,9 @@ write(2), so a reader sees whole lines):
    "fired": true, "fired_at": 2000, "up": 312, "down": 2000, "end": "reset", "ms": 12}
 
 serial counts connections from 1 over every listener; listen names the listener; client is the
-client's source address and port; at is k (or m, or the stall's k), fired_at the byte count
-toward the client (for halfclose "server": the pieces of the request stream) when the fault
-fired, else null; up and down the bytes forwarded toward the server and toward the client; end
+client's source address and port; at is k (or u, or m), fired_at the byte count toward the
+client (for reset-request the bytes toward the server, for halfclose-server the pieces of the
+request stream) when the fault fired, else null; up and down the bytes forwarded toward the server and toward the client; end
 how the connection ended.
 
 Usage:
@@ -79,7 +81,10 @@ class Plan:
         self.at = None
         self.side = None
         self.base_delay = 0.0
-        if self.fault in ("reset", "stall"):
+        if self.fault == "reset" and rng.random() < 0.3:
+            self.side = "request"
+            self.at = rng.randrange(0, 200) if rng.random() < 0.3 else rng.randrange(200, 40000)
+        elif self.fault in ("reset", "stall"):
             self.at = pick_k(rng)
         elif self.fault == "halfclose":
             self.side = rng.choice(("client", "server"))
@@ -169,7 +174,8 @@ class Conn:
     async def down_pump(self, ur):
         """Server to client, where reset, halfclose-client and stall fire."""
         p = self.plan
-        armed = p.fault in ("reset", "stall") or (p.fault == "halfclose" and p.side == "client")
+        armed = ((p.fault in ("reset", "stall") and p.side is None)
+                 or (p.fault == "halfclose" and p.side == "client"))
         while True:
             data = await ur.read(READ_SIZE)
             if not data:
@@ -196,7 +202,7 @@ class Conn:
             self.down += len(data)
 
     async def up_pump(self, cr):
-        """Client to server, where halfclose-server fires."""
+        """Client to server, where reset-request and halfclose-server fire."""
         p = self.plan
         while True:
             data = await cr.read(READ_SIZE)
@@ -205,6 +211,15 @@ class Conn:
                 if not self.uw.is_closing():
                     self.uw.write_eof()
                 return "client-eof"
+            if (p.fault == "reset" and p.side == "request" and self.fired_at is None
+                    and self.up + len(data) >= p.at):
+                part = data[:p.at - self.up]
+                if part:
+                    await self.send(self.uw, part, 16)
+                    self.up += len(part)
+                await self.flushed(self.uw)
+                self.fired_at = self.up
+                return "reset"
             await self.send(self.uw, data, 16)
             self.up += len(data)
             self.up_pieces += 1
