@@ -21,6 +21,7 @@
 #define DEFAULT_N       10000
 #define SANITIZED_N     2000
 #define IDLE_TIMEOUT_MS 4000 /* the proxy's stall holds 6,000 ms */
+#define WRAPPED_N       400
 #define POST_MAX        20000
 
 /* The files served: sizes around the read sizes and the proxy's fault points, drawn with these
@@ -70,6 +71,10 @@ static unsigned char post_body[POST_MAX];
 static uint32_t seed = 1;
 static bool verbose;      /* AG_FAULT_VERBOSE=1: every failure with its connection's log line */
 static bool custom_rates; /* AG_FAULT_RATES: the proxy's weights are not the defaults */
+static int idle_timeout_ms = IDLE_TIMEOUT_MS;
+/* Requests in flight: CONCURRENCY, fewer for a short run. Most faults fire in a connection's first
+ * answer, so a run of few requests per connection would fail a larger share of them. */
+static int concurrency = CONCURRENCY;
 
 static uint32_t next_rand(uint32_t *s)
 {
@@ -333,7 +338,7 @@ static void one_case(const char *name, int port, const char *ca, int n)
     ag_client_opts o;
     ag_client_opts_init(&o);
     o.loop = r.loop;
-    o.idle_timeout_ms = IDLE_TIMEOUT_MS;
+    o.idle_timeout_ms = idle_timeout_ms;
     /* Fewer connections than requests in flight: the others wait for a slot, and a connection a
      * fault ends hands its slot on. */
     o.max_conns_per_host = MAX_CONNS;
@@ -341,7 +346,7 @@ static void one_case(const char *name, int port, const char *ca, int n)
     ag_client_new(&r.client, &o);
 
     int64_t t0 = ag_now_ns();
-    for (int i = 0; i < CONCURRENCY && r.started < n; i++)
+    for (int i = 0; i < concurrency && r.started < n; i++)
         start_one(&r);
     ag_loop_run(r.loop);
     double secs = (double)(ag_now_ns() - t0) / 1e9;
@@ -390,7 +395,7 @@ static void one_case(const char *name, int port, const char *ca, int n)
     }
     tap_diag("%s: %d requests (%d GET, %d POST), %d in flight, in %.2f s: %d ok, %d failed, %d "
              "wrong answers; %u connections opened",
-             name, n, n - posts, posts, CONCURRENCY, secs, ok, failed, wrong, connects);
+             name, n, n - posts, posts, concurrency, secs, ok, failed, wrong, connects);
     for (int k = 0; k < nerrs; k++)
         tap_diag("%s: failed with %s: %d", name, ag_err_name(errs[k].rc), errs[k].count);
     tap_ok(never == 0 && twice == 0 && ok + failed + wrong == n,
@@ -519,10 +524,11 @@ static void one_case(const char *name, int port, const char *ca, int n)
            "faults_%s_failures_explained: every failed request's connection saw a reset, "
            "half-close or stall fire (%d of %d not; %d ports seen on several connections)%s",
            name, unexplained, failed + wrong, ambiguous, first_unexplained);
-    /* With the default rates about 1% fail (a fault ends one connection, and with it the one
-     * request in flight there); a client that failed everything, or every request that met a
-     * reused connection's close, could not reach this. */
-    int want_ok = custom_rates ? n / 2 : n * 9 / 10;
+    /* With the default rates about 1% of 10,000 fail, 3-6% of a short run (a fault ends one
+     * connection, and with it the one request in flight there, mostly its first); a client that
+     * failed everything, or every request that met a reused connection's close, could not reach
+     * this. */
+    int want_ok = custom_rates ? n / 2 : n >= 2000 ? n * 9 / 10 : n * 8 / 10;
     tap_ok(ok >= want_ok, "faults_%s_most_succeed: %d of %d succeeded (want at least %d)", name, ok,
            n, want_ok);
     free_proxy_log(pc, np);
@@ -604,17 +610,27 @@ int main(void)
     if (getenv("AG_FAULT_REQUESTS")) {
         n = atoi(getenv("AG_FAULT_REQUESTS"));
         why_n = " (AG_FAULT_REQUESTS)";
+    } else if (getenv("AG_TEST_WRAPPER") && getenv("AG_TEST_WRAPPER")[0]) {
+        /* meson's valgrind setup: memcheck slows the client some 20-50 times. The idle timeout
+         * grows by meson's timeout multiplier there (20), so that a benign connection's bytes
+         * waiting for the slowed client never look like silence; a stall then ends by the
+         * proxy's close (still a failing fault). */
+        n = WRAPPED_N;
+        idle_timeout_ms = IDLE_TIMEOUT_MS * 20;
+        why_n = " (under AG_TEST_WRAPPER, e.g. valgrind)";
     } else if (getenv("AG_SANITIZED") && strcmp(getenv("AG_SANITIZED"), "1") == 0) {
         n = SANITIZED_N;
         why_n = " (sanitizer build: AG_FAULT_REQUESTS=10000 for the full count)";
     }
+    if (n / 8 < concurrency)
+        concurrency = n / 8 > 0 ? n / 8 : 1;
     if (make_files() < 0) {
         tap_ok(0, "faults_setup: cannot write the files into %s", root);
         return tap_done();
     }
     tap_diag("backend %s, seed %u, %d requests per case%s, %d in flight over at most %d "
              "connections, idle timeout %d ms%s",
-             ag_loop_backend(), seed, n, why_n, CONCURRENCY, MAX_CONNS, IDLE_TIMEOUT_MS,
+             ag_loop_backend(), seed, n, why_n, concurrency, MAX_CONNS, idle_timeout_ms,
              custom_rates ? ", the proxy's rates from AG_FAULT_RATES" : "");
     one_case("plain", port, NULL, n);
     const char *tls_port = getenv("AG_FAULT_TLS_PORT");
