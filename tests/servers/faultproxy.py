@@ -42,7 +42,7 @@ how the connection ended.
 Usage:
   faultproxy.py --map LISTEN=UPSTREAM[=NAME] [--map ...] --log FILE [--seed N]
                 [--rates clean=30,split=15,delay=15,reset=15,halfclose=15,stall=10]
-                [--stall-ms 6000]
+                [--stall-ms 8000]
 LISTEN is fd:N (an inherited listening socket) or PORT on 127.0.0.1 (0: the kernel picks);
 UPSTREAM is the server's port on 127.0.0.1. Once it accepts it prints one line per listener,
 "faultproxy: NAME 127.0.0.1:P -> 127.0.0.1:U", and flushes stdout.
@@ -352,7 +352,7 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rates", default="")
-    ap.add_argument("--stall-ms", type=int, default=6000)
+    ap.add_argument("--stall-ms", type=int, default=8000)
     args = ap.parse_args()
     try:
         asyncio.run(main_async(args))
