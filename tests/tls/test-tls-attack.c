@@ -783,6 +783,97 @@ static int case_session_per_name(void)
     return fails;
 }
 
+/* ---- sessions are per settings: one made without checks (or against other CAs) is never
+ * resumed by a request whose settings would refuse the server ---- */
+
+/* GETs with "Connection: close" (each a new connection, so each may resume), n of them with
+ * settings t; how many resumed, or -1 when one failed. */
+static int closed_gets(env *e, const char *u, const ag_tls_opts *t, int n)
+{
+    ag_header conn_close = {"Connection", "close"};
+    int resumed = 0;
+    for (int i = 0; i < n; i++) {
+        ag_request rq;
+        ag_request_init(&rq);
+        rq.url = u;
+        rq.tls = t;
+        rq.headers = &conn_close;
+        rq.nheaders = 1;
+        batch b = {e->loop, 0};
+        slot s = {0};
+        start(e->c, &b, &s, &rq, false);
+        run(&b);
+        ag_tls_info info;
+        if (s.rc != 0)
+            resumed = -1;
+        else if (resumed >= 0 && tls_of(&s, &info) == 0 && info.resumed)
+            resumed++;
+        slot_free(&s);
+    }
+    return resumed;
+}
+
+static int case_session_per_settings(void)
+{
+    env e;
+    if (env_new(&e, NULL) < 0)
+        return 1;
+    ag_tls_opts insecure;
+    ag_tls_opts_init(&insecure);
+    insecure.insecure = 1;
+    char other_ca[PATH_MAX];
+    snprintf(other_ca, sizeof other_ca, "%s/other-ca.pem", tls_dir);
+    ag_tls_opts other = with_ca();
+    other.ca_file = other_ca;
+    char u[128];
+    /* Insecure requests to the self-signed and wrong-name servers resume among themselves (or
+     * the case proves nothing); a verifying request to the same server must fail its own
+     * full handshake, never resume their session. TLS 1.3 and 1.2 (nginx's session cache). */
+    struct {
+        int port;
+        int max_version;
+        int err;
+    } v[] = {
+        {selfsigned_port, 0, AG_ETLS_UNTRUSTED},
+        {wrongname_port, 0, AG_ETLS_HOSTNAME},
+        {wrongname_port, AG_TLS_1_2, AG_ETLS_HOSTNAME},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+        url(u, sizeof u, "localhost", v[i].port, "/hello");
+        ag_tls_opts k = insecure, verify = with_ca();
+        k.max_version = verify.max_version = v[i].max_version;
+        int resumed = closed_gets(&e, u, &k, 3);
+        CHECK(resumed > 0, "port %d: insecure requests did not resume (%d): the case cannot tell",
+              v[i].port, resumed);
+        for (int j = 0; j < 2; j++) {
+            slot s;
+            int rc = get(e.loop, e.c, u, &verify, &s);
+            ag_tls_info info;
+            CHECK(rc == v[i].err, "port %d, verifying after insecure sessions: %s %s (resumed %d)",
+                  v[i].port, ag_err_name(rc), detail(&s),
+                  tls_of(&s, &info) == 0 ? info.resumed : -1);
+            slot_free(&s);
+        }
+    }
+    /* The valid server, sessions made trusting the test CA: a request trusting another CA
+     * only must not resume them. */
+    url(u, sizeof u, "localhost", tls_port, "/hello");
+    ag_tls_opts ca = with_ca();
+    int resumed = closed_gets(&e, u, &ca, 3);
+    CHECK(resumed > 0, "test CA: no resumption (%d): the case cannot tell", resumed);
+    for (int j = 0; j < 2; j++) {
+        slot s;
+        int rc = get(e.loop, e.c, u, &other, &s);
+        ag_tls_info info;
+        CHECK(rc == AG_ETLS_UNTRUSTED,
+              "another CA after the test CA's sessions: %s %s (resumed %d)", ag_err_name(rc),
+              detail(&s), tls_of(&s, &info) == 0 ? info.resumed : -1);
+        slot_free(&s);
+    }
+    env_free(&e);
+    return fails;
+}
+
 /* ---- redirects and names: the settings follow the request, the URL's host is what is
  * verified ---- */
 
@@ -1946,6 +2037,7 @@ int main(int argc, char **argv)
         {"tls_request_settings_copied_by_fetch_start", case_request_tls_copied, 30, NULL},
         {"tls_pool_insecure_never_serves_verifying", case_pool_insecure_apart, 60, NULL},
         {"tls_session_never_offered_to_another_name", case_session_per_name, 30, NULL},
+        {"tls_session_never_resumed_across_settings", case_session_per_settings, 60, NULL},
         {"tls_client_cert_connection_and_session_never_lent", case_client_cert_never_lent, 30,
          NULL},
         {"tls_concurrent_errors_stay_per_request", case_errors_apart, 120, NULL},
