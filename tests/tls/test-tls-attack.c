@@ -874,6 +874,42 @@ static int case_session_per_settings(void)
     return fails;
 }
 
+/* A request's own settings replace the client's whole: zero-filled ones verify (against the
+ * system's store, which does not hold the test CA) even when the client is insecure. */
+static int case_request_zero_filled_verifies(void)
+{
+    ag_tls_opts insecure;
+    ag_tls_opts_init(&insecure);
+    insecure.insecure = 1;
+    ag_client_opts o;
+    ag_client_opts_init(&o);
+    o.tls = &insecure;
+    env e;
+    if (env_new(&e, &o) < 0)
+        return 1;
+    ag_tls_opts zero;
+    memset(&zero, 0, sizeof zero);
+    char u[128];
+    const int ports[] = {tls_port, selfsigned_port, wrongname_port};
+    for (size_t i = 0; i < sizeof ports / sizeof *ports; i++) {
+        url(u, sizeof u, "localhost", ports[i], "/hello");
+        slot s;
+        int rc = get(e.loop, e.c, u, NULL, &s);
+        ag_tls_info info;
+        CHECK(rc == 0 && tls_of(&s, &info) == 0 && !info.verified,
+              "port %d, the insecure client's own settings: %s %s", ports[i], ag_err_name(rc),
+              detail(&s));
+        slot_free(&s);
+        rc = get(e.loop, e.c, u, &zero, &s);
+        CHECK(rc == AG_ETLS_UNTRUSTED || rc == AG_ETLS_HOSTNAME,
+              "port %d, zero-filled request settings under an insecure client: %s %s", ports[i],
+              ag_err_name(rc), detail(&s));
+        slot_free(&s);
+    }
+    env_free(&e);
+    return fails;
+}
+
 /* ---- redirects and names: the settings follow the request, the URL's host is what is
  * verified ---- */
 
@@ -2038,6 +2074,8 @@ int main(int argc, char **argv)
         {"tls_pool_insecure_never_serves_verifying", case_pool_insecure_apart, 60, NULL},
         {"tls_session_never_offered_to_another_name", case_session_per_name, 30, NULL},
         {"tls_session_never_resumed_across_settings", case_session_per_settings, 60, NULL},
+        {"tls_request_zero_filled_settings_verify_under_insecure_client",
+         case_request_zero_filled_verifies, 30, NULL},
         {"tls_client_cert_connection_and_session_never_lent", case_client_cert_never_lent, 30,
          NULL},
         {"tls_concurrent_errors_stay_per_request", case_errors_apart, 120, NULL},
