@@ -18,7 +18,8 @@ KNOWN (TAP TODO while the fault shows).
 A server of this script (one port, plain http and TLS on the same port: it looks at the first
 byte) keeps the head of every request it gets, with the scheme it came over, so that what the
 command sent is judged by the bytes that arrived, TLS hops included. It answers /loc?to=X with a
-302 (or ?s=N) whose Location is X, %-decoded to raw bytes; anything else with 200 "ok".
+302 (or ?s=N) whose Location is X, %-decoded to raw bytes; /busy with 503; anything else with
+200 "ok".
 
 Limits: the only time limits catch a command that hangs; no case bounds how fast anything is.
 Environment: with-servers' AG_* variables; AG_TEST_WRAPPER (valgrind) is put in front of every
@@ -195,6 +196,8 @@ class Server:
                 status = int(q.get("s", "302"))
                 c.sendall(b"HTTP/1.1 %d Moved\r\nLocation: %s\r\nContent-Length: 0\r\n"
                           b"Connection: close\r\n\r\n" % (status, loc))
+            elif path == "/busy":
+                c.sendall(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             else:
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
         except (OSError, ssl.SSLError, ValueError, KeyError, IndexError):
@@ -543,6 +546,26 @@ def sec_credentials_odd_locations():
                             name, status, mark))
 
 
+def sec_credentials_retries_start_over():
+    """--retry after a redirect to another origin that answers 503: each try starts again at the
+    first URL (credentials there), and the other origin never gets them, try after try."""
+    need("-L", "-u", "--retry", "--retry-delay")
+    s = server()
+    other = Server()
+    with TempDir() as d:
+        start = loc(s, "http://localhost:%d/busy" % other.port, host="localhost")
+        for name, r, got, _ in cred_runs(s, start, ["-L", "--retry", "2", "--retry-delay", "0.01"],
+                                         d):
+            seen = other.seen()
+            other.reset()
+            check(got == "111" and len(seen) == 3, "%s: first origin %r, other %d requests (%s)"
+                  % (name, got, len(seen), r.describe()))
+            for _, head, _ in seen:
+                for _, _, mark in CRED_KINDS:
+                    check(mark not in head, "%s: a retry sent %r to the other origin" % (name,
+                                                                                        mark))
+
+
 # ---------------------------------------------------------------- -O
 
 def sec_remote_name_stays_in_dir_every_source():
@@ -590,6 +613,7 @@ CASES = [
     sec_inject_location_raw_bytes_not_followed,
     sec_credentials_scheme_change_same_host_port,
     sec_credentials_odd_locations,
+    sec_credentials_retries_start_over,
     sec_remote_name_stays_in_dir_every_source,
 ]
 
