@@ -14,20 +14,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Outcomes so far, for the deterministic run to report how much it reached. */
 long ag_fuzz_complete, ag_fuzz_errors, ag_fuzz_pending;
 
-static ag_client *client(void)
+/* Two clients: one that hands the body over as it came, one that decodes its content codings
+ * (gzip, deflate, br, zstd, as built), so the decoders are fed hostile bodies too. */
+static ag_client *client(bool decoding)
 {
-    static ag_client *c;
-    if (!c) {
+    static ag_client *c[2];
+    if (!c[decoding]) {
         ag_client_opts o;
         ag_client_opts_init(&o);
         o.max_body_bytes = 1 << 16; /* small caps reach the limit paths */
         o.max_header_bytes = 4096;
         o.max_headers = 32;
         o.max_interim = 3;
-        if (ag_client_new(&c, &o) < 0)
+        o.compressed = decoding;
+        if (ag_client_new(&c[decoding], &o) < 0)
             abort();
     }
-    return c;
+    return c[decoding];
 }
 
 /* ---- the oracle: RFC 9110 and RFC 9112 read directly ---- */
@@ -114,12 +117,22 @@ static bool oracle_name_is(const char *name, const char *want)
     return !*name && !*want;
 }
 
+/* A content coding a decoding client may take as a transfer coding before chunked (RFC 9110
+ * section 8.4.1; x-gzip is gzip). */
+static bool oracle_coding(const char *e)
+{
+    return oracle_name_is(e, "gzip") || oracle_name_is(e, "x-gzip") ||
+           oracle_name_is(e, "deflate") || oracle_name_is(e, "br") || oracle_name_is(e, "zstd");
+}
+
 /* The framing of a complete response with a body (RFC 9112 section 6): Transfer-Encoding, if
  * present, is exactly one "chunked" once empty elements and OWS are dropped, and then there is
- * no Content-Length; a single Content-Length of digits equals the body length received. */
-static bool oracle_framing(const ag_response *r, bool *te_out)
+ * no Content-Length; a single Content-Length of digits equals the body length received. A client
+ * that decodes may also take codings before a final chunked, or codings alone, the body then
+ * ending at the close (*by_close). */
+static bool oracle_framing(const ag_response *r, bool decoding, bool *te_out, bool *by_close)
 {
-    bool te = false;
+    bool te = false, chunked_last = false, other_unknown = false;
     unsigned te_elements = 0, te_chunked = 0, lengths = 0;
     const char *length = NULL;
     const ag__fields *f = &r->headers;
@@ -143,7 +156,9 @@ static bool oracle_framing(const ag_response *r, bool *te_out)
                 if (n || long_elem) {
                     te_elements++;
                     elem[n] = 0;
-                    te_chunked += !long_elem && n == 7 && oracle_name_is(elem, "chunked");
+                    chunked_last = !long_elem && n == 7 && oracle_name_is(elem, "chunked");
+                    te_chunked += chunked_last;
+                    other_unknown |= !chunked_last && (long_elem || !oracle_coding(elem));
                 }
                 n = 0;
                 long_elem = false;
@@ -159,6 +174,12 @@ static bool oracle_framing(const ag_response *r, bool *te_out)
         }
     }
     *te_out = te;
+    *by_close = false;
+    if (te && decoding && te_elements > te_chunked && !other_unknown && lengths == 0 &&
+        te_chunked <= 1 && (te_chunked == 0 || chunked_last)) {
+        *by_close = te_chunked == 0;
+        return true;
+    }
     if (te)
         return te_elements == 1 && te_chunked == 1 && lengths == 0;
     if (lengths == 1) {
@@ -173,15 +194,16 @@ static bool oracle_framing(const ag_response *r, bool *te_out)
     return lengths == 0;
 }
 
-/* Byte 0: flags (bit 0: HEAD request, bit 1: end of stream after the bytes); byte 1: the seed of
- * the read sizes; the rest: the bytes from the server. */
+/* Byte 0: flags (bit 0: HEAD request, bit 1: end of stream after the bytes, bit 2: a client that
+ * decodes content codings); byte 1: the seed of the read sizes; the rest: the bytes from the
+ * server. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
         return 0;
     input = data;
     input_len = size;
-    bool head = data[0] & 1, eof = data[0] & 2;
+    bool head = data[0] & 1, eof = data[0] & 2, decoding = data[0] & 4;
     unsigned seed = data[1];
     data += 2;
     size -= 2;
@@ -191,7 +213,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!r)
         return 0;
     ag__parse ps;
-    ag__parse_init(&ps, client(), &req, r, head, true);
+    ag__parse_init(&ps, client(decoding), &req, r, head, true);
     int rc = 0;
     size_t off = 0;
     while (off < size && rc == 0) {
@@ -222,21 +244,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             broken("has a status outside 200-599");
         if (r->body_len > (1 << 16))
             broken("holds a body above the cap");
+        /* Decoded or not, what the memory sink holds is every byte counted as delivered (a
+         * redirect followed drops its body, counting it). */
+        if (!ps.discard && r->decoded_bytes != r->body_len)
+            broken("holds a body of another length than the bytes it counted as delivered");
+        if (!ps.discard && !decoding && r->body_len != r->body_bytes)
+            broken("holds a body of another length than the bytes received, without decoding");
         if ((head || r->status == 204 || r->status == 304) && r->body_bytes != 0)
             broken("has a body where none may be");
         if (!oracle_fields(&r->headers))
             broken("has a header field that is not a token name and a clean value");
         if (!oracle_fields(&r->trailers))
             broken("has a trailer field that is not a token name and a clean value");
-        bool te = false;
-        bool framed = oracle_framing(r, &te);
-        if (!(head || r->status == 204 || r->status == 304) && !framed)
+        bool te = false, by_close = false;
+        bool framed = oracle_framing(r, decoding, &te, &by_close);
+        bool bodyless = head || r->status == 204 || r->status == 304;
+        if (!bodyless && !framed)
             broken("was framed otherwise than by one chunked or one Content-Length");
         /* HTTP/1.0 has no Transfer-Encoding: its connection is not trusted afterwards. */
         bool keep = http_should_keep_alive(&ps.p) && !ps.extra && !ps.must_close;
+        /* A body that ended at the close leaves no connection to keep. */
+        if (!bodyless && by_close && keep)
+            broken("ended at the close, yet keeps its connection");
         if (te && r->http_minor == 0 && keep)
             broken("in HTTP/1.0 with Transfer-Encoding keeps its connection");
     }
+    ag__parse_end(&ps);
     ag_response_free(r);
     return 0;
 }

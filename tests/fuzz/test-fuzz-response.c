@@ -12,17 +12,42 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 extern long ag_fuzz_complete, ag_fuzz_errors, ag_fuzz_pending;
 
-static const char *seeds[] = {
-    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX: y\r\n\r\nhello",
-    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n0\r\nT: v\r\n\r\n",
-    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
-    "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close",
-    "HTTP/1.1 301 Moved\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n",
-    "HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n",
-    "HTTP/1.1 200 OK\r\nTransfer-Encoding: , chunked \r\nX-A: b\tc\r\n\r\n2\r\nok\r\n0\r\n\r\n",
-    /* One seed in two literals: the parentheses tell clang the concatenation is meant. */
-    ("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
-     "2\r\nok\r\n0\r\n\r\n"),
+/* Seeds with their lengths: the coded bodies hold NUL bytes. */
+#define SEED(s)                                                                                    \
+    {                                                                                              \
+        s, sizeof s - 1                                                                            \
+    }
+static const struct {
+    const char *p;
+    size_t n;
+} seeds[] = {
+    SEED("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX: y\r\n\r\nhello"),
+    SEED(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n0\r\nT: v\r\n\r\n"),
+    SEED("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"),
+    SEED("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close"),
+    SEED("HTTP/1.1 301 Moved\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n"),
+    SEED("HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n"),
+    SEED("HTTP/1.1 200 OK\r\nTransfer-Encoding: , chunked \r\nX-A: "
+         "b\tc\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
+    SEED("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "2\r\nok\r\n0\r\n\r\n"),
+    /* Coded bodies, for a client that decodes (flag bit 2): "hello hello hello\n" in each. */
+    SEED("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 29\r\n\r\n"
+         "\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\xcb\x48\xcd\xc9\xc9\x57\xc8\x40\x90\x5c"
+         "\x00\x3b\x7c\x8a\xdf\x12\x00\x00\x00"),
+    SEED("HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "11\r\n\x78\x9c\xcb\x48\xcd\xc9\xc9\x57\xc8\x40\x90\x5c\x00\x40\xb5\x06\x87\r\n"
+         "0\r\n\r\n"),
+    SEED("HTTP/1.1 200 OK\r\nContent-Encoding: zstd\r\nContent-Length: 26\r\n\r\n"
+         "\x28\xb5\x2f\xfd\x24\x12\x6d\x00\x00\x38\x68\x65\x6c\x6c\x6f\x20\x0a\x01\x00\x31"
+         "\x4a\x11\xa3\xaa\x74\xce"),
+    SEED("HTTP/1.1 200 OK\r\nContent-Encoding: br\r\n\r\n"
+         "\x21\x44\x00\x04\x68\x65\x6c\x6c\x6f\x20\x68\x65\x6c\x6c\x6f\x20\x68\x65\x6c\x6c"
+         "\x6f\x0a\x03"),
+    SEED("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+         "1d\r\n\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\xcb\x48\xcd\xc9\xc9\x57\xc8\x40\x90"
+         "\x5c\x00\x3b\x7c\x8a\xdf\x12\x00\x00\x00\r\n0\r\n\r\n"),
 };
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -108,8 +133,9 @@ int main(int argc, char **argv)
     long iterations = argc > 1 ? atol(argv[1]) : 200000;
     static uint8_t buf[4096];
     for (long i = 0; i < iterations; i++) {
-        const char *seed = seeds[next() % (sizeof seeds / sizeof *seeds)];
-        size_t len = strlen(seed);
+        size_t k = next() % (sizeof seeds / sizeof *seeds);
+        const char *seed = seeds[k].p;
+        size_t len = seeds[k].n;
         buf[0] = (uint8_t)next();
         buf[1] = (uint8_t)next();
         memcpy(buf + 2, seed, len);
