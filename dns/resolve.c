@@ -351,20 +351,25 @@ static void set_error(ag__lookup_fam *a, int status)
 
 static void drain(ag__resolver *r);
 
-static void query_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
+int64_t ag__dns_answer(ag__lookup_fam *a, uint8_t fam, int status, const struct ares_addrinfo *ai)
 {
-    (void)timeouts;
-    entry *e = arg;
-    ag__resolver *r = e->res;
-    ag__lookup_fam *a = &e->answer;
     int64_t ttl_ns = 0;
     memset(a, 0, sizeof *a);
     a->state = AG__LK_DONE;
     if (status == ARES_SUCCESS && ai) {
-        int family = e->fam == AG__FAM4 ? AF_INET : AF_INET6;
-        int ttl = -1;
-        for (struct ares_addrinfo_node *n = ai->nodes; n && a->n < AG__DNS_MAX; n = n->ai_next) {
+        int family = fam == AG__FAM4 ? AF_INET : AF_INET6;
+        /* The answer lasts as long as its shortest-lived record (RFC 2181 section 5.2: an RRSet
+         * whose TTLs differ is taken at the lowest), counting the records not kept (duplicates,
+         * those past AG__DNS_MAX) too, and a negative TTL is 0 (section 8: the top bit set). */
+        bool have_ttl = false;
+        int ttl = 0;
+        for (struct ares_addrinfo_node *n = ai->nodes; n; n = n->ai_next) {
             if (n->ai_family != family || !n->ai_addr)
+                continue;
+            if (!have_ttl || n->ai_ttl < ttl)
+                ttl = n->ai_ttl;
+            have_ttl = true;
+            if (a->n == AG__DNS_MAX)
                 continue;
             const uint8_t *b = family == AF_INET
                                    ? (const uint8_t *)&((struct sockaddr_in *)n->ai_addr)->sin_addr
@@ -373,11 +378,8 @@ static void query_done(void *arg, int status, int timeouts, struct ares_addrinfo
             bool dup = false;
             for (unsigned i = 0; i < a->n && !dup; i++)
                 dup = memcmp(a->addr[i], b, len) == 0;
-            if (dup)
-                continue;
-            memcpy(a->addr[a->n++], b, len);
-            if (ttl < 0 || n->ai_ttl < ttl)
-                ttl = n->ai_ttl;
+            if (!dup)
+                memcpy(a->addr[a->n++], b, len);
         }
         /* A name reached through aliases lasts as long as the shortest link of the chain. */
         for (struct ares_addrinfo_cname *c = ai->cnames; c; c = c->next)
@@ -390,6 +392,16 @@ static void query_done(void *arg, int status, int timeouts, struct ares_addrinfo
     } else {
         set_error(a, status == ARES_SUCCESS ? ARES_ENODATA : status);
     }
+    return ttl_ns;
+}
+
+static void query_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
+{
+    (void)timeouts;
+    entry *e = arg;
+    ag__resolver *r = e->res;
+    ag__lookup_fam *a = &e->answer;
+    int64_t ttl_ns = ag__dns_answer(a, e->fam, status, ai);
     if (ai)
         ares_freeaddrinfo(ai);
     if (a->n == 0) {

@@ -117,6 +117,14 @@ void ag__lookup_end(ag__lookup *lk);
 /* The addresses to try, with port: IPv6 and IPv4 interleaved (RFC 8305 section 4), starting with
  * the preferred family when both are done, else with the one that is. */
 void ag__lookup_addrs(const ag__lookup *lk, ag__addrs *out);
+/* One family's answer from c-ares (the status and result of ares_getaddrinfo) made into *a: up to
+ * AG__DNS_MAX distinct addresses of that family (fam: AG__FAM4 or AG__FAM6) in the order given,
+ * or an error with its why. Returns how long the answer may be cached, in ns: the least TTL of
+ * the records and aliases, 0 when none or on an error (the caller applies its negative TTL).
+ * Split out of the c-ares callback so that the fuzz target can feed it arbitrary answers. */
+struct ares_addrinfo;
+int64_t ag__dns_answer(ag__lookup_fam *a, uint8_t fam, int status, const struct ares_addrinfo *ai);
+
 /* The error of a lookup that found nothing: the most telling of its families' errors, with its
  * why. */
 int ag__lookup_error(const ag__lookup *lk, const char **why);
