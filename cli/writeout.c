@@ -224,10 +224,19 @@ static bool wo_parse(cli_wo *w, const char *f)
                 if (!wo_add(w, WO_VAR, wo_names[i].var, 0, 0))
                     return false;
             } else {
+                /* One line per unknown name, as cli.h says: a control byte in the name (a
+                 * newline, an escape sequence from a format file) is shown as \xNN. */
                 if (w->warning.len)
                     cli_buf_putc(&w->warning, '\n');
-                cli_buf_printf(&w->warning, "unknown --write-out variable: '%.*s'",
-                               (int)(len > 200 ? 200 : len), name);
+                cli_buf_puts(&w->warning, "unknown --write-out variable: '");
+                for (size_t k = 0; k < len && k < 200; k++) {
+                    unsigned char c = (unsigned char)name[k];
+                    if (c < 0x20 || c == 0x7f)
+                        cli_buf_printf(&w->warning, "\\x%02x", c);
+                    else
+                        cli_buf_putc(&w->warning, (char)c);
+                }
+                cli_buf_putc(&w->warning, '\'');
             }
             f = end + 1;
         } else if (strncmp(f + 1, "header{", 7) == 0) {

@@ -5,8 +5,9 @@
  * the end; a backslash before n, r, t or a backslash is that byte, before anything else itself.
  * A variable is rendered by the library alone ("%{name}" as the whole format, trusted: what is
  * judged is the reading of the format around it); an unknown one renders nothing and leaves one
- * warning line. The whole format must render to the concatenation of its pieces, byte for byte,
- * with exactly that many warning lines. A format naming a file ("@...") is not fed. */
+ * warning line, free of control bytes. The whole format must render to the concatenation of its
+ * pieces, byte for byte, with exactly that many warning lines. A format naming a file ("@...") is
+ * not fed. */
 #include "cli.h"
 #include "http/internal.h"
 #include "tests/fuzz/fuzz-common.h"
@@ -101,14 +102,27 @@ static cli_result result(void)
     return r;
 }
 
-/* The warnings given: one per unknown variable (counted by their text: a name may hold a
- * newline). */
-static unsigned warnings(const char *s)
+/* The warning lines given (cli.h: one line per unknown variable), each of them that text with no
+ * control byte in it; -1 when a line is not. */
+static int warning_lines(const char *s)
 {
-    unsigned n = 0;
-    for (; s && (s = strstr(s, "unknown --write-out variable: '")); s++)
+    static const char lead[] = "unknown --write-out variable: '";
+    if (!s)
+        return 0;
+    int n = 0;
+    for (;;) {
+        const char *end = strchr(s, '\n');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        if (len < sizeof lead - 1 || memcmp(s, lead, sizeof lead - 1) != 0)
+            return -1;
+        for (size_t i = 0; i < len; i++)
+            if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+                return -1;
         n++;
-    return n;
+        if (!end)
+            return n;
+        s = end + 1;
+    }
 }
 
 /* One variable rendered by the library alone; *known: it is one the library knows. */
@@ -212,8 +226,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (again.len != got.len || (got.len && memcmp(got.p, again.p, got.len) != 0))
         broken("rendered the same format differently the second time");
-    if (warnings(cli_wo_warning(w)) != unknown)
-        broken("warned of another number of unknown variables than the format holds");
+    if (warning_lines(cli_wo_warning(w)) != (int)unknown)
+        broken("warned of another number of unknown variables than the format holds, or not in "
+               "one clean line each");
     if (unknown)
         ag_fuzz_refused++;
     else
