@@ -74,6 +74,8 @@ typedef struct {
     unsigned nfields;
     /* Where the library may go either way: a stated limit crossed, a loose extension, a fold. */
     bool limit, loose_ext, fold;
+    /* The error is in a field value whose line has not ended: the library may still wait. */
+    bool late;
 } ref;
 
 static bool tchar(unsigned char c)
@@ -199,7 +201,8 @@ static void reference(const uint8_t *s, size_t n, ref *r)
             /* 16 digits may already overflow the library's parser. */
             if (d - i >= 16)
                 r->limit = true;
-            if (d == i && end > i)
+            /* A size line starts with a digit: any other first byte, a CR too, is wrong. */
+            if (d == i && n > i)
                 r->result = REF_ERROR;
             else if (d < end && !ows(s[d]) && s[d] != ';')
                 r->result = REF_ERROR;
@@ -301,12 +304,21 @@ static void reference(const uint8_t *s, size_t n, ref *r)
                 }
             const uint8_t *colon = memchr(s + i, ':', end - i);
             size_t name_end = colon ? (size_t)(colon - s) : end;
+            if (name_end == i && end > i)
+                r->result = REF_ERROR; /* a field line starts with its name, a token */
+            /* Its CR came: the line is whole but for the LF, and a field line has a colon. */
+            if (end < n && end > i && !colon && !ows(s[i]))
+                r->result = REF_ERROR;
             for (size_t k = i; k < name_end; k++)
                 if (!tchar(s[k]) && !(k == i && ows(s[k])))
                     r->result = REF_ERROR;
+            /* A bad byte in a value not yet ended: a parser may judge the value whole, when
+             * its line ends; until then it may wait. */
             for (size_t k = name_end; k < end; k++)
-                if ((s[k] < 0x20 && s[k] != '\t') || s[k] == 0x7f)
+                if (((s[k] < 0x20 && s[k] != '\t') || s[k] == 0x7f) && r->result == REF_MORE) {
                     r->result = REF_ERROR;
+                    r->late = true;
+                }
             if (end > i && ows(s[i]))
                 r->fold = true;
             if (field_bytes + (end - i) > FIELD_BYTES - 64 || r->nfields + 1 >= FIELDS)
@@ -337,9 +349,12 @@ static void reference(const uint8_t *s, size_t n, ref *r)
             v++;
         while (e > v && ows(e[-1]))
             e--;
+        /* A field ends where the next line does not fold it: a parser may judge a value only
+         * then. */
         for (const uint8_t *p = v; p < e; p++)
             if (!(ows(*p) || (*p >= 0x21 && *p <= 0x7e) || *p >= 0x80)) {
                 r->result = REF_ERROR;
+                r->late = true;
                 return;
             }
         add_field(r, l, nn, v, (size_t)(e - v));
@@ -434,7 +449,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         if (r.result == REF_DONE && !either)
             broken("still waits on a chunked body the reference completed");
-        if (r.result == REF_ERROR && !either)
+        if (r.result == REF_ERROR && !either && !r.late)
             broken("still waits on a chunked body the reference refuses");
     }
     free(r.body);
