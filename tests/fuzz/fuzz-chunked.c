@@ -309,9 +309,13 @@ static void reference(const uint8_t *s, size_t n, ref *r)
             /* Its CR came: the line is whole but for the LF, and a field line has a colon. */
             if (end < n && end > i && !colon && !ows(s[i]))
                 r->result = REF_ERROR;
+            /* A name that is no token may also be judged when the field ends ("U  : v" reaches
+             * the library's check only then). */
             for (size_t k = i; k < name_end; k++)
-                if (!tchar(s[k]) && !(k == i && ows(s[k])))
+                if (!tchar(s[k]) && !(k == i && ows(s[k])) && r->result == REF_MORE) {
                     r->result = REF_ERROR;
+                    r->late = true;
+                }
             /* A bad byte in a value not yet ended: a parser may judge the value whole, when
              * its line ends; until then it may wait. */
             for (size_t k = name_end; k < end; k++)
@@ -342,6 +346,7 @@ static void reference(const uint8_t *s, size_t n, ref *r)
         for (size_t k = 0; k < nn; k++)
             if (!tchar(l[k])) {
                 r->result = REF_ERROR;
+                r->late = true; /* judged when the field ends, as above */
                 return;
             }
         const uint8_t *v = colon + 1, *e = l + ln;
