@@ -555,10 +555,31 @@ static int64_t retry_after_ms(const ag_response *resp)
     return ms > 86400000 ? 86400000 : ms; /* a day at most, as for seconds */
 }
 
+/* A status --fail fails on: 4xx and 5xx, and a code outside 100-599 (000 never arrives: the
+ * library refuses it), which the library delivers as sent and RFC 9110 section 15 says to treat
+ * as a 5xx. */
+static bool http_error(int status)
+{
+    return status >= 400 || (status > 0 && status < 100);
+}
+
+/* The codes the library follows when a Location names something (301, 302, 303, 307, 308): a
+ * 300 or an unknown 3xx is the answer, not a redirect left unfollowed. */
+static bool followed_status(int status)
+{
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+/* A Location the library would follow: not empty nor white space only. */
+static bool location_given(const char *value)
+{
+    return value && value[strspn(value, " \t")] != '\0';
+}
+
 static bool transient(const cli_cfg *cfg, int err, int status)
 {
     if (cfg->retry_all_errors)
-        return err < 0 || status >= 400;
+        return err < 0 || http_error(status);
     switch (err) {
     case AG_EDNS_TIMEOUT:
     case AG_ECONNECT_TIMEOUT:
@@ -690,14 +711,14 @@ static void make_result(cli_result *r, const run *R, const item *it, const ag_re
         snprintf(msg, msglen, "%s", *detail ? detail : ag_strerror(err));
         r->errormsg = msg;
     } else if (cfg->fail || cfg->fail_with_body) {
-        if (r->http_code >= 400) {
+        if (http_error(r->http_code)) {
             r->exitcode = 22;
             snprintf(msg, msglen, "The requested URL returned error: %d", r->http_code);
             r->errormsg = msg;
         }
     }
-    if (err == 0 && cfg->follow && cfg->max_redirs == 0 && r->http_code >= 300 &&
-        r->http_code < 400 && resp && ag_response_header(resp, "Location")) {
+    if (err == 0 && cfg->follow && cfg->max_redirs == 0 && followed_status(r->http_code) && resp &&
+        location_given(ag_response_header(resp, "Location"))) {
         r->exitcode = 47;
         snprintf(msg, msglen, "Maximum (0) redirects followed");
         r->errormsg = msg;
@@ -882,7 +903,7 @@ static void do_request(thr *T, item *it, int64_t t0, cli_buf *line)
     }
 
     /* The body: kept unless it failed, or --fail says a 4xx or 5xx has none. */
-    bool keep = err == 0 && !(cfg->fail && !cfg->fail_with_body && r.http_code >= 400);
+    bool keep = err == 0 && !(cfg->fail && !cfg->fail_with_body && http_error(r.http_code));
     cli_buf_reset(line);
     if (keep && sink && cfg->include && resp) {
         include_head(line, resp);

@@ -912,7 +912,8 @@ static void store_cookies(fetch *f, int rc)
 {
     ag_cookie_jar *jar = f->client->o.cookie_jar;
     const ag_response *r = f->resp;
-    if (!jar || f->req->no_cookies || r->status < 200 || rc == AG_EPROTO)
+    if (!jar || f->req->no_cookies || r->status == 0 || ag__status_interim(r->status) ||
+        rc == AG_EPROTO)
         return;
     const char *name, *value;
     for (size_t i = 0; ag_response_header_at(r, i, &name, &value) == 0; i++)

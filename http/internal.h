@@ -113,7 +113,8 @@ typedef struct ag__parse {
      * chunked framing, which the non-strict parser reads loosely */
     uint8_t fr_state;
     char fr_prev;      /* the previous head byte */
-    uint8_t fr_digits; /* hex digits of the chunk size */
+    uint8_t fr_digits; /* significant hex digits of the chunk size (leading zeros not counted) */
+    bool fr_size_seen; /* the chunk size line has a digit */
     uint16_t fr_ext;   /* bytes of chunk extension */
     uint64_t fr_left;  /* chunk data bytes still to skip */
     int64_t deadline;  /* for a body sink that has to wait (total deadline, -1 none) */
@@ -145,6 +146,12 @@ int ag__parse_feed(ag__parse *ps, const char *data, size_t len);
 void ag__parse_abandon(ag__parse *ps);
 /* Free what the parse holds (the head collected for on_head). */
 void ag__parse_end(ag__parse *ps);
+/* An interim response: 1xx only. A code below 100 is outside the grammar and final (as a 5xx,
+ * RFC 9110 section 15), never interim; status 0 is no response at all. */
+static inline bool ag__status_interim(int status)
+{
+    return status >= 100 && status < 200;
+}
 
 /* ---- auth.c ---- */
 /* The Authorization value of a request's own credentials: bearer, username and password, or the

@@ -30,19 +30,18 @@ static int refuse(ag__parse *ps, int err, const char *why)
     return fail(ps, err);
 }
 
-/* ---- status line: "HTTP/1." DIGIT SP 3DIGIT [SP reason] CRLF, no bare CR ---- */
+/* ---- status line: "HTTP/1." DIGIT SP 3DIGIT [SP reason] [CR] LF, no bare CR ---- */
 
+/* Any minor version is taken here: HTTP/1.2 to 1.9 are read as 1.1 (on_headers_complete). Any
+ * three digits are taken too: what a code outside 100-599 means is decided there. */
 static int status_line_check(const ag__parse *ps)
 {
     const char *s = ps->sl;
-    if (ps->sl_len < 12 || memcmp(s, "HTTP/1.", 7) != 0 || (s[7] != '0' && s[7] != '1') ||
-        s[8] != ' ')
+    if (ps->sl_len < 12 || memcmp(s, "HTTP/1.", 7) != 0 || s[7] < '0' || s[7] > '9' || s[8] != ' ')
         return AG_EPROTO;
     for (int i = 9; i < 12; i++)
         if (s[i] < '0' || s[i] > '9')
             return AG_EPROTO;
-    if (s[9] < '1' || s[9] > '5')
-        return AG_EPROTO;
     if (ps->sl_len > 12 && s[12] != ' ' && s[12] != '\r')
         return AG_EPROTO;
     return 0;
@@ -310,10 +309,25 @@ static int on_headers_complete(http_parser *p)
     if (rc < 0)
         return fail(ps, rc);
     ag_response *r = ps->resp;
-    if (p->http_major != 1 || p->http_minor > 1 || p->status_code < 100 || p->status_code > 599)
+    if (p->http_major != 1)
         return fail(ps, AG_EPROTO);
+    /* A higher minor version than ours is read as ours (RFC 9110 section 2.5): HTTP/1.2 to 1.9
+     * are HTTP/1.1 for every rule that follows, keep-alive and framing included, and the
+     * response reports 1. http-parser reads the version from here on (http_should_keep_alive). */
+    if (p->http_minor > 1)
+        p->http_minor = 1;
+    /* "000" would read as "no response" through ag_response_status: refused. */
+    if (p->status_code == 0)
+        return refuse(ps, AG_EPROTO, "status code 000");
     r->status = p->status_code;
     r->http_minor = p->http_minor;
+    /* A code outside 100-599 is invalid, and a client should treat it as a 5xx (RFC 9110
+     * section 15): it is delivered as sent, final (never interim, never followed), and a server
+     * that breaks the status grammar is not trusted with the connection's next request. A code
+     * inside the range that is not known is the x00 of its class: a 1xx is interim as 100 is,
+     * a 3xx is not followed as 300 is not (only 301, 302, 303, 307 and 308 are). */
+    if (r->status < 100 || r->status > 599)
+        ps->must_close = true;
     /* No request asks for an upgrade: a 101 says the bytes that follow are another protocol, so
      * no further response can be read from them. */
     if (r->status == 101)
@@ -331,7 +345,7 @@ static int on_headers_complete(http_parser *p)
             return refuse(ps, AG_EPROTO, "Transfer-Encoding together with Content-Length");
     }
     ps->trailers = true;
-    if (r->status < 200)
+    if (ag__status_interim(r->status))
         return 1; /* interim: no body, the final response follows */
     ps->discard = ps->follow && is_redirect(r->status) && ag__fields_get(&r->headers, "Location");
     if (ps->head || r->status == 204 || r->status == 304)
@@ -449,7 +463,7 @@ static int on_message_complete(http_parser *p)
     int rc = finish_field(ps);
     if (rc < 0)
         return fail(ps, rc);
-    if (ps->resp->status < 200) {
+    if (ag__status_interim(ps->resp->status)) {
         /* An interim response is not the answer: forgotten at once, so that a request failing
          * before its final response (too many 1xx, a body that cannot be read after "100
          * Continue") reports no status and no fields rather than the 1xx's. */
@@ -583,6 +597,7 @@ static int framing_check(ag__parse *ps, const char *p, size_t n)
             ps->fr_state =
                 (ps->p.flags & F_CHUNKED) && !(ps->p.flags & F_SKIPBODY) ? FR_SIZE : FR_BODY;
             ps->fr_digits = 0;
+            ps->fr_size_seen = false;
             ps->fr_left = 0;
             break;
         case FR_BODY:
@@ -590,12 +605,18 @@ static int framing_check(ag__parse *ps, const char *p, size_t n)
             return 0;
         case FR_SIZE: {
             int v = ag__hex_value(c);
-            if (v >= 0 && ps->fr_digits < 16) {
+            if (v >= 0) {
+                /* Leading zeros add nothing to the value: any number of them is taken (RFC 9112
+                 * section 7.1 bounds the value, not the digits), and only the digits from the
+                 * first non-zero one count against the 16 a 64-bit size holds. http-parser
+                 * keeps its own, slightly lower, overflow bound on the value. */
+                if ((ps->fr_left || v) && ++ps->fr_digits > 16)
+                    return AG_EPROTO;
                 ps->fr_left = ps->fr_left * 16 + (uint64_t)v;
-                ps->fr_digits++;
-            } else if (ps->fr_digits && c == '\r') {
+                ps->fr_size_seen = true;
+            } else if (ps->fr_size_seen && c == '\r') {
                 ps->fr_state = FR_SIZE_LF;
-            } else if (ps->fr_digits && (c == ';' || c == ' ' || c == '\t')) {
+            } else if (ps->fr_size_seen && (c == ';' || c == ' ' || c == '\t')) {
                 ps->fr_state = FR_EXT;
             } else {
                 return AG_EPROTO;
@@ -633,6 +654,7 @@ static int framing_check(ag__parse *ps, const char *p, size_t n)
                 return AG_EPROTO;
             ps->fr_state = FR_SIZE;
             ps->fr_digits = 0;
+            ps->fr_size_seen = false;
             ps->fr_ext = 0;
             break;
         case FR_TRAILER0:

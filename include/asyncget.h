@@ -577,10 +577,15 @@ AG_EXPORT int ag_response_error(const ag_response *resp); /* 0 or a negative cod
 AG_EXPORT const char *ag_response_error_detail(const ag_response *resp);
 /* The request's id, unique per client from 1, as the trace hook reports it. */
 AG_EXPORT uint64_t ag_response_request_id(const ag_response *resp);
-AG_EXPORT int ag_response_status(const ag_response *resp); /* 0 if none arrived */
+/* The final response's status code as sent, 0 if none arrived. A code outside 100-599 (001-099,
+ * 600-999) is delivered as sent and treated as a 5xx (RFC 9110 section 15): final, never
+ * followed, and its connection not reused. A status line saying "000" is refused (AG_EPROTO),
+ * since 0 means no response here. */
+AG_EXPORT int ag_response_status(const ag_response *resp);
 /* Reason phrase of the final response's status line ("OK"), "" when none. */
 AG_EXPORT const char *ag_response_reason(const ag_response *resp);
-/* HTTP minor version of the final response (0 or 1). */
+/* HTTP minor version of the final response (0 or 1): HTTP/1.2 to 1.9 are read as HTTP/1.1 and
+ * report 1 (the trace hook still shows the bytes as sent). */
 AG_EXPORT int ag_response_http_minor(const ag_response *resp);
 /* First value of a header, compared case-insensitively, or NULL. */
 AG_EXPORT const char *ag_response_header(const ag_response *resp, const char *name);

@@ -240,8 +240,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ag_fuzz_pending++;
     if (rc == 1) {
         /* A complete response keeps the promises the rest of the client relies on. */
-        if (r->status < 200 || r->status > 599)
-            broken("has a status outside 200-599");
+        /* Final: not 0 (no response) nor 1xx (interim); three digits. A code outside 100-599
+         * is delivered as sent (RFC 9110 section 15 has a client treat it as a 5xx). */
+        if (r->status < 1 || r->status > 999 || (r->status >= 100 && r->status < 200))
+            broken("has a status that is not a final three-digit code");
+        /* HTTP/1.2 to 1.9 read as HTTP/1.1 (RFC 9110 section 2.5). */
+        if (r->http_minor != 0 && r->http_minor != 1)
+            broken("reports a minor version other than 0 or 1");
         if (r->body_len > (1 << 16))
             broken("holds a body above the cap");
         /* Decoded or not, what the memory sink holds is every byte counted as delivered (a
@@ -268,6 +273,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             broken("ended at the close, yet keeps its connection");
         if (te && r->http_minor == 0 && keep)
             broken("in HTTP/1.0 with Transfer-Encoding keeps its connection");
+        /* A server that breaks the status grammar is not trusted with the next request. */
+        if ((r->status < 100 || r->status > 599) && keep)
+            broken("with a status outside 100-599 keeps its connection");
     }
     ag__parse_end(&ps);
     ag_response_free(r);
