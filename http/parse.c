@@ -63,8 +63,9 @@ static int status_line_scan(ag__parse *ps, const char *data, size_t len)
         if (ps->sl_prev == '\r' && c != '\n')
             return AG_EPROTO; /* a bare CR */
         if (c == '\n') {
-            if (ps->sl_prev != '\r')
-                return AG_EPROTO; /* a bare LF ends no status line here */
+            /* LF alone ends the line too, a CR before it being ignored (RFC 9112 section 2.2),
+             * as curl, browsers, Python and Go read it; http-parser's non-strict build reads
+             * it so as well (s_res_status). The CR, if any, is in sl and checked there. */
             int rc = status_line_check(ps);
             if (rc < 0)
                 return rc;
@@ -496,7 +497,7 @@ static int on_message_complete(http_parser *p)
 /* ---- framing: what the non-strict parser reads loosely, checked on the raw bytes ---- */
 
 enum {
-    FR_HEAD,       /* status line and fields: every CR followed by LF, every LF preceded by CR */
+    FR_HEAD,       /* status line and fields: every CR followed by LF */
     FR_BODY,       /* a body framed by length or by the close: nothing to check */
     FR_SIZE,       /* chunk size digits */
     FR_EXT,        /* chunk extension up to CR */
@@ -522,9 +523,10 @@ static void framing_reset(ag__parse *ps)
 }
 
 /* Check bytes the parser has just consumed. The parser decided the framing; this only refuses
- * what a strict reading would refuse: a bare CR or LF in the head (including the empty line that
- * ends it), a chunk size line not ending in CRLF or with a control byte or an endless extension,
- * chunk data not followed by CRLF, and trailer lines not ending in CRLF. */
+ * what a strict reading would refuse: a bare CR in the head (including the empty line that ends
+ * it; a bare LF ends a head line), a chunk size line not ending in CRLF or with a control byte or
+ * an endless extension, chunk data not followed by CRLF, and trailer lines not ending in CRLF:
+ * CRLF is the chunked grammar (RFC 9112 section 7.1), with no lone-LF allowance. */
 /* A piece of a response head: counted, held to max_header_bytes, and collected for the trace
  * hook when it wants heads. last: the piece ends the head. The limit is on every byte of the
  * head: the fields alone stay small under a head of white space before a value, which the
@@ -575,8 +577,13 @@ static int framing_check(ag__parse *ps, const char *p, size_t n)
         char c = p[i];
         switch (ps->fr_state) {
         case FR_HEAD:
-            /* A CR is always followed by LF, an LF always preceded by CR. */
-            if ((ps->fr_prev == '\r') != (c == '\n'))
+            /* A CR is always followed by LF; an LF alone ends a line as CRLF does (RFC 9112
+             * section 2.2), the empty line that ends the head included. http-parser reads a
+             * lone LF so in every head state (s_res_status, s_header_value,
+             * s_header_value_discard_ws, s_header_field_start), and the head ends at the same
+             * byte for both. It also reads a CR followed by any byte as CRLF in some states:
+             * that bare CR is refused here. */
+            if (ps->fr_prev == '\r' && c != '\n')
                 return AG_EPROTO;
             ps->fr_prev = c;
             if (c == '\r')

@@ -104,6 +104,54 @@ static const fcase cases[] = {
     {"status_two_digits_refused", "HTTP/1.1 20 OK" CRLF "Content-Length: 2" CRLF CRLF "ok",
      AG_EPROTO, 0, 0, NULL, 0, 0},
 
+    /* ---- line ends: LF alone ends the status line and each field line, the empty line
+     * included (RFC 9112 section 2.2); a CR before the LF is ignored. */
+    {"bare_lf_head", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok", 1, 200, 1, "ok", 1, 1},
+    {"bare_lf_status_line_only", "HTTP/1.1 200 OK\nContent-Length: 2" CRLF CRLF "ok", 1, 200, 1,
+     "ok", 1, 1},
+    {"bare_lf_no_reason", "HTTP/1.1 200\nContent-Length: 2\n\nok", 1, 200, 1, "ok", 1, 1},
+    {"bare_lf_field_line", OK_HEAD "A: b\nContent-Length: 2" CRLF CRLF "ok", 1, 200, 1, "ok", 1, 1},
+    {"bare_lf_empty_line_only", OK_HEAD "Content-Length: 2" CRLF "\nok", 1, 200, 1, "ok", 1, 1},
+    {"bare_lf_empty_value", "HTTP/1.1 200 OK\nX:\nY: \nContent-Length: 2\n\nok", 1, 200, 1, "ok", 1,
+     1},
+    /* An obs-fold ended by LF alone is read as one ended by CRLF. */
+    {"bare_lf_obs_fold", "HTTP/1.1 200 OK\nX: a\n b\nContent-Length: 2\n\nok", 1, 200, 1, "ok", 1,
+     1},
+    {"bare_lf_interim", "HTTP/1.1 100 Continue\n\nHTTP/1.1 200 OK\nContent-Length: 2\n\nok", 1, 200,
+     1, "ok", 1, 1},
+    /* The chunked framing after a head of bare LFs stays CRLF. */
+    {"bare_lf_head_chunked_body",
+     "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n2" CRLF "ok" CRLF "0" CRLF CRLF, 1, 200, 1,
+     "ok", 1, 0},
+    {"bare_lf_until_close_http10", "HTTP/1.0 200 OK\nX: y\n\nold", 1, 200, 0, "old", 0, 1},
+    /* Still refused: an obs-fold right after the status line, */
+    {"bare_lf_fold_after_status", "HTTP/1.1 200 OK\n X: a\nContent-Length: 2\n\nok", AG_EPROTO, 0,
+     0, NULL, 0, 0},
+    /* an empty line before the status line, */
+    {"bare_lf_before_status", "\nHTTP/1.1 200 OK\nContent-Length: 2\n\nok", AG_EPROTO, 0, 0, NULL,
+     0, 0},
+    /* a bare CR anywhere in the head, */
+    {"bare_cr_status", "HTTP/1.1 200 O\rK\nContent-Length: 2\n\nok", AG_EPROTO, 0, 0, NULL, 0, 0},
+    {"bare_cr_field", "HTTP/1.1 200 OK\nX: a\rb\nContent-Length: 2\n\nok", AG_EPROTO, 0, 0, NULL, 0,
+     0},
+    {"bare_cr_empty_value", "HTTP/1.1 200 OK\nX: \rY: z\nContent-Length: 2\n\nok", AG_EPROTO, 0, 0,
+     NULL, 0, 0},
+    {"bare_cr_end", "HTTP/1.1 200 OK\nContent-Length: 1\n\rXY", AG_EPROTO, 0, 0, NULL, 0, 0},
+    {"cr_cr_lf", "HTTP/1.1 200 OK\r\r\nContent-Length: 2\n\nok", AG_EPROTO, 0, 0, NULL, 0, 0},
+    /* an LF inside a field name, */
+    {"bare_lf_in_name", "HTTP/1.1 200 OK\nX\n: v\nContent-Length: 2\n\nok", AG_EPROTO, 0, 0, NULL,
+     0, 0},
+    /* and a bare LF in the chunked framing: the size line, after the data, the last chunk, a
+     * trailer line and the empty line that ends the trailers. */
+    {"chunk_size_bare_lf", CHUNKED_HEAD "5\nhello" CRLF "0" CRLF CRLF, AG_EPROTO, 0, 0, NULL, 0, 0},
+    {"chunk_data_bare_lf", CHUNKED_HEAD "5" CRLF "hello\n0" CRLF CRLF, AG_EPROTO, 0, 0, NULL, 0, 0},
+    {"chunk_last_bare_lf", CHUNKED_HEAD "2" CRLF "ok" CRLF "0\n" CRLF, AG_EPROTO, 0, 0, NULL, 0, 0},
+    {"trailer_bare_lf", CHUNKED_HEAD "2" CRLF "ok" CRLF "0" CRLF "T: v\n" CRLF, AG_EPROTO, 0, 0,
+     NULL, 0, 0},
+    {"trailer_end_bare_lf", CHUNKED_HEAD "2" CRLF "ok" CRLF "0" CRLF "\n", AG_EPROTO, 0, 0, NULL, 0,
+     0},
+    {"trailer_end_bare_lf_after_field", CHUNKED_HEAD "2" CRLF "ok" CRLF "0" CRLF "T: v" CRLF "\n",
+     AG_EPROTO, 0, 0, NULL, 0, 0},
 };
 
 typedef struct outcome {
