@@ -1059,7 +1059,9 @@ static int follow(fetch *f)
     ag_response *r = f->resp;
     const char *loc = ag_response_header(r, "Location");
     ag__url next;
-    int rc = ag__url_resolve(&next, &f->url, loc);
+    /* Spaces and raw non-ASCII bytes are escaped and followed; a control byte fails the
+     * redirect with AG_EREDIRECT and the reason. */
+    int rc = ag__url_resolve_location(&next, &f->url, loc);
     if (rc < 0) {
         if (rc != -ENOMEM)
             ag__response_detail(r, "redirect: ", next.why ? next.why : "unusable Location", NULL,
@@ -1144,8 +1146,10 @@ static int fetch_from(ag_client *c, const ag_request *req, ag_response **out, in
     }
     while (rc == 0) {
         rc = exchange(&f);
+        /* A redirect whose Location is missing, empty or only white space names nothing to
+         * follow: the 3xx is the answer, as it is for a code that is not a redirect. */
         if (rc < 0 || req->no_redirects || !redirect_status(r->status) ||
-            !ag_response_header(r, "Location"))
+            !ag__url_location_given(ag_response_header(r, "Location")))
             break;
         if (c->o.max_redirects == AG_NO_REDIRECTS)
             break;

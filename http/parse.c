@@ -348,7 +348,10 @@ static int on_headers_complete(http_parser *p)
     ps->trailers = true;
     if (ag__status_interim(r->status))
         return 1; /* interim: no body, the final response follows */
-    ps->discard = ps->follow && is_redirect(r->status) && ag__fields_get(&r->headers, "Location");
+    /* The body of a redirect that will be followed is dropped; one whose Location names
+     * nothing is the answer, and keeps it (client.c decides the same way). */
+    ps->discard = ps->follow && is_redirect(r->status) &&
+                  ag__url_location_given(ag__fields_get(&r->headers, "Location"));
     if (ps->head || r->status == 204 || r->status == 304)
         return 1; /* no body, whatever the framing headers say (a HEAD response may name codings) */
     if (te < 0)

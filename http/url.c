@@ -104,6 +104,9 @@ uint16_t ag__url_default_port(const ag__url *url)
  * only (no control byte, space, DEL or byte >= 0x80), no backslash (which some servers and
  * browsers read as '/'), and each '%' starting a two-hex-digit escape. Passing this is what
  * keeps a request line and Host header free of injected bytes. */
+static const char bad_bytes[] = "URL: control byte, space, non-ASCII byte, backslash or bad "
+                                "%-escape";
+
 static bool check_bytes(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
@@ -297,7 +300,7 @@ int ag__url_parse(ag__url *url, const char *text)
 
     size_t len = strlen(text);
     if (!check_bytes(text, len)) {
-        url->why = "URL: control byte, space, non-ASCII byte, backslash or bad %-escape";
+        url->why = bad_bytes;
         return AG_EURL;
     }
 
@@ -468,8 +471,10 @@ int ag__url_resolve(ag__url *out, const ag__url *base, const char *ref)
     memset(out, 0, sizeof *out);
 
     size_t len = strlen(ref);
-    if (!check_bytes(ref, len))
+    if (!check_bytes(ref, len)) {
+        out->why = bad_bytes;
         return AG_EURL;
+    }
     parts r;
     split(ref, len, &r);
 
@@ -537,6 +542,54 @@ int ag__url_resolve(ag__url *out, const ag__url *base, const char *ref)
     assert((size_t)(w - text) < size);
 
     int rc = ag__url_parse(out, text);
+    free(text);
+    return rc;
+}
+
+bool ag__url_location_given(const char *value)
+{
+    return value && value[strspn(value, " \t")] != '\0';
+}
+
+int ag__url_resolve_location(ag__url *out, const ag__url *base, const char *loc)
+{
+    assert(out && base && loc);
+    memset(out, 0, sizeof *out);
+    size_t len = strlen(loc);
+    /* Where the authority ends: what is before stays as sent, so that a space or a raw byte in
+     * a host is refused rather than sent to the resolver as an escape. */
+    size_t from = scheme_length(loc, len);
+    if (from)
+        from++; /* the ':' */
+    if (len - from >= 2 && loc[from] == '/' && loc[from + 1] == '/')
+        from = find_any(loc, from + 2, len, "/?#");
+    size_t extra = 0;
+    for (size_t i = from; i < len; i++) {
+        unsigned char c = (unsigned char)loc[i];
+        extra += c == ' ' || c >= 0x80 ? 2 : 0;
+    }
+    char *text = malloc(len + extra + 1);
+    if (!text)
+        return -ENOMEM;
+    static const char hex[] = "0123456789ABCDEF";
+    char *w = put(text, loc, from);
+    for (size_t i = from; i < len; i++) {
+        unsigned char c = (unsigned char)loc[i];
+        if (c == ' ' || c >= 0x80) {
+            *w++ = '%';
+            *w++ = hex[c >> 4];
+            *w++ = hex[c & 15];
+        } else {
+            *w++ = (char)c;
+        }
+    }
+    *w = '\0';
+    int rc = ag__url_resolve(out, base, text);
+    /* The bytes that are still refused, named for a Location: spaces and non-ASCII bytes
+     * outside the authority were escaped above. */
+    if (rc == AG_EURL && (!out->why || out->why == bad_bytes))
+        out->why = "Location: control byte, DEL, backslash or bad %-escape, or a space or "
+                   "non-ASCII byte in the host";
     free(text);
     return rc;
 }

@@ -40,6 +40,18 @@ void ag__url_free(ag__url *url);
  * including dot-segment removal, and parse the result into *out. */
 int ag__url_resolve(ag__url *out, const ag__url *base, const char *ref);
 
+/* Resolve a Location field value against base as a redirect does: as ag__url_resolve, after
+ * percent-encoding (%XX, upper-case hex) each space and each byte 0x80-0xFF outside the
+ * reference's authority, as browsers and curl do with the Locations servers send. Escapes already
+ * there are kept as written, so "%0d%0a" stays three bytes each and can never become a line end
+ * in the request. Everything ag__url_resolve refuses is still refused (AG_EURL with out->why):
+ * control bytes (HTAB, DEL), a backslash, a bad escape, and a space or non-ASCII byte in the
+ * host or port. */
+int ag__url_resolve_location(ag__url *out, const ag__url *base, const char *loc);
+/* A Location value that names something to follow: not NULL, empty or white space only. A 3xx
+ * without one is the answer itself. */
+bool ag__url_location_given(const char *value);
+
 /* The authority for a Host header: "host", "host:port" when the port is not the scheme's
  * default, "[v6]" / "[v6]:port" for IPv6. Returns the length written (without NUL) or
  * -ENOSPC. */

@@ -4,6 +4,7 @@
  * head (never in the chunked framing), and the Location of a redirect (spaces and non-ASCII
  * bytes percent-encoded, control bytes refused, an empty one not followed). */
 #include "http/internal.h"
+#include "http/url.h"
 #include "tests/tap.h"
 
 #include <stdio.h>
@@ -218,11 +219,79 @@ static void parse_cases(ag_client *c)
     }
 }
 
+/* ---- Location: resolved against a base as a redirect does ---- */
+
+typedef struct lcase {
+    const char *name;
+    const char *location;
+    int want_rc;
+    const char *want_host;   /* on success */
+    const char *want_target; /* on success */
+} lcase;
+
+static const lcase locations[] = {
+    /* Spaces and bytes 0x80-0xFF become %XX (upper-case hex, RFC 3986 section 2.1); escapes
+     * already there are left alone. */
+    {"space_in_path", "/a b/c d", 0, "example.com", "/a%20b/c%20d"},
+    {"space_in_query", "/p?q=a b", 0, "example.com", "/p?q=a%20b"},
+    {"non_ascii_path", "/caf\xc3\xa9", 0, "example.com", "/caf%C3%A9"},
+    {"non_ascii_query", "?x=\xff\x80", 0, "example.com", "/dir/page?x=%FF%80"},
+    {"escapes_kept", "/a%20b c%2F", 0, "example.com", "/a%20b%20c%2F"},
+    {"absolute_with_space", "http://other.test/x y", 0, "other.test", "/x%20y"},
+    {"relative_with_space", "x y", 0, "example.com", "/dir/x%20y"},
+    /* A space in a fragment is encoded too, and the fragment dropped. */
+    {"fragment_with_space", "/f#a b", 0, "example.com", "/f"},
+    /* Percent-encoded CR and LF stay encoded: no header can be injected through them. */
+    {"encoded_crlf_path", "/x%0d%0aInjected:%20yes", 0, "example.com", "/x%0d%0aInjected:%20yes"},
+    {"encoded_crlf_host", "http://a%0d%0ainjected%3a%20yes/", 0, "a%0d%0ainjected%3a%20yes", "/"},
+    /* Refused still: a control byte (an HTAB is the only one a field value may hold), DEL, a
+     * backslash, a bad escape, and a space or a non-ASCII byte in the host. */
+    {"tab_refused", "/a\tb", AG_EURL, NULL, NULL},
+    {"del_refused", "/a\x7f", AG_EURL, NULL, NULL},
+    {"backslash_refused", "/a\\b", AG_EURL, NULL, NULL},
+    {"bad_escape_refused", "/a%zz b", AG_EURL, NULL, NULL},
+    {"space_in_host_refused", "http://exa mple.test/", AG_EURL, NULL, NULL},
+    {"non_ascii_host_refused",
+     "http://b\xc3\xbc"
+     "cher.test/",
+     AG_EURL, NULL, NULL},
+    {"space_in_port_refused", "http://h.test: 80/", AG_EURL, NULL, NULL},
+};
+
+static void location_cases(void)
+{
+    ag__url base;
+    if (ag__url_parse(&base, "http://example.com/dir/page?q") != 0)
+        abort();
+    for (size_t i = 0; i < sizeof locations / sizeof locations[0]; i++) {
+        const lcase *k = &locations[i];
+        ag__url u;
+        int rc = ag__url_resolve_location(&u, &base, k->location);
+        int ok = rc == k->want_rc;
+        if (ok && rc == 0)
+            ok = strcmp(u.host, k->want_host) == 0 && strcmp(u.target, k->want_target) == 0;
+        /* A refusal says why, for the redirect's error detail. */
+        if (ok && rc < 0)
+            ok = u.why != NULL;
+        tap_ok(ok, "location_%s: %s %s%s (%s)", k->name, ag_err_name(rc), rc == 0 ? u.host : "",
+               rc == 0 ? u.target : "", rc < 0 && u.why ? u.why : "");
+        if (rc == 0)
+            ag__url_free(&u);
+    }
+    ag__url_free(&base);
+    /* Empty and white-space-only Locations are not followed; anything else is. */
+    tap_ok(!ag__url_location_given(NULL) && !ag__url_location_given("") &&
+               !ag__url_location_given(" \t ") && ag__url_location_given("/") &&
+               ag__url_location_given(" x"),
+           "location_empty_not_given");
+}
+
 int main(void)
 {
     ag_client *c;
     ag_client_new(&c, NULL);
     parse_cases(c);
+    location_cases();
     ag_client_free(c);
     return tap_done();
 }
