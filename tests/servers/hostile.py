@@ -870,6 +870,62 @@ CASES.update({
 })
 
 
+
+# ---- /frm/: framing and semantics rules (tests/http/test-framing-live.c) ----
+# Heads ended by LF alone, HTTP/1.2, status codes outside 100-599 or unknown inside, chunk sizes
+# with leading zeros, and redirects whose Location has spaces, raw non-ASCII bytes, a tab,
+# nothing, or percent-encoded CR LF. Every case keeps the connection open: whether it may be
+# reused is the client's to decide.
+FRM_LF = b"HTTP/1.1 200 OK\nContent-Type: text/plain\nX-Line: ends in LF\nContent-Length: 2\n\n"
+
+
+def frm_status(c, req):
+    """?code= as sent (three characters: "000", "042", "600"), with a body of 2 bytes."""
+    code = (req.query.get("code") or ["600"])[0].encode("latin-1")
+    c.send(b"HTTP/1.1 " + code + b" Odd\r\nContent-Length: 2\r\n\r\nok")
+    return KEEP
+
+
+def frm_redirect(location, code=b"302 Found"):
+    body = b"redirect body"
+    return raw(b"HTTP/1.1 " + code + b"\r\nLocation: " + location +
+               b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body, KEEP)
+
+
+CASES.update({
+    "/frm/echo": case_echo,
+    # The path a Location of "/frm/a b\xc3\xa9" becomes once escaped (upper-case hex).
+    "/frm/a%20b%C3%A9": case_echo,
+    "/frm/lf": raw(FRM_LF + b"ok", KEEP),
+    "/frm/lf-interim": raw(b"HTTP/1.1 100 Continue\n\n" + FRM_LF + b"ok", KEEP),
+    "/frm/lf-chunked": raw(
+        b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n2\r\nok\r\n0\r\n\r\n", KEEP),
+    "/frm/lf-chunk-size": raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\nok\r\n0\r\n\r\n", KEEP),
+    "/frm/lf-trailer": raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nT: v\n\r\n", KEEP),
+    "/frm/bare-cr": raw(b"HTTP/1.1 200 OK\nX: a\rb\nContent-Length: 2\n\nok", KEEP),
+    "/frm/http12": raw(b"HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\nok", KEEP),
+    "/frm/http12-chunked": raw(
+        b"HTTP/1.2 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", KEEP),
+    "/frm/http20": raw(b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok", KEEP),
+    "/frm/status": frm_status,
+    "/frm/interim-199": raw(b"HTTP/1.1 199 Odd\r\nX: y\r\n\r\n" + OK, KEEP),
+    "/frm/399": frm_redirect(b"/frm/echo", b"399 Odd"),
+    "/frm/300": frm_redirect(b"/frm/echo", b"300 Multiple Choices"),
+    "/frm/zeros": raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"0" * 40 + b"2\r\nok\r\n"
+        + b"0" * 40 + b"\r\n\r\n", KEEP),
+    "/frm/loc-space": frm_redirect(b"/frm/echo?q=a b c"),
+    "/frm/loc-path": frm_redirect(b"/frm/a b\xc3\xa9"),
+    "/frm/loc-8bit": frm_redirect(b"/frm/echo?q=caf\xc3\xa9\xff"),
+    "/frm/loc-tab": frm_redirect(b"/frm/echo?q=a\tb"),
+    "/frm/loc-empty": frm_redirect(b""),
+    "/frm/loc-blank": frm_redirect(b" \t "),
+    "/frm/loc-crlf": frm_redirect(b"/frm/echo?x=%0d%0aX-Injected:%20yes"),
+    "/frm/loc-crlf-host": frm_redirect(b"http://evil%0d%0aX-Injected%3a%20yes/frm/echo"),
+})
+
 REUSED = b"HTTP/1.1 500 Reused\r\nConnection: close\r\nContent-Length: 7\r\n\r\nreused\n"
 
 
