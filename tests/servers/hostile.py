@@ -926,6 +926,31 @@ CASES.update({
     "/frm/loc-crlf-host": frm_redirect(b"http://evil%0d%0aX-Injected%3a%20yes/frm/echo"),
 })
 
+
+# ---- /atk12/: framing rules attacked (tests/http/test-attack12.c) ----
+
+
+def atk12_raw(c, req):
+    """Writes the bytes of ?b= (hex) as the whole response (?step=N&ms=M: N bytes at a time, M ms
+    apart); ?close=1 closes after them, else the connection serves the next request."""
+    data = bytes.fromhex((req.query.get("b") or [""])[0])
+    ta_send(c, req, data)   # ?step=N&ms=M: in pieces of N bytes, M ms apart
+    return CLOSE if req.qint("close", 0) else KEEP
+
+
+def atk12_port(c, req):
+    """200 whose body is the client's source port: which connection carried the request."""
+    body = b"%d" % c.sock.getpeername()[1]
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    return KEEP
+
+
+CASES.update({
+    "/atk12/raw": atk12_raw,
+    "/atk12/port": atk12_port,
+})
+
+
 REUSED = b"HTTP/1.1 500 Reused\r\nConnection: close\r\nContent-Length: 7\r\n\r\nreused\n"
 
 
