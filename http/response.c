@@ -229,7 +229,8 @@ const char *ag_response_peer(const ag_response *r)
 
 const char *ag_response_local(const ag_response *r)
 {
-    return r->local;
+    /* ag_fetch leaves no response when memory ran out: the newer accessors take NULL. */
+    return r ? r->local : "";
 }
 
 const char *ag_response_url(const ag_response *r)
