@@ -622,6 +622,10 @@ static int framing_check(ag__parse *ps, const char *p, size_t n)
                  * keeps its own, slightly lower, overflow bound on the value. */
                 if ((ps->fr_left || v) && ++ps->fr_digits > 16)
                     return AG_EPROTO;
+                /* The zeros count against the line's bound with its extension: an endless line
+                 * of zeros ends here, not at a total timeout the caller may not have set. */
+                if (++ps->fr_ext > MAX_CHUNK_EXT)
+                    return AG_EPROTO;
                 ps->fr_left = ps->fr_left * 16 + (uint64_t)v;
                 ps->fr_size_seen = true;
             } else if (ps->fr_size_seen && c == '\r') {

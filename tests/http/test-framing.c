@@ -286,11 +286,36 @@ static void location_cases(void)
            "location_empty_not_given");
 }
 
+/* Zeros are unbounded in the grammar, not in the client: a chunk line (zeros, digits and
+ * extension) longer than 4096 bytes is refused, so an endless line of zeros ends at once rather
+ * than at a total timeout. 4,000 zeros still pass. */
+static void zeros_bound(ag_client *c)
+{
+    static const int counts[] = {4000, 5000, 1 << 20};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        size_t n = (size_t)counts[i];
+        const char *head = CHUNKED_HEAD, *tail = "5" CRLF "hello" CRLF "0" CRLF CRLF;
+        char *b = malloc(strlen(head) + n + strlen(tail) + 1);
+        strcpy(b, head);
+        memset(b + strlen(head), '0', n);
+        strcpy(b + strlen(head) + n, tail);
+        ag_response *r = calloc(1, sizeof *r);
+        outcome o;
+        int rc = run(c, b, 1 << 20, r, &o);
+        int want = n <= 4096 ? 1 : AG_EPROTO;
+        tap_ok(rc == want, "framing_chunk_line_zeros_%zu: %s (want %s)", n, rc_name(rc),
+               rc_name(want));
+        ag_response_free(r);
+        free(b);
+    }
+}
+
 int main(void)
 {
     ag_client *c;
     ag_client_new(&c, NULL);
     parse_cases(c);
+    zeros_bound(c);
     location_cases();
     ag_client_free(c);
     return tap_done();
