@@ -733,12 +733,24 @@ static int open_unix(fetch *f, ag__conn *conn, int64_t deadline)
     return rc;
 }
 
+static bool no_fd(int rc)
+{
+    return rc == -EMFILE || rc == -ENFILE;
+}
+
 /* Connect a new connection for a granted slot: resolve, cap on connects, TCP connect. The
- * connect timeout covers this whole phase, and not the wait for the slot before it. */
-static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
+ * connect timeout covers this whole phase, and not the wait for the slot before it.
+ *
+ * A socket that cannot be made for want of a file descriptor is not the request's failure while
+ * the connect timeout (and pool_timeout_ms) leaves time: the pool closes an idle connection, or
+ * the request waits in FIFO order for one of the client's connections to end, and tries again
+ * (the lookup too, which may have needed a socket). A connection of the same host released
+ * meanwhile may be handed over instead (*handed: it is a reused connection). */
+static int open_conn(fetch *f, ag__host *slot, ag__conn **out, bool *handed)
 {
     ag_client *c = f->client;
     ag_response *r = f->resp;
+    *handed = false;
     ag__conn *conn = ag__pool_conn_new(c->pool, slot);
     int rc = -ENOMEM;
     if (!conn)
@@ -749,101 +761,154 @@ static int open_conn(fetch *f, ag__host *slot, ag__conn **out)
     conn->req_id = r->req_id;
     conn->user = f->req->user;
     int64_t deadline = earlier(f->total_deadline, after_ms(c->o.connect_timeout_ms));
+    int64_t fd_deadline = earlier(deadline, after_ms(c->o.pool_timeout_ms));
+    int64_t backoff = 0;
+    const char *host = f->url.host;
+    ag__conn *given = NULL;
     if (c->unix_path) {
-        rc = open_unix(f, conn, deadline);
+        while (no_fd(rc = open_unix(f, conn, deadline))) {
+            int err = rc;
+            rc = ag__pool_fd_wait(c->pool, slot, true, fd_deadline, &backoff, &given);
+            if (rc == 1)
+                goto given;
+            if (rc < 0) {
+                rc = timeout_error(f, rc, err);
+                if (no_fd(rc))
+                    ag__response_detail(r, "out of file descriptors until the connect timeout (",
+                                        ag_strerror(rc),
+                                        "), for a connection to unix:", c->unix_path);
+                goto fail;
+            }
+            r->detail[0] = '\0'; /* the try that failed said why: the next one will */
+        }
         if (rc < 0)
             goto fail;
         *out = conn;
         return 0;
     }
-    const char *host = f->url.host;
     uint16_t port = f->url.port;
     ag__connect_to_apply(c, &host, &port);
-    ag__lookup lk;
-    rc = ag__lookup_start(c->res, &lk, host, port);
-    if (rc < 0)
-        goto fail;
-    /* The connect slots (max_connecting) are for connects: a name still being looked up does
-     * not hold one. */
-    while (lk.first < 0 && !ag__lookup_done(&lk) && rc == 0)
-        rc = ag__lookup_wait(&lk, deadline);
-    /* Nor does the wait for IPv6 after an IPv4 answer (RFC 8305's resolution delay): Happy
-     * Eyeballs gets what is left of it. */
-    int64_t resolution_delay = 50 * 1000000;
-    if (rc == 0 && lk.fam[AG__FAM6].state == AG__LK_PENDING &&
-        lk.fam[AG__FAM4].state == AG__LK_DONE && lk.fam[AG__FAM4].n > 0) {
-        int64_t until = earlier(deadline, ag_now_ns() + resolution_delay);
-        while (rc == 0 && lk.fam[AG__FAM6].state == AG__LK_PENDING)
-            rc = ag__lookup_wait(&lk, until);
-        if (rc == -ETIMEDOUT && (deadline < 0 || ag_now_ns() < deadline))
-            rc = 0; /* the delay is over, the connect phase is not */
-        resolution_delay = 0;
-    }
-    bool slot_wait = false;
-    if (rc == 0) {
-        rc = ag__pool_connect_begin(c->pool, deadline);
-        slot_wait = rc < 0;
-    }
-    const char *why = NULL;
-    int64_t dns_at = 0;
-    bool tls_failed = false;
-    if (rc == 0) {
-        ag__connect_opts co = {
-            .attempt_delay_ns = c->o.happy_eyeballs_delay_ms * 1000000,
-            .resolution_delay_ns = resolution_delay,
-        };
-        rc = ag__conn_connect(conn, c->loop, &lk, &co, deadline, &dns_at, &why);
-        if (rc == 0) {
-            f->resp->t.connected = ag_now_ns();
-            r->connects++; /* a connection was made, whether or not its handshake succeeds */
-            /* The certificate must match the host the URL names, also when connect_to sent
-             * the connection elsewhere. */
-            ag__security sec = {f->tls ? ag__tls_start : NULL, f->tls, f->url.host, f->url.port};
-            rc = ag__conn_secure(conn, &sec, deadline, &why);
-            tls_failed = rc < 0;
-            if (rc == 0 && f->tls)
-                f->resp->t.tls = ag_now_ns();
+    /* Requests already waiting for a descriptor go first. */
+    rc = ag__pool_fd_wait(c->pool, slot, false, fd_deadline, &backoff, &given);
+    for (;;) {
+        if (rc == 1)
+            goto given;
+        if (rc < 0)
+            break;
+        ag__lookup lk;
+        rc = ag__lookup_start(c->res, &lk, host, port);
+        if (rc < 0)
+            goto fail;
+        /* The connect slots (max_connecting) are for connects: a name still being looked up
+         * does not hold one. */
+        while (lk.first < 0 && !ag__lookup_done(&lk) && rc == 0)
+            rc = ag__lookup_wait(&lk, deadline);
+        /* Nor does the wait for IPv6 after an IPv4 answer (RFC 8305's resolution delay): Happy
+         * Eyeballs gets what is left of it. */
+        int64_t resolution_delay = 50 * 1000000;
+        if (rc == 0 && lk.fam[AG__FAM6].state == AG__LK_PENDING &&
+            lk.fam[AG__FAM4].state == AG__LK_DONE && lk.fam[AG__FAM4].n > 0) {
+            int64_t until = earlier(deadline, ag_now_ns() + resolution_delay);
+            while (rc == 0 && lk.fam[AG__FAM6].state == AG__LK_PENDING)
+                rc = ag__lookup_wait(&lk, until);
+            if (rc == -ETIMEDOUT && (deadline < 0 || ag_now_ns() < deadline))
+                rc = 0; /* the delay is over, the connect phase is not */
+            resolution_delay = 0;
         }
-        ag__pool_connect_end(c->pool);
+        bool slot_wait = false;
+        if (rc == 0) {
+            rc = ag__pool_connect_begin(c->pool, deadline);
+            slot_wait = rc < 0;
+        }
+        const char *why = NULL;
+        int64_t dns_at = 0;
+        bool tls_failed = false;
+        if (rc == 0) {
+            ag__connect_opts co = {
+                .attempt_delay_ns = c->o.happy_eyeballs_delay_ms * 1000000,
+                .resolution_delay_ns = resolution_delay,
+            };
+            rc = ag__conn_connect(conn, c->loop, &lk, &co, deadline, &dns_at, &why);
+            if (rc == 0) {
+                f->resp->t.connected = ag_now_ns();
+                r->connects++; /* a connection was made, whether or not its handshake succeeds */
+                /* The certificate must match the host the URL names, also when connect_to
+                 * sent the connection elsewhere. */
+                ag__security sec = {f->tls ? ag__tls_start : NULL, f->tls, f->url.host,
+                                    f->url.port};
+                rc = ag__conn_secure(conn, &sec, deadline, &why);
+                tls_failed = rc < 0;
+                if (rc == 0 && f->tls)
+                    f->resp->t.tls = ag_now_ns();
+            }
+            ag__pool_connect_end(c->pool);
+        }
+        if (no_fd(rc) && !tls_failed) {
+            /* why: the lookup's, when it was a DNS socket that could not be made */
+            const char *what = why ? why : ag_strerror(rc);
+            memcpy(r->peer, conn->peer, sizeof r->peer);
+            ag__lookup_end(&lk);
+            int err = rc;
+            rc = ag__pool_fd_wait(c->pool, slot, true, fd_deadline, &backoff, &given);
+            if (rc != -ETIMEDOUT)
+                continue;
+            rc = timeout_error(f, rc, err);
+            if (no_fd(rc))
+                ag__response_detail(r, "out of file descriptors until the connect timeout (", what,
+                                    "), for a connection to ", host);
+            goto fail;
+        }
+        if (dns_at)
+            f->resp->t.dns = dns_at;
+        memcpy(r->peer, conn->peer, sizeof r->peer);
+        memcpy(r->local, conn->local, sizeof r->local);
+        bool known = lk.fam[AG__FAM4].n + lk.fam[AG__FAM6].n > 0; /* an address to connect to */
+        if (rc == -ETIMEDOUT && !slot_wait && !dns_at && !known) {
+            /* Out of time before an address was known: the lookup's fault, unless the total
+             * deadline it shared was the one that passed. */
+            rc = timeout_error(f, rc, AG_EDNS_TIMEOUT);
+            if (rc == AG_EDNS_TIMEOUT)
+                why = "no answer within the connect timeout";
+        } else if (rc < 0) {
+            rc = timeout_error(f, rc, AG_ECONNECT_TIMEOUT);
+        }
+        ag__lookup_end(&lk);
+        if (rc < 0 && tls_failed) {
+            ag__response_detail(r, "TLS handshake with ", conn->peer, ": ",
+                                why ? why : ag_strerror(rc));
+            ag__conn_close(conn);
+            goto fail;
+        }
+        if (rc < 0) {
+            if (rc == AG_EDNS || rc == AG_EDNS_FAIL || rc == AG_EDNS_TIMEOUT)
+                ag__response_detail(r, "cannot resolve ", host, ": ", why ? why : ag_strerror(rc));
+            else if (slot_wait && rc == AG_ECONNECT_TIMEOUT)
+                ag__response_detail(r, "timed out waiting for a connect slot (max_connecting)",
+                                    NULL, NULL, NULL);
+            else if (conn->peer[0])
+                ag__response_detail(r, "connect to ", conn->peer, ": ", ag_strerror(rc));
+            else if (rc == AG_ECONNECT_TIMEOUT)
+                ag__response_detail(
+                    r, "connect to ", host,
+                    ": out of time before the first attempt (waiting for IPv6 after the "
+                    "IPv4 answer)",
+                    NULL);
+            goto fail;
+        }
+        *out = conn;
+        return 0;
     }
-    if (dns_at)
-        f->resp->t.dns = dns_at;
-    memcpy(r->peer, conn->peer, sizeof r->peer);
-    memcpy(r->local, conn->local, sizeof r->local);
-    bool known = lk.fam[AG__FAM4].n + lk.fam[AG__FAM6].n > 0; /* an address to connect to */
-    if (rc == -ETIMEDOUT && !slot_wait && !dns_at && !known) {
-        /* Out of time before an address was known: the lookup's fault, unless the total
-         * deadline it shared was the one that passed. */
-        rc = timeout_error(f, rc, AG_EDNS_TIMEOUT);
-        if (rc == AG_EDNS_TIMEOUT)
-            why = "no answer within the connect timeout";
-    } else if (rc < 0) {
-        rc = timeout_error(f, rc, AG_ECONNECT_TIMEOUT);
-    }
-    ag__lookup_end(&lk);
-    if (rc < 0 && tls_failed) {
-        ag__response_detail(r, "TLS handshake with ", conn->peer, ": ",
-                            why ? why : ag_strerror(rc));
-        ag__conn_close(conn);
-        goto fail;
-    }
-    if (rc < 0) {
-        if (rc == AG_EDNS || rc == AG_EDNS_FAIL || rc == AG_EDNS_TIMEOUT)
-            ag__response_detail(r, "cannot resolve ", host, ": ", why ? why : ag_strerror(rc));
-        else if (slot_wait && rc == AG_ECONNECT_TIMEOUT)
-            ag__response_detail(r, "timed out waiting for a connect slot (max_connecting)", NULL,
-                                NULL, NULL);
-        else if (conn->peer[0])
-            ag__response_detail(r, "connect to ", conn->peer, ": ", ag_strerror(rc));
-        else if (rc == AG_ECONNECT_TIMEOUT)
-            ag__response_detail(
-                r, "connect to ", host,
-                ": out of time before the first attempt (waiting for IPv6 after the "
-                "IPv4 answer)",
-                NULL);
-        goto fail;
-    }
-    *out = conn;
+    /* Out of time or cancelled while queued behind others for a descriptor, before a try. */
+    rc = timeout_error(f, rc, -EMFILE);
+    if (no_fd(rc))
+        ag__response_detail(r, "out of file descriptors until the connect timeout (",
+                            ag_strerror(rc), "), for a connection to ", host);
+    goto fail;
+given:
+    /* The slot was given back with the handover. */
+    free(conn);
+    *out = given;
+    *handed = true;
     return 0;
 fail:
     free(conn);
@@ -943,9 +1008,11 @@ static int exchange_on(fetch *f, const char *key)
         if (reused) {
             r->t.dns = r->t.connected = r->t.queued;
         } else {
-            rc = open_conn(f, host, &conn);
+            rc = open_conn(f, host, &conn, &reused);
             if (rc < 0)
                 return rc;
+            if (reused) /* handed over while it waited for a file descriptor */
+                r->t.dns = r->t.connected = ag_now_ns();
         }
         /* Cancelled or out of time before a byte went out (cancelled before its first run,
          * say): send nothing. A reused connection and a send buffer with room would otherwise

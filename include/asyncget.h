@@ -274,6 +274,12 @@ typedef struct ag_client_opts {
     /* NULL: every wait blocks in poll() (sequential code; such a client used inside a coroutine
      * blocks that coroutine's whole loop while it waits) */
     ag_loop *loop;
+    /* Connections need file descriptors: when the process has none free (EMFILE, ENFILE; for a
+     * connection or a DNS socket), a request is not failed at once. The client closes its least
+     * recently used idle connection, or the request waits, in order of arrival, for one of the
+     * client's connections to close or be released (taking it when it is for the same host),
+     * trying again after short pauses in case others held the descriptors; when the connect
+     * timeout (or pool_timeout_ms) passes first, it fails with -EMFILE or -ENFILE. */
     unsigned max_conns;          /* connections open at once, in total; 0: 1024 */
     unsigned max_conns_per_host; /* per scheme, host and port; 0: 256 */
     unsigned max_connecting;     /* connects in progress at once; 0: 256 */

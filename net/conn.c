@@ -318,6 +318,7 @@ static int happy_eyeballs(ag__conn *c, ag_loop *loop, ag__lookup *lk, const ag__
     h.started = h.inflight = h.ntodo = h.next = 0;
     uint8_t seen[2] = {0xff, 0xff};
     int rc = -EADDRNOTAVAIL; /* the error of the last attempt that ended */
+    int no_fd = 0;           /* EMFILE or ENFILE: an address went untried for want of an fd */
     int last_failed = -1;    /* its slot */
     int64_t answered = -1;   /* when the first address became known */
     int64_t resolution_end = -1;
@@ -357,6 +358,8 @@ static int happy_eyeballs(ag__conn *c, ag_loop *loop, ag__lookup *lk, const ag__
                 /* Refused or unreachable at once, or no socket: the next one starts now. */
                 trace_attempt(c, &h.addr[s], r);
                 rc = r;
+                if (r == -EMFILE || r == -ENFILE)
+                    no_fd = r;
                 last_failed = s;
                 next_at = now;
                 continue;
@@ -373,7 +376,9 @@ static int happy_eyeballs(ag__conn *c, ag_loop *loop, ag__lookup *lk, const ag__
                 return ag__lookup_error(lk, why);
             }
             format_peer(c, &h.addr[last_failed]);
-            return rc;
+            /* An address that got no socket was not tried: that is the failure to report, for
+             * the caller may try them all again once a descriptor is free. */
+            return no_fd ? no_fd : rc;
         }
         if (deadline_ns >= 0 && now >= deadline_ns) {
             /* Every address known so far failed, and only an answer of the other family was

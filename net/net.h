@@ -201,12 +201,22 @@ void ag__pool_release_slot(ag__pool *pool, ag__host *host);
 ag__conn *ag__pool_conn_new(ag__pool *pool, ag__host *host);
 /* Counts (ag_client_pool_stats, tests): connection slots in use, idle connections, connects in
  * progress, waiters queued for a slot and for a connect, requests waiting for a file descriptor
- * now, and how many times one had to since the pool was made. */
+ * now, and how many had to since the pool was made; idle connections closed to free one. */
 typedef struct ag__pool_counts {
     unsigned total, idle, connecting, waiting, connect_waiting, fd_waiting;
-    uint64_t fd_waits;
+    uint64_t fd_waits, fd_idle_closed;
 } ag__pool_counts;
 void ag__pool_counts_get(const ag__pool *pool, ag__pool_counts *out);
+/* A new connection for a slot of host found no file descriptor (failed: socket() said EMFILE or
+ * ENFILE), or is about to try while others wait for one (!failed: it queues behind them, FIFO).
+ * A failure closes the least recently used idle connection, if there is one, and returns at
+ * once; else the request waits until one of the client's connections closes (or a connect
+ * fails), or until a connection of host is released, which is then handed over (1, *conn set:
+ * the slot held was given back); or until a pause that doubles from 1 ms to 100 ms (in
+ * *backoff_ns, 0 before a request's first wait) passes, as the descriptors may be held by
+ * others. 0: try again; -ETIMEDOUT at the deadline; -ECANCELED. */
+int ag__pool_fd_wait(ag__pool *pool, ag__host *host, bool failed, int64_t deadline_ns,
+                     int64_t *backoff_ns, ag__conn **conn);
 /* Limit connects in progress: take before connecting, give back after. */
 int ag__pool_connect_begin(ag__pool *pool, int64_t deadline_ns);
 void ag__pool_connect_end(ag__pool *pool);

@@ -1,6 +1,7 @@
 /* pool.c: the keep-alive pool: idle connections per scheme, host and port, limits in total and
- * per host with FIFO waiters, a cap on connects in progress, and lazy idle expiry (no timer, so
- * an idle pool never keeps the loop running). */
+ * per host with FIFO waiters, a cap on connects in progress, a FIFO queue of requests waiting for
+ * a file descriptor, and lazy idle expiry (no timer, so an idle pool never keeps the loop
+ * running). */
 #include "net/net.h"
 
 #include <errno.h>
@@ -16,6 +17,8 @@ typedef struct waiter {
     bool fresh;     /* wants a new connection, not an idle one */
     ag__conn *conn; /* handed an idle connection */
     bool slot;      /* handed a slot for a new connection */
+    ag__host *host; /* a descriptor waiter: the host of its slot */
+    bool go;        /* a descriptor waiter: a descriptor was freed, try again */
 } waiter;
 
 struct ag__host {
@@ -37,10 +40,10 @@ struct ag__pool {
     ag__queue queued_hosts;        /* of ag__host that have waiters, in the order they got one */
     unsigned connecting;
     ag__queue connect_waiters; /* of waiter */
+    ag__queue fd_waiters;      /* of waiter: slots whose connect found no file descriptor */
+    uint64_t fd_waits, fd_idle_closed;
     uint64_t next_id;
     uint64_t next_seq;
-    unsigned fd_waiting; /* requests waiting now for a file descriptor */
-    uint64_t fd_waits;   /* times one had to, since the pool was made */
 };
 
 static waiter *first_waiter(const ag__queue *q)
@@ -72,6 +75,7 @@ int ag__pool_new(ag__pool **out, ag_loop *loop, const ag__pool_opts *opts)
     p->o = *opts;
     ag__queue_init(&p->queued_hosts);
     ag__queue_init(&p->connect_waiters);
+    ag__queue_init(&p->fd_waiters);
     *out = p;
     return 0;
 }
@@ -174,6 +178,17 @@ static void idle_push(ag__pool *p, ag__conn *c)
 
 static void grant_slots(ag__pool *p);
 
+/* A file descriptor of the client was freed: the oldest request waiting for one tries again. */
+static void fd_freed(ag__pool *p)
+{
+    waiter *w = first_waiter(&p->fd_waiters);
+    if (!w)
+        return;
+    ag__queue_remove(&w->link);
+    w->go = true;
+    ag__coro_wake(w->co, 0);
+}
+
 /* Close a connection that is out of every list, and free its slot. The host is forgotten if
  * nothing is left on it, unless it is `keep` (a host the caller still holds). */
 static void conn_destroy(ag__pool *p, ag__conn *c, bool grant, const ag__host *keep)
@@ -183,6 +198,7 @@ static void conn_destroy(ag__pool *p, ag__conn *c, bool grant, const ag__host *k
     free(c);
     h->nconns--;
     p->total--;
+    fd_freed(p);
     if (grant)
         grant_slots(p);
     if (h != keep)
@@ -342,6 +358,24 @@ void ag__pool_release(ag__pool *p, ag__conn *c, bool reusable)
         conn_destroy(p, c, true, NULL);
         return;
     }
+    /* Requests that found no file descriptor have waited longest of all (they were granted their
+     * slot before anyone still queued for one): the oldest takes this connection if it is for
+     * its host, giving back the slot it holds; else the connection closes to free its
+     * descriptor for it. */
+    waiter *fw = first_waiter(&p->fd_waiters);
+    if (fw) {
+        if (fw->host != c->host) {
+            conn_destroy(p, c, true, NULL);
+            return;
+        }
+        ag__queue_remove(&fw->link);
+        fw->conn = c;
+        c->host->nconns--;
+        p->total--;
+        ag__coro_wake(fw->co, 0);
+        grant_slots(p);
+        return;
+    }
     /* The liveness check trusts the reactor to have seen the server close an idle connection.
      * An idle connection has no waiter to arm read interest, and backends that report only armed
      * directions (poll, libkqueue) would never see it: arm it now, for the whole idle time. A
@@ -361,8 +395,73 @@ void ag__pool_release_slot(ag__pool *p, ag__host *h)
 {
     h->nconns--;
     p->total--;
+    /* The connect that failed has closed its sockets. */
+    fd_freed(p);
     grant_slots(p);
     host_maybe_free(p, h);
+}
+
+int ag__pool_fd_wait(ag__pool *p, ag__host *h, bool failed, int64_t deadline_ns,
+                     int64_t *backoff_ns, ag__conn **conn)
+{
+    *conn = NULL;
+    if (failed && p->lru_head) {
+        /* The descriptor of the least recently used idle connection is worth more to a request
+         * that has none. Nobody is woken: the caller takes the descriptor at once. */
+        ag__conn *victim = p->lru_head;
+        idle_unlink(p, victim);
+        ag__host *vh = victim->host;
+        ag__conn_close(victim);
+        free(victim);
+        vh->nconns--;
+        p->total--;
+        p->fd_idle_closed++;
+        grant_slots(p);
+        if (vh != h)
+            host_maybe_free(p, vh);
+        return 0;
+    }
+    bool on_loop = ag__current && ag__current->loop == p->loop;
+    if (!failed && (ag__queue_empty(&p->fd_waiters) || !on_loop))
+        return 0;
+    int64_t now = ag_now_ns();
+    if (deadline_ns >= 0 && now >= deadline_ns)
+        return -ETIMEDOUT;
+    /* The client may own none of the descriptors (other clients or the rest of the process
+     * hold them): nobody would wake the waiter, so it also tries again after a pause that
+     * doubles from 1 ms up to 100 ms. */
+    bool again = *backoff_ns > 0;
+    if (!again) {
+        *backoff_ns = 1000000;
+        p->fd_waits++;
+    }
+    int64_t until = now + *backoff_ns;
+    if (deadline_ns >= 0 && until > deadline_ns)
+        until = deadline_ns;
+    if (*backoff_ns < 100000000)
+        *backoff_ns *= 2;
+    if (!on_loop) {
+        /* Blocking code has nobody to wake it: the pause only. */
+        int rc = ag_sleep_until(until);
+        return rc < 0 && rc != -ETIMEDOUT ? rc : 0;
+    }
+    waiter w = {.co = ag__current, .host = h};
+    /* One that waited before, was woken and still found none keeps its place at the head. */
+    if (again && failed)
+        ag__queue_push_head(&p->fd_waiters, &w.link);
+    else
+        ag__queue_push(&p->fd_waiters, &w.link);
+    int rc = ag__coro_park_until(until);
+    if (w.conn) {
+        *conn = w.conn;
+        return 1;
+    }
+    if (w.go)
+        return 0;
+    ag__queue_remove(&w.link);
+    if (rc == -ETIMEDOUT)
+        return deadline_ns >= 0 && ag_now_ns() >= deadline_ns ? -ETIMEDOUT : 0;
+    return rc < 0 ? rc : 0;
 }
 
 int ag__pool_connect_begin(ag__pool *p, int64_t deadline_ns)
@@ -419,8 +518,6 @@ void ag__pool_counts_get(const ag__pool *p, ag__pool_counts *out)
     memset(out, 0, sizeof *out);
     out->total = p->total;
     out->connecting = p->connecting;
-    out->fd_waiting = p->fd_waiting;
-    out->fd_waits = p->fd_waits;
     for (const ag__conn *c = p->lru_head; c; c = c->lru_next)
         out->idle++;
     const ag__queue *hn, *wn;
@@ -429,4 +526,8 @@ void ag__pool_counts_get(const ag__pool *p, ag__pool_counts *out)
             out->waiting++;
     ag__queue_foreach (wn, &p->connect_waiters)
         out->connect_waiting++;
+    ag__queue_foreach (wn, &p->fd_waiters)
+        out->fd_waiting++;
+    out->fd_waits = p->fd_waits;
+    out->fd_idle_closed = p->fd_idle_closed;
 }
