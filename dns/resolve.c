@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* One name and family: a query in flight (PENDING, with the lookups waiting on it) or an answer
  * (DONE) kept until it expires. */
@@ -28,8 +30,9 @@ typedef struct entry {
     bool abandoned; /* sent, then left by every lookup: its slot was given back */
     ag__lookup_fam answer;
     int64_t expires;
-    ag__queue waiters; /* lookups, through their link[fam] */
-    char name[];       /* lower case */
+    unsigned no_fd_mark; /* the resolver's no_fd_count when the query was sent */
+    ag__queue waiters;   /* lookups, through their link[fam] */
+    char name[];         /* lower case */
 } entry;
 
 /* A socket c-ares asked us to watch. */
@@ -73,6 +76,9 @@ struct ag__resolver {
     size_t novr;
     ag__hosts *hosts;
     ag_dns_stats stats;
+    /* c-ares could not open a socket (EMFILE or ENFILE) this many times, the last with no_fd */
+    unsigned no_fd_count;
+    int no_fd;
 };
 
 static pthread_once_t ares_once = PTHREAD_ONCE_INIT;
@@ -404,6 +410,15 @@ static void query_done(void *arg, int status, int timeouts, struct ares_addrinfo
     int64_t ttl_ns = ag__dns_answer(a, e->fam, status, ai);
     if (ai)
         ares_freeaddrinfo(ai);
+    if (a->n == 0 && r->no_fd_count != e->no_fd_mark && status != ARES_ENOTFOUND &&
+        status != ARES_ENODATA && status != ARES_ENOMEM) {
+        /* c-ares reports a socket it could not open as a server that cannot be reached: the
+         * name was not asked, and the caller may ask again once a descriptor is free (never
+         * cached, as no failure of the servers is). Another query's socket may have been the
+         * one refused: asked again, this one then gets its own answer. */
+        a->error = r->no_fd;
+        a->why = "no descriptor for a DNS socket";
+    }
     if (a->n == 0) {
         r->stats.failures++;
         /* Only "this name has no such address" is remembered; a failure of the servers is
@@ -447,6 +462,7 @@ static void query_send(ag__resolver *r, entry *e)
     hints.ai_family = e->fam == AG__FAM4 ? AF_INET : AF_INET6;
     /* No sorting: c-ares would open a socket per address to sort them (RFC 6724). */
     hints.ai_flags = ARES_AI_NOSORT;
+    e->no_fd_mark = r->no_fd_count;
     /* The callback may run before this returns (an answer from /etc/hosts, a failure). */
     ares_getaddrinfo(r->ch, e->name, NULL, &hints, query_done, e);
 }
@@ -600,6 +616,55 @@ static bool servers_valid(const char *list)
     }
 }
 
+/* c-ares's socket calls, as c-ares makes them itself, so that a socket it cannot open for want
+ * of a file descriptor is known (c-ares only says the server could not be reached), and sends
+ * never raise SIGPIPE. */
+static ares_socket_t cares_socket(int family, int type, int protocol, void *arg)
+{
+    ag__resolver *r = arg;
+    int fd = ag__socket(family, type, protocol);
+    if (fd >= 0)
+        return fd;
+    if (fd == -EMFILE || fd == -ENFILE) {
+        r->no_fd = fd;
+        r->no_fd_count++;
+    }
+    errno = -fd;
+    return ARES_SOCKET_BAD;
+}
+
+static int cares_close(ares_socket_t fd, void *arg)
+{
+    (void)arg;
+    return close(fd);
+}
+
+static int cares_connect(ares_socket_t fd, const struct sockaddr *sa, ares_socklen_t len, void *arg)
+{
+    (void)arg;
+    return connect(fd, sa, len);
+}
+
+static ares_ssize_t cares_recvfrom(ares_socket_t fd, void *buf, size_t len, int flags,
+                                   struct sockaddr *from, ares_socklen_t *from_len, void *arg)
+{
+    (void)arg;
+    return recvfrom(fd, buf, len, flags, from, from_len);
+}
+
+static ares_ssize_t cares_sendv(ares_socket_t fd, const struct iovec *iov, int iovcnt, void *arg)
+{
+    (void)arg;
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = (struct iovec *)iov;
+    msg.msg_iovlen = (size_t)iovcnt;
+    return sendmsg(fd, &msg, AG__MSG_NOSIGNAL);
+}
+
+static const struct ares_socket_functions cares_funcs = {cares_socket, cares_close, cares_connect,
+                                                         cares_recvfrom, cares_sendv};
+
 static int channel_open(ag__resolver *r, const ag__resolver_opts *o, int flags)
 {
     struct ares_options ao;
@@ -617,6 +682,7 @@ static int channel_open(ag__resolver *r, const ag__resolver_opts *o, int flags)
     if (st != ARES_SUCCESS)
         return st == ARES_ENOMEM ? -ENOMEM : AG_EDNS_FAIL;
     r->ch_ok = true;
+    ares_set_socket_functions(r->ch, &cares_funcs, r);
     if (o->servers) {
         st = ares_set_servers_ports_csv(r->ch, o->servers);
         if (st != ARES_SUCCESS)
@@ -1043,7 +1109,7 @@ void ag__lookup_addrs(const ag__lookup *lk, ag__addrs *out)
 
 int ag__lookup_error(const ag__lookup *lk, const char **why)
 {
-    static const int rank[] = {-ENOMEM, AG_EDNS_FAIL, AG_EDNS_TIMEOUT, AG_EDNS};
+    static const int rank[] = {-ENOMEM, -EMFILE, -ENFILE, AG_EDNS_FAIL, AG_EDNS_TIMEOUT, AG_EDNS};
     const ag__lookup_fam *best = NULL;
     /* A name that does not exist says it all; else the most serious failure. */
     for (int fam = 0; fam < 2; fam++) {

@@ -71,7 +71,8 @@ enum { AG__LK_UNASKED = 0, AG__LK_PENDING, AG__LK_DONE };
 typedef struct ag__lookup_fam {
     uint8_t state;   /* AG__LK_* */
     uint8_t n;       /* addresses */
-    int error;       /* when done: 0, or AG_EDNS, AG_EDNS_FAIL, AG_EDNS_TIMEOUT, -ENOMEM */
+    int error;       /* when done: 0, or AG_EDNS, AG_EDNS_FAIL, AG_EDNS_TIMEOUT, -ENOMEM, -EMFILE or
+                      * -ENFILE (c-ares found no descriptor for a socket: the name was not asked) */
     const char *why; /* a static text beside error ("NXDOMAIN", "SERVFAIL", ...), or NULL */
     uint8_t addr[AG__DNS_MAX][16]; /* IPv4 in the first 4 bytes */
 } ag__lookup_fam;

@@ -1,7 +1,8 @@
 /* test-fd-limit.c: a client under an open-file limit of 64 (soft) runs 1,000 requests at once
  * with its default limits (max_conns 1,024): every one completes, with the right body, queued
  * behind the file descriptors rather than failing with EMFILE; afterwards the process has as
- * many descriptors open as before. Over http to an address, and over https. */
+ * many descriptors open as before. Over http to an address, over https, and through the
+ * resolver (a name dnsmasq answers, no cache: a query per request, each needing a socket). */
 #include "tests/http/util.h"
 
 #include <errno.h>
@@ -114,6 +115,17 @@ int main(void)
         run_case("fdlimit_https_1000_under_64", &o, url);
     } else {
         tap_skip("fdlimit_https_1000_under_64: no TLS server");
+    }
+
+    const char *dns = getenv("AG_DNS_SERVER");
+    if (dns) {
+        ag_client_opts_init(&o);
+        o.dns_servers = dns;
+        o.dns_cache_size = AG_NO_DNS_CACHE;
+        snprintf(url, sizeof url, "http://v4.test:%d/1k", port);
+        run_case("fdlimit_dns_1000_under_64", &o, url);
+    } else {
+        tap_skip("fdlimit_dns_1000_under_64: no DNS server");
     }
 
     ag_loop_free(loop);
