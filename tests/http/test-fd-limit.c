@@ -76,15 +76,22 @@ static void run_case(const char *name, ag_client_opts *o, const char *url)
         if (ag_fetch_start(c, &req, on_done, &t, NULL) < 0)
             abort();
     }
+    int64_t start = ag_now_ns();
     ag_loop_run(loop);
+    double secs = (double)(ag_now_ns() - start) / 1e9;
     setrlimit(RLIMIT_NOFILE, &saved);
+    /* The pool is at rest, and requests did wait for descriptors (1,000 cannot fit in 64). */
+    ag_pool_stats ps;
+    ag_client_pool_stats(c, &ps);
     int free_rc = ag_client_free(c);
     int after = count_fds();
-    tap_ok(t.done == N && t.ok == N && free_rc == 0 && after == fds,
+    tap_ok(t.done == N && t.ok == N && ps.fd_waits > 0 && ps.waiting_fd == 0 && ps.requests == 0 &&
+               ps.conns == ps.idle && free_rc == 0 && after == fds,
            "%s: %d of %d completed with the right body (%d on a reused connection), %d failed "
-           "(%d EMFILE; first: %s \"%s\"); %d fds before, %d after",
-           name, t.ok, N, t.reused, t.bad, t.emfile, ag_err_name(t.first_err), t.first_detail, fds,
-           after);
+           "(%d EMFILE; first: %s \"%s\"); %llu waited for a descriptor, %llu waiting after; "
+           "%d fds before, %d after; %.2f s",
+           name, t.ok, N, t.reused, t.bad, t.emfile, ag_err_name(t.first_err), t.first_detail,
+           (unsigned long long)ps.fd_waits, (unsigned long long)ps.waiting_fd, fds, after, secs);
 }
 
 int main(void)
