@@ -1158,9 +1158,11 @@ static void on_sigint(int sig)
 
 /* ---- setting up ---- */
 
-/* Requests in flight need a descriptor each (two with -O: the file), and the rest of the process
- * a few: raise the soft limit to the hard one, and lower --parallel-max to what fits rather than
- * failing with EMFILE midway. */
+/* Raise the soft limit to the hard one. A request's socket needs no room kept: the library
+ * queues a connection that finds no free descriptor until one of its own is released. What the
+ * command opens itself per request in flight does (the file of -O, or the buffer of a body
+ * bound for standard output), besides a few for the rest of the process: lower --parallel-max
+ * to what fits rather than failing with EMFILE midway. */
 static unsigned fit_fd_limit(const cli_cfg *cfg, unsigned want, unsigned threads)
 {
     struct rlimit rl;
@@ -1171,7 +1173,9 @@ static unsigned fit_fd_limit(const cli_cfg *cfg, unsigned want, unsigned threads
         if (setrlimit(RLIMIT_NOFILE, &up) == 0)
             rl = up;
     }
-    uint64_t per = 1 + (cfg->remote_name || cfg->output == NULL ? 1 : 0);
+    uint64_t per = cfg->remote_name || cfg->output == NULL ? 1 : 0;
+    if (per == 0)
+        return want;
     uint64_t reserve = 64 + 16 * (uint64_t)threads;
     uint64_t limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur;
     uint64_t fit = limit > reserve ? (limit - reserve) / per : 1;
