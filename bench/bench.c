@@ -34,6 +34,7 @@ typedef struct opts {
     bool no_resume;      /* the client neither resumes nor remembers TLS sessions */
     const char *ca_file; /* certificates the client trusts (the bench server's own with --tls) */
     long hold;           /* > 0: the idle-pool memory measurement with this many connections */
+    long soak;           /* > 0: this many requests through one client, memory sampled */
 } opts;
 
 static void usage(FILE *f)
@@ -61,6 +62,9 @@ static void usage(FILE *f)
             "  --ca-file FILE    trust FILE's certificates (for an https --url)\n"
             "  --hold N          open N connections to --url at once, leave them idle in the\n"
             "                    pool, reuse them all once, and report the process's memory\n"
+            "  --soak N          make N keep-alive requests through one client (--concurrency\n"
+            "                    in flight, 8 by default) and print RSS, live heap and open fds\n"
+            "                    at every 10%%; exits 1 if any grew after the first 10%%\n"
             "  --csv, --json     machine-readable rows on stdout (notes go to stderr)\n"
             "  --sweep           N = 10, 100, 1000, 10000 (concurrency alike), JSON lines to\n"
             "                    --out FILE (sweep.jsonl); bench/plot draws them\n"
@@ -104,6 +108,7 @@ static void parse_opts(int argc, char **argv, opts *o)
         O_NORESUME,
         O_CAFILE,
         O_HOLD,
+        O_SOAK,
         O_HELP
     };
     static const struct option lo[] = {
@@ -128,6 +133,7 @@ static void parse_opts(int argc, char **argv, opts *o)
         {"no-resume", no_argument, 0, O_NORESUME},
         {"ca-file", required_argument, 0, O_CAFILE},
         {"hold", required_argument, 0, O_HOLD},
+        {"soak", required_argument, 0, O_SOAK},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
@@ -212,6 +218,9 @@ static void parse_opts(int argc, char **argv, opts *o)
             break;
         case O_HOLD:
             o->hold = parse_long(optarg, "--hold", 1);
+            break;
+        case O_SOAK:
+            o->soak = parse_long(optarg, "--soak", 1);
             break;
         case O_HELP:
         case 'h':
@@ -411,7 +420,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "asyncget-bench: the server did not start\n");
             return 1;
         }
-        snprintf(url, sizeof url, "%s://127.0.0.1:%d/uuid", o.tls ? "https" : "http", port);
+        /* A soak measures the client, not the server's delay. */
+        snprintf(url, sizeof url, "%s://127.0.0.1:%d/uuid%s", o.tls ? "https" : "http", port,
+                 o.soak ? "?delay=0" : "");
     }
     /* TLS settings only when asked for, so that a plain run is the same as before TLS existed.
      * Verification stays on: the client trusts the server's certificate through the CA file. */
@@ -447,6 +458,13 @@ int main(int argc, char **argv)
                    .dns_server = o.dns_server,
                    .close = o.close,
                    .tls = use_tls ? &tls : NULL};
+    if (o.soak) {
+        cfg.requests = o.soak;
+        cfg.concurrency = o.concurrency ? o.concurrency : 8;
+        int rc = soak_run(&cfg, o.json);
+        sys_stop_server(server);
+        return rc;
+    }
     if (o.hold) {
         int rc = hold_run(&cfg, o.hold, o.json);
         sys_stop_server(server);

@@ -109,6 +109,14 @@ long mode_baseline_rss_kb(const run_cfg *cfg);
  * when json). Runs in a forked child so that the figures are its own. Returns an exit status. */
 int hold_run(const run_cfg *cfg, long n, bool json);
 
+/* ---- a long run through one client (soak.c) ---- */
+
+/* Make cfg->requests keep-alive requests to cfg->url through one client, cfg->concurrency in
+ * flight, and print the process's RSS, live heap and open fds at every tenth of the run (JSON
+ * lines when json). Runs in a forked child. Returns 0 when every request succeeded and nothing
+ * grew after the first tenth, else 1. */
+int soak_run(const run_cfg *cfg, bool json);
+
 /* ---- output (report.c) ---- */
 
 /* Latency percentile p (0..100) of n values, sorting v in place; 0 when n is 0. */
