@@ -740,7 +740,9 @@ static void concurrent(void)
 #endif
 
 #ifndef AG_NO_REALLOC_HOOK
-static size_t fail_realloc_of; /* fail the next realloc to exactly this size (0: none) */
+/* volatile: the compiler takes realloc for the C library's, which reads no global, and would drop a
+ * store made just before a call of it. */
+static volatile size_t fail_realloc_of; /* fail the next realloc to exactly this size (0: none) */
 
 __attribute__((visibility("default"))) void *realloc(void *p, size_t n);
 void *realloc(void *p, size_t n)
@@ -766,6 +768,18 @@ static void head_lost_to_memory(void)
     /* A head of about 1,550 bytes in pieces of 600: the first piece takes 1,024 bytes, the
      * second would need 2,048 and does not get them; the third ends the head. The fields are
      * tiny, so no other buffer grows to 2,048. */
+    /* valgrind puts its own allocator in front of everyone's, this definition included: a
+     * realloc that does not fail when told to says so, and the case cannot be made. */
+    void *volatile probe = NULL;
+    fail_realloc_of = 4097;
+    probe = realloc(probe, 4097);
+    fail_realloc_of = 0;
+    if (probe) {
+        free(probe);
+        tap_skip("trace_head_in_never_partial_when_memory_fails: realloc is not this program's "
+                 "(valgrind replaces the allocator)");
+        return;
+    }
     rec r;
     memset(&r, 0, sizeof r);
     static int marker;
