@@ -2253,11 +2253,24 @@ int main(int argc, char **argv)
         /* Found here after c984133, fixed in the commit after it. */
         {"connect_timeout_in_resolution_delay", timeout_in_resolution_delay, 60, NULL},
     };
+    /* Cases whose verdict rests on wall-clock margins (20 connects of an instant each, queued
+     * behind one slot, inside an 800 ms timeout) that valgrind's slowdown eats whether the code
+     * is right or not: skipped under the valgrind wrapper (AG_TEST_WRAPPER), with the reason. */
+    static const char *const timing[] = {"connect_resolution_delay_holds_no_slot"};
+    const char *wrapper = getenv("AG_TEST_WRAPPER");
+    bool wrapped = wrapper && *wrapper;
     bool findings = getenv("AG_CONNECT_ATTACK_FINDINGS") != NULL;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (only && !strstr(cases[i].name, only))
             continue;
-        if (cases[i].finding && !findings && !only)
+        bool timed = false;
+        for (size_t k = 0; k < sizeof timing / sizeof timing[0]; k++)
+            timed |= strcmp(cases[i].name, timing[k]) == 0;
+        if (timed && wrapped)
+            tap_skip("%s: its margins are milliseconds of wall time, which valgrind's slowdown "
+                     "exceeds",
+                     cases[i].name);
+        else if (cases[i].finding && !findings && !only)
             tap_skip("%s: fails today (reported): %s", cases[i].name, cases[i].finding);
         else
             run_case(cases[i].name, cases[i].fn, cases[i].alarm_s);
