@@ -213,8 +213,9 @@ static void client_opts(ag_client_opts *o, ag_tls_opts *t, ag_loop *l)
     t->ca_file = ca_file;
     o->tls = t;
     o->loop = l;
-    o->idle_timeout_ms = 20000;
-    o->connect_timeout_ms = 20000;
+    /* Scaled as the alarms are: hundreds of handshakes at once under valgrind outlast 20 s. */
+    o->idle_timeout_ms = 20000 * (int64_t)slowdown;
+    o->connect_timeout_ms = 20000 * (int64_t)slowdown;
     if (getenv("AG_TLS_STRESS_TRACE"))
         o->trace = trace_info;
 }
