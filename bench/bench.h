@@ -113,8 +113,8 @@ int hold_run(const run_cfg *cfg, long n, bool json);
 
 /* Make cfg->requests keep-alive requests to cfg->url through one client, cfg->concurrency in
  * flight, and print the process's RSS, live heap and open fds at every tenth of the run (JSON
- * lines when json). Runs in a forked child. Returns 0 when every request succeeded and nothing
- * grew after the first tenth, else 1. */
+ * lines when json). Runs in a forked child. Returns 0 when every request succeeded, nothing
+ * grew after the first tenth and the pool ended at rest (all its connections idle), else 1. */
 int soak_run(const run_cfg *cfg, bool json);
 
 /* ---- output (report.c) ---- */

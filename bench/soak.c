@@ -154,6 +154,11 @@ static int soak_child(const run_cfg *cfg, bool json)
         rc = ag_coro_spawn(loop, soak_worker, &sc, NULL);
     if (rc == 0)
         rc = ag_loop_run(loop);
+    /* At the end the pool must be at rest: its connections idle, no request left. */
+    ag_pool_stats ps;
+    memset(&ps, 0, sizeof ps);
+    ag_client_pool_stats(sc.cl, &ps);
+    bool rest = ps.requests == 0 && ps.conns == ps.idle && ps.connecting == 0;
     ag_client_free(sc.cl);
     ag_loop_free(loop);
     if (rc < 0) {
@@ -167,20 +172,24 @@ static int soak_child(const run_cfg *cfg, bool json)
     long rss_growth = e->rss_kb - w->rss_kb, heap_growth = e->heap_kb - w->heap_kb;
     /* RSS moves by whole pages and malloc keeps freed chunks; a few pages either way is not a
      * trend. The live heap is exact: a request that keeps even 1 byte would add 900 kB here. */
-    bool flat = sc.taken == SAMPLES && rss_growth <= 256 && heap_growth <= 64 && e->fds <= w->fds;
+    bool flat =
+        sc.taken == SAMPLES && rss_growth <= 256 && heap_growth <= 64 && e->fds <= w->fds && rest;
     double rps = e->wall_s > 0 ? (double)sc.done / e->wall_s : 0;
     if (json)
         printf("{\"soak\": %ld, \"ok\": %ld, \"rps\": %.0f, \"rss_10_kb\": %ld, "
                "\"rss_50_kb\": %ld, \"rss_100_kb\": %ld, \"heap_10_kb\": %ld, "
-               "\"heap_100_kb\": %ld, \"new_conns\": %ld, \"flat\": %s}\n",
+               "\"heap_100_kb\": %ld, \"new_conns\": %ld, \"pool_conns\": %llu, "
+               "\"pool_idle\": %llu, \"pool_requests\": %llu, \"flat\": %s}\n",
                cfg->requests, sc.ok, rps, w->rss_kb, h->rss_kb, e->rss_kb, w->heap_kb, e->heap_kb,
-               e->conns, flat ? "true" : "false");
+               e->conns, (unsigned long long)ps.conns, (unsigned long long)ps.idle,
+               (unsigned long long)ps.requests, flat ? "true" : "false");
     else
         printf("soak: %ld of %ld ok in %.1f s (%.0f requests/s) over %ld connections; RSS at "
                "10%% %ld kB, 50%% %ld kB, 100%% %ld kB (%+ld kB after warm-up); live heap "
-               "%+ld kB; %s\n",
+               "%+ld kB; pool at the end: %llu connections, %llu idle, %llu requests; %s\n",
                sc.ok, cfg->requests, e->wall_s, rps, e->conns, w->rss_kb, h->rss_kb, e->rss_kb,
-               rss_growth, heap_growth, flat ? "flat" : "GROWS");
+               rss_growth, heap_growth, (unsigned long long)ps.conns, (unsigned long long)ps.idle,
+               (unsigned long long)ps.requests, flat ? "flat" : "GROWS");
     if (sc.ok != cfg->requests)
         fprintf(stderr, "asyncget-bench: --soak: %ld requests failed (first: %s)\n",
                 cfg->requests - sc.ok,
