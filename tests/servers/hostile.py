@@ -951,6 +951,39 @@ CASES.update({
 })
 
 
+# The allocation-failure torture (tests/http/test-alloc-torture.c): a redirect that sets a
+# cookie, then a gzip-coded chunked echo of what the request carried, so that a request whose
+# header, cookie or coding was dropped silently cannot pass for a good one.
+TORT_TEXT = b"".join(b"line %d of the torture body\n" % i for i in range(3000))
+
+
+def tort_start(c, req):
+    """302 to ?to= (default /torture/echo) with "Set-Cookie: tort=1; Path=/"."""
+    to = (req.query.get("to") or ["/torture/echo"])[0]
+    c.send(b"HTTP/1.1 302 Found\r\nLocation: %s\r\nSet-Cookie: tort=1; Path=/\r\n"
+           b"Content-Length: 0\r\n\r\n" % to.encode("latin-1"))
+    return KEEP
+
+
+def tort_echo(c, req):
+    """The request's Cookie, X-Torture, Accept-Encoding and User-Agent ("-" when absent), one
+    "name: value" line each, then TORT_TEXT: gzip-coded, chunked in 4,000-byte chunks."""
+    lines = b"".join(b"%s: %s\n" % (n.encode(), (req.header(n) or "-").encode("latin-1"))
+                     for n in ("cookie", "x-torture", "accept-encoding", "user-agent"))
+    coded = cod_gzip(lines + TORT_TEXT)
+    body = b"".join(b"%x\r\n%s\r\n" % (len(coded[i:i + 4000]), coded[i:i + 4000])
+                    for i in range(0, len(coded), 4000)) + b"0\r\n\r\n"
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\n"
+           b"X-Torture-Reply: ok\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+    return KEEP
+
+
+CASES.update({
+    "/torture/start": tort_start,
+    "/torture/echo": tort_echo,
+})
+
+
 REUSED = b"HTTP/1.1 500 Reused\r\nConnection: close\r\nContent-Length: 7\r\n\r\nreused\n"
 
 
