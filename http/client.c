@@ -972,18 +972,21 @@ static void trace_head(void *arg, const char *head, size_t len)
 
 /* The Set-Cookie fields of a response head go to the jar, against this hop's URL: a redirect's
  * too, and those of a head whose body then failed. Not a 1xx's (never kept), nor a head the
- * parser refused. A cookie that finds no memory is not stored, as one the rules refuse. */
-static void store_cookies(fetch *f, int rc)
+ * parser refused. -ENOMEM when a cookie found no memory: the request fails rather than go on as
+ * if the server had not set it (a session that silently went missing). */
+static int store_cookies(fetch *f, int rc)
 {
     ag_cookie_jar *jar = f->client->o.cookie_jar;
     const ag_response *r = f->resp;
     if (!jar || f->req->no_cookies || r->status == 0 || ag__status_interim(r->status) ||
         rc == AG_EPROTO)
-        return;
+        return 0;
     const char *name, *value;
+    int out = 0;
     for (size_t i = 0; ag_response_header_at(r, i, &name, &value) == 0; i++)
-        if (strcasecmp(name, "Set-Cookie") == 0)
-            ag__cookie_store(jar, &f->url, value);
+        if (strcasecmp(name, "Set-Cookie") == 0 && ag__cookie_store(jar, &f->url, value) == -ENOMEM)
+            out = -ENOMEM;
+    return out;
 }
 
 static int exchange_on(fetch *f, const char *key)
@@ -1056,7 +1059,7 @@ static int exchange_on(fetch *f, const char *key)
             rc = 0;
         }
         ag__parse_end(&ps);
-        store_cookies(f, rc);
+        int stored = store_cookies(f, rc);
         if (rc == 0) {
             conn->served++;
             /* A response that came before the whole body was sent leaves the server reading
@@ -1065,6 +1068,11 @@ static int exchange_on(fetch *f, const char *key)
                         !f->st.close && !early;
             conn->trace = NULL;
             ag__pool_release(c->pool, conn, keep);
+            if (stored < 0) {
+                ag__response_detail(r, "no memory to store a cookie the server set", NULL, NULL,
+                                    NULL);
+                return stored;
+            }
             /* A server that refuses the expectation says 417: the same request again without
              * it, once, as RFC 9110 section 10.1.1 asks (a reader body still unread only). */
             if (r->status == 417 && f->asked_expect && !f->st.no_expect && !f->body_consumed) {
