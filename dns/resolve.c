@@ -69,6 +69,10 @@ struct ag__resolver {
     bool draining;
     bool closing;    /* ares_destroy runs the callbacks of the queries left: send nothing more */
     bool write_kick; /* a socket newly wants writing: the timer runs at once to try it */
+    /* A socket c-ares opened could not be watched (its error; see lose_socket), and the queries
+     * it carries are being cancelled: they end with that error. */
+    int lost_err;
+    bool cancelling;
     sock **socks;
     size_t nsocks, socks_cap;
     ag_timer timer;
@@ -175,7 +179,7 @@ static void arm_timer(ag__resolver *r)
 {
     if (!r->loop)
         return;
-    if (r->write_kick) {
+    if (r->write_kick || r->lost_err) {
         ag_timer_start(r->loop, &r->timer, ag_now_ns());
         return;
     }
@@ -188,10 +192,34 @@ static void arm_timer(ag__resolver *r)
     ag_timer_start(r->loop, &r->timer, at);
 }
 
+/* c-ares opened a socket that cannot be watched (no memory for its record): its answers would
+ * never be read, and its queries would run out their timeouts and blame the servers. They end now
+ * with that error instead, from the timer or the next wait (not inside a c-ares callback);
+ * ares_cancel ends them all, and closes the sockets once no query is left. */
+static void lose_socket(ag__resolver *r, int err)
+{
+    r->lost_err = err;
+    if (r->loop)
+        ag_timer_start(r->loop, &r->timer, ag_now_ns());
+}
+
+static void cancel_lost(ag__resolver *r)
+{
+    r->cancelling = true;
+    ares_cancel(r->ch);
+    r->cancelling = false;
+    r->lost_err = 0;
+}
+
 static void on_timer(ag_timer *t, void *arg)
 {
     (void)t;
     ag__resolver *r = arg;
+    if (r->lost_err) {
+        cancel_lost(r);
+        arm_timer(r);
+        return;
+    }
     if (r->write_kick) {
         /* Sockets that c-ares newly wants to write: writing may close one and open another on
          * the same fd, so take the fds first. */
@@ -273,16 +301,22 @@ static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
         if (r->nsocks == r->socks_cap) {
             size_t cap = r->socks_cap ? r->socks_cap * 2 : 4;
             sock **v = realloc(r->socks, cap * sizeof *v);
-            if (!v)
-                return; /* unwatched: the query ends by its timeout */
+            if (!v) {
+                lose_socket(r, -ENOMEM);
+                return;
+            }
             r->socks = v;
             r->socks_cap = cap;
         }
         s = calloc(1, sizeof *s);
-        if (!s)
+        if (!s) {
+            lose_socket(r, -ENOMEM);
             return;
-        if (ag__io_init(&s->io, r->loop, fd) < 0) {
+        }
+        int rc = ag__io_init(&s->io, r->loop, fd);
+        if (rc < 0) {
             free(s);
+            lose_socket(r, rc);
             return;
         }
         s->io.on_ready = sock_ready;
@@ -408,6 +442,10 @@ static void query_done(void *arg, int status, int timeouts, struct ares_addrinfo
     ag__resolver *r = e->res;
     ag__lookup_fam *a = &e->answer;
     int64_t ttl_ns = ag__dns_answer(a, e->fam, status, ai);
+    if (status == ARES_ECANCELLED && r->cancelling) {
+        a->error = r->lost_err;
+        a->why = "a DNS socket could not be watched";
+    }
     if (ai)
         ares_freeaddrinfo(ai);
     if (a->n == 0 && r->no_fd_count != e->no_fd_mark && status != ARES_ENOTFOUND &&
@@ -990,6 +1028,8 @@ int ag__lookup_prepare(ag__lookup *lk, ag__wait_item *items, int max, int64_t *d
         lk->co = co;
         return 0;
     }
+    if (r->lost_err)
+        *deadline_ns = ag_now_ns(); /* ag__lookup_finish ends the lost queries at once */
     int k = 0;
     for (size_t i = 0; i < r->nsocks && k < max; i++) {
         sock *s = r->socks[i];
@@ -1011,6 +1051,8 @@ void ag__lookup_finish(ag__lookup *lk, ag__wait_item *items, int k)
     lk->co = NULL;
     if (k == 0 && r->loop && ag__current && ag__current->loop == r->loop)
         return; /* the loop drives c-ares */
+    if (r->lost_err)
+        cancel_lost(r);
     /* Processing one socket may close another: take the fds first. */
     int fds[AG__WAIT_ANY_MAX];
     unsigned ev[AG__WAIT_ANY_MAX];
