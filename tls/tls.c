@@ -519,6 +519,13 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
     return 1; /* the reference is the cache's now */
 }
 
+/* OpenSSL raises "malloc failure" where memory ran out: that is -ENOMEM, no fault of the peer's
+ * nor of the protocol. */
+static bool out_of_memory(unsigned long e)
+{
+    return e && ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE;
+}
+
 static bool unexpected_eof(unsigned long e)
 {
     return ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
@@ -557,6 +564,8 @@ static ssize_t tls_read(ag__layer *l, void *buf, size_t len, int64_t deadline)
         c->eof_unclean = true;
         return 0;
     }
+    if (out_of_memory(err))
+        return -ENOMEM;
     c->why = ERR_reason_error_string(err);
     return AG_ETLS;
 }
@@ -598,6 +607,8 @@ static ssize_t tls_writev(ag__layer *l, const struct iovec *iov, int iovcnt, con
         return t->below_err;
     if (!err || unexpected_eof(err))
         return -EPIPE;
+    if (out_of_memory(err))
+        return -ENOMEM;
     l->conn->why = ERR_reason_error_string(err);
     return AG_ETLS;
 }
@@ -882,6 +893,10 @@ int ag__tls_start(ag__conn *c, void *ctx, const char *host, uint16_t port, int64
                    : "the server closed the connection during the TLS handshake";
     } else if (t->below_err) {
         rc = t->below_err; /* the socket's own error says most */
+    } else if (out_of_memory(err) || verify == X509_V_ERR_OUT_OF_MEM) {
+        /* Before the verdict on the certificate: one that could not be checked for lack of
+         * memory is no untrusted certificate. */
+        rc = -ENOMEM;
     } else if (!x->o.insecure && verify != X509_V_OK) {
         rc = verify_error(verify, why);
     } else if ((e == SSL_ERROR_SYSCALL && !err) || unexpected_eof(err)) {
