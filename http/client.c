@@ -1238,8 +1238,9 @@ static int fetch_from(ag_client *c, const ag_request *req, ag_response **out, in
             r->t.wall_start = wall;
         }
     }
-    if (f.url.buf)
-        r->url = url_text(&f.url);
+    /* A response that cannot say where it came from is no whole answer. */
+    if (f.url.buf && !(r->url = url_text(&f.url)) && rc == 0)
+        rc = -ENOMEM;
     ag__url_free(&f.url);
     if (f.first.buf)
         ag__url_free(&f.first);
