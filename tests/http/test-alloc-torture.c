@@ -61,7 +61,7 @@ extern void *__libc_memalign(size_t align, size_t size);
 
 #define LIVE_BITS 16
 #define LIVE_SIZE (1u << LIVE_BITS)
-#define BT_DEPTH  12
+#define BT_DEPTH  24
 #define BT_SLOTS  (1u << 16)
 
 typedef struct live_block {
@@ -311,21 +311,40 @@ static void disarm(void)
 
 /* What one run of the exchange did; the child's copy lives in memory shared with the parent,
  * so that a crash still leaves its stage and the failed allocation behind. */
-enum stage { ST_START, ST_LOOP, ST_JAR, ST_CLIENT, ST_SPAWN, ST_RUN, ST_A, ST_B, ST_FREE, ST_END };
-static const char *const stage_names[] = {
-    "start",         "ag_loop_new", "ag_cookie_jar_new",           "ag_client_new",
-    "ag_coro_spawn", "ag_loop_run", "fetch A (redirect to https)", "fetch B (gzip echo)",
-    "teardown",      "end"};
+enum stage {
+    ST_START,
+    ST_LOOP,
+    ST_JAR,
+    ST_CLIENT,
+    ST_SPAWN,
+    ST_RUN,
+    ST_A,
+    ST_B,
+    ST_C,
+    ST_FREE,
+    ST_END
+};
+static const char *const stage_names[] = {"start",
+                                          "ag_loop_new",
+                                          "ag_cookie_jar_new",
+                                          "ag_client_new",
+                                          "ag_coro_spawn",
+                                          "ag_loop_run",
+                                          "fetch A (redirect to https)",
+                                          "fetch B (gzip echo)",
+                                          "fetch C (https again)",
+                                          "teardown",
+                                          "end"};
 
 #define MAX_FIELDS 32
 
 typedef struct outcome {
     int stage;
     int setup_rc; /* ag_loop_new, ag_cookie_jar_new, ag_client_new or ag_coro_spawn failed */
-    int rc_a, rc_b;
-    bool ran_a, ran_b;
-    bool wrong;                        /* a success whose data is not the clean run's */
-    char detail_a[160], detail_b[160]; /* ag_response_error_detail of a failure */
+    int rc_a, rc_b, rc_c;
+    bool ran_a, ran_b, ran_c;
+    bool wrong; /* a success whose data is not the clean run's */
+    char detail_a[160], detail_b[160], detail_c[160]; /* ag_response_error_detail of a failure */
     char why[512];
     long calls;
     /* The head fields of each response (names, and values but Date's), to compare with the
@@ -352,6 +371,10 @@ typedef struct run {
     ag_client *client;
     ag_cookie_jar *jar;
     size_t jar_before_b;
+    /* The failed allocation was over before B (C) began: only one allocation fails per run, so
+     * the request must succeed; a failure then is a lasting effect of the earlier one (a
+     * poisoned cache, pool or TLS context). */
+    bool b_after, c_after;
 } run;
 
 static void say(outcome *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -445,6 +468,8 @@ static void check_b(run *r, int rc, ag_response *resp)
     outcome *o = r->o;
     o->rc_b = rc;
     o->ran_b = true;
+    if (rc < 0 && r->b_after)
+        say(o, "B: %s though the failed allocation was over before it began; ", ag_err_name(rc));
     if (rc < 0) {
         check_failure(o, "B", rc, resp);
         if (resp)
@@ -469,6 +494,26 @@ static void check_b(run *r, int rc, ag_response *resp)
             len, want_len, nl ? (int)(nl - body) : 0, body, r->jar_before_b);
     }
     o->nfields_b = fields_of(resp, o->fields_b);
+}
+
+static void check_c(run *r, int rc, ag_response *resp)
+{
+    outcome *o = r->o;
+    o->rc_c = rc;
+    o->ran_c = true;
+    if (rc < 0 && r->c_after)
+        say(o, "C: %s (%s) though the failed allocation was over before it began; ",
+            ag_err_name(rc), resp ? ag_response_error_detail(resp) : "no response");
+    if (rc < 0) {
+        check_failure(o, "C", rc, resp);
+        if (resp)
+            snprintf(o->detail_c, sizeof o->detail_c, "%s", ag_response_error_detail(resp));
+        return;
+    }
+    size_t len;
+    const char *body = ag_response_body(resp, &len);
+    if (ag_response_status(resp) != 200 || len != E.body_a_len || memcmp(body, E.body_a, len))
+        say(o, "C: status %d, %zu bytes, not nginx's /1k; ", ag_response_status(resp), len);
 }
 
 static void b_done(ag_client *client, ag_response *resp, int status, void *arg)
@@ -498,11 +543,27 @@ static void exchange(void *arg)
     req.url = E.url_b;
     req.headers = hdr;
     req.nheaders = 1;
-    rc = ag_fetch_start(r->client, &req, b_done, r, NULL);
+    r->b_after = fired;
+    ag_coro *b = NULL;
+    rc = ag_fetch_start(r->client, &req, b_done, r, &b);
     if (rc < 0) {
         r->o->rc_b = rc;
         r->o->ran_b = true;
+    } else {
+        ag_coro_join(b);
+        ag_coro_unref(b);
     }
+
+    /* C: https again, on A's pooled connection or, when A failed, on a new one made with the
+     * client's TLS context (its CA loaded by A). */
+    r->o->stage = ST_C;
+    r->c_after = fired;
+    ag_request_init(&req);
+    req.url = E.url_a_final;
+    resp = NULL;
+    rc = ag_fetch(r->client, &req, &resp);
+    check_c(r, rc, resp);
+    ag_response_free(resp);
 }
 
 /* One whole exchange from nothing to nothing: loop, jar, client, the two requests, teardown. */
@@ -540,8 +601,8 @@ static void exchange_run(outcome *o)
     rc = ag_loop_run(loop);
     if (rc < 0)
         say(o, "ag_loop_run: %s; ", ag_err_name(rc));
-    if (!o->ran_a || !o->ran_b)
-        say(o, "the loop ended with %s unfinished; ", !o->ran_a ? "A" : "B");
+    if (!o->ran_a || !o->ran_b || !o->ran_c)
+        say(o, "the loop ended with %s unfinished; ", !o->ran_a ? "A" : !o->ran_b ? "B" : "C");
     goto teardown;
 setup_failed:
     o->setup_rc = rc;
@@ -745,23 +806,23 @@ static bool run_n(long n, sweep *s, bool verbose)
      * whose certificate could not be checked for lack of memory can fail with a TLS code
      * (OpenSSL 3.0 calls a key it could not measure "too weak", and queues no error to say
      * why), counted apart. Any other code blames the servers, which did nothing wrong. */
-    const int codes[3] = {o->setup_rc, o->ran_a ? o->rc_a : 0, o->ran_b ? o->rc_b : 0};
-    for (int i = 0; i < 3; i++) {
+    const int codes[4] = {o->setup_rc, o->ran_a ? o->rc_a : 0, o->ran_b ? o->rc_b : 0,
+                          o->ran_c ? o->rc_c : 0};
+    static const char *const which[4] = {"setup", "A", "B", "C"};
+    const char *const details[3] = {o->detail_a, o->detail_b, o->detail_c};
+    for (int i = 0; i < 4; i++) {
         int c = codes[i];
         if (!c || c == -ENOMEM)
             continue;
         if (!rep->fired)
-            say(o, "%s: %s though no allocation failed; ", i ? i == 1 ? "A" : "B" : "setup",
-                ag_err_name(c));
-        else if (i && strstr(i == 1 ? o->detail_a : o->detail_b, "malloc failure"))
-            say(o, "%s: %s though OpenSSL said \"malloc failure\"; ", i == 1 ? "A" : "B",
-                ag_err_name(c));
+            say(o, "%s: %s though no allocation failed; ", which[i], ag_err_name(c));
+        else if (i && strstr(details[i - 1], "malloc failure"))
+            say(o, "%s: %s though OpenSSL said \"malloc failure\"; ", which[i], ag_err_name(c));
         else if (c == AG_ETLS || c == AG_ETLS_VERIFY || c == AG_ETLS_UNTRUSTED ||
                  c == AG_ETLS_HOSTNAME || c == AG_ETLS_EXPIRED)
             s->tls_verdicts++;
         else
-            say(o, "%s: %s when memory ran out; ", i ? i == 1 ? "A" : "B" : "setup",
-                ag_err_name(c));
+            say(o, "%s: %s when memory ran out; ", which[i], ag_err_name(c));
     }
     if (!o->wrong) {
         /* Every success must carry the clean run's head fields too. */
@@ -794,7 +855,7 @@ static bool run_n(long n, sweep *s, bool verbose)
         ok = false;
         printf("# N=%ld: the live-block table overflowed\n", n);
     }
-    int rc = o->setup_rc ? o->setup_rc : o->rc_a ? o->rc_a : o->rc_b;
+    int rc = o->setup_rc ? o->setup_rc : o->rc_a ? o->rc_a : o->rc_b ? o->rc_b : o->rc_c;
     if (rc)
         s->errors++;
     else
@@ -805,11 +866,14 @@ static bool run_n(long n, sweep *s, bool verbose)
         count_code(s, o->rc_a);
     if (o->ran_b)
         count_code(s, o->rc_b);
+    if (o->ran_c)
+        count_code(s, o->rc_c);
     if (verbose)
-        printf("# N=%ld: %s, %ld calls, setup %s, A %s, B %s, %.3f s; failed allocation %s\n", n,
-               rep->fired ? "fired" : "not reached", rep->calls, ag_err_name(o->setup_rc),
-               o->ran_a ? ag_err_name(o->rc_a) : "-", o->ran_b ? ag_err_name(o->rc_b) : "-", took,
-               rep->fired_where);
+        printf("# N=%ld: %s, %ld calls, setup %s, A %s, B %s, C %s, %.3f s; failed allocation "
+               "%s\n",
+               n, rep->fired ? "fired" : "not reached", rep->calls, ag_err_name(o->setup_rc),
+               o->ran_a ? ag_err_name(o->rc_a) : "-", o->ran_b ? ag_err_name(o->rc_b) : "-",
+               o->ran_c ? ag_err_name(o->rc_c) : "-", took, rep->fired_where);
     if (verbose && (o->detail_a[0] || o->detail_b[0]))
         printf("# N=%ld: A \"%s\", B \"%s\"\n", n, o->detail_a, o->detail_b);
     return ok;
