@@ -288,6 +288,37 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess);
 
 static const unsigned char alpn_http11[] = "\x08http/1.1";
 
+/* OpenSSL raises "malloc failure" where memory ran out: that is -ENOMEM, no fault of the peer's
+ * nor of the protocol. */
+static bool out_of_memory(unsigned long e)
+{
+    return e && ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE;
+}
+
+/* OpenSSL 3.0 keeps a certificate whose public key it could not decode (it tolerates key types it
+ * does not know), also when the decoding failed only for lack of memory: such a CA would fail
+ * every later verification of the client. A certificate of the store without a key, whose DER
+ * decodes again with one, was hit by that: the load failed. */
+static bool store_intact(SSL_CTX *ctx)
+{
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+    bool intact = true;
+    for (int i = 0; intact && i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        if (!x || X509_get0_pubkey(x))
+            continue;
+        unsigned char *der = NULL;
+        int len = i2d_X509(x, &der);
+        const unsigned char *p = der;
+        X509 *again = len > 0 ? d2i_X509(NULL, &p, len) : NULL;
+        intact = again && !X509_get0_pubkey(again); /* a key type OpenSSL does not know */
+        X509_free(again);
+        OPENSSL_free(der);
+    }
+    ERR_clear_error(); /* what the failed decodings queued */
+    return intact;
+}
+
 /* Make the SSL_CTX for x->o: everything that costs (the CA store above all) happens here,
  * once, and never per connection. */
 static int ctx_make(ag__tls_ctx *x, const char **why)
@@ -318,11 +349,15 @@ static int ctx_make(ag__tls_ctx *x, const char **why)
         int ok = o->ca_file || o->ca_path
                      ? SSL_CTX_load_verify_locations(ctx, o->ca_file, o->ca_path)
                      : SSL_CTX_set_default_verify_paths(ctx);
+        if (ok != 1 && out_of_memory(ERR_peek_error()))
+            return -ENOMEM;
         if (ok != 1) {
             *why = o->ca_file || o->ca_path ? "TLS options: cannot load ca_file or ca_path"
                                             : "cannot load the system's CA certificates";
             return AG_ETLS;
         }
+        if (!store_intact(ctx))
+            return -ENOMEM;
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
@@ -517,13 +552,6 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
         return 0;
     session_store(t->x, t->key, sess);
     return 1; /* the reference is the cache's now */
-}
-
-/* OpenSSL raises "malloc failure" where memory ran out: that is -ENOMEM, no fault of the peer's
- * nor of the protocol. */
-static bool out_of_memory(unsigned long e)
-{
-    return e && ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE;
 }
 
 static bool unexpected_eof(unsigned long e)
