@@ -296,24 +296,36 @@ static bool out_of_memory(unsigned long e)
 }
 
 /* OpenSSL 3.0 keeps a certificate whose public key it could not decode (it tolerates key types it
- * does not know), also when the decoding failed only for lack of memory: such a CA would fail
- * every later verification of the client. A certificate of the store without a key, whose DER
- * decodes again with one, was hit by that: the load failed. */
+ * does not know), also when the decoding failed only for lack of memory; and it computes the
+ * extensions of a certificate once, when first needed, marking it invalid for good when an
+ * allocation failed there. Such a CA would fail every later verification of the client. So the
+ * extensions of every certificate are computed now, under the load, and a certificate without a
+ * key, or marked invalid, whose DER decodes again without that fault was hit by a failed
+ * allocation: the load failed. */
+static bool cert_intact(X509 *x)
+{
+    bool keyed = X509_get0_pubkey(x) != NULL;
+    bool valid = !(X509_get_extension_flags(x) & EXFLAG_INVALID);
+    if (keyed && valid)
+        return true;
+    unsigned char *der = NULL;
+    int len = i2d_X509(x, &der);
+    const unsigned char *p = der;
+    X509 *again = len > 0 ? d2i_X509(NULL, &p, len) : NULL;
+    bool intact = again && (keyed || !X509_get0_pubkey(again)) &&
+                  (valid || (X509_get_extension_flags(again) & EXFLAG_INVALID));
+    X509_free(again);
+    OPENSSL_free(der);
+    return intact;
+}
+
 static bool store_intact(SSL_CTX *ctx)
 {
     STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
     bool intact = true;
     for (int i = 0; intact && i < sk_X509_OBJECT_num(objs); i++) {
         X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
-        if (!x || X509_get0_pubkey(x))
-            continue;
-        unsigned char *der = NULL;
-        int len = i2d_X509(x, &der);
-        const unsigned char *p = der;
-        X509 *again = len > 0 ? d2i_X509(NULL, &p, len) : NULL;
-        intact = again && !X509_get0_pubkey(again); /* a key type OpenSSL does not know */
-        X509_free(again);
-        OPENSSL_free(der);
+        intact = !x || cert_intact(x);
     }
     ERR_clear_error(); /* what the failed decodings queued */
     return intact;
