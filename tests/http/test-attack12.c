@@ -1326,22 +1326,14 @@ int main(void)
     emfile_blocking_client();
     emfile_create_everything();
     timeouts_int64_max();
-    /* The cases of a request waiting for a descriptor, which need the library's wait for one
-     * (net/pool.c): until that is on main, AG_ATTACK12_FDWAIT=1 runs them. */
-    if (getenv("AG_ATTACK12_FDWAIT")) {
-        emfile_cancel_waiting();
-        emfile_flood_low_limit();
-        emfile_freed_by_others_retried();
-        emfile_idle_evicted_for_other_host();
-        emfile_handover("after_200", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true);
-        emfile_handover("not_after_600", "HTTP/1.1 600 X\r\nContent-Length: 2\r\n\r\nok", false);
-        emfile_handover("not_after_close",
-                        "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
-                        false);
-        emfile_resolve_cancel();
-    } else {
-        tap_skip("emfile_wait_cases: the wait for a descriptor is not on main yet "
-                 "(AG_ATTACK12_FDWAIT=1 runs them)");
-    }
+    emfile_cancel_waiting();
+    emfile_flood_low_limit();
+    emfile_freed_by_others_retried();
+    emfile_idle_evicted_for_other_host();
+    emfile_handover("after_200", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true);
+    emfile_handover("not_after_600", "HTTP/1.1 600 X\r\nContent-Length: 2\r\n\r\nok", false);
+    emfile_handover("not_after_close",
+                    "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", false);
+    emfile_resolve_cancel();
     return tap_done();
 }
