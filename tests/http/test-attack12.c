@@ -1104,8 +1104,7 @@ static void emfile_resolve_cancel(void)
      * names) instead of waiting for a descriptor as ag_fetch does. */
     if (!ok && a.rc == -EMFILE && b.rc == -EMFILE && mid.requests == 0)
         tap_skip("KNOWN: emfile_resolve_cancel: ag_client_resolve fails at once with -EMFILE when "
-                 "no descriptor is free, where ag_fetch waits until the connect timeout "
-                 "(/work/notes/findings-12-attack.md)");
+                 "no descriptor is free, where ag_fetch waits until the connect timeout");
     else
         tap_ok(ok,
                "emfile_resolve_cancel: %llu lookups counted, the cancelled one %s, the other %s, "
