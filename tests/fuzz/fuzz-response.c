@@ -148,11 +148,9 @@ static bool oracle_framing(const ag_response *r, bool decoding, bool *te_out, bo
         te = true;
         char elem[16];
         size_t n = 0;
-        bool long_elem = false;
+        bool long_elem = false, ws = false; /* ws: white space after the element's first byte */
         for (const char *p = value;; p++) {
             if (*p == ',' || !*p) {
-                while (n && (elem[n - 1] == ' ' || elem[n - 1] == '\t'))
-                    n--;
                 if (n || long_elem) {
                     te_elements++;
                     elem[n] = 0;
@@ -161,15 +159,16 @@ static bool oracle_framing(const ag_response *r, bool decoding, bool *te_out, bo
                     other_unknown |= !chunked_last && (long_elem || !oracle_coding(elem));
                 }
                 n = 0;
-                long_elem = false;
+                long_elem = ws = false;
                 if (!*p)
                     break;
-            } else if (n == 0 && (*p == ' ' || *p == '\t')) {
-                continue;
-            } else if (n + 1 < sizeof elem) {
-                elem[n++] = *p;
+            } else if (*p == ' ' || *p == '\t') {
+                /* Optional white space around an element, however long, is not part of it. */
+                ws = n > 0 || long_elem;
+            } else if (ws || n + 1 >= sizeof elem) {
+                long_elem = true; /* white space inside, or too long: no coding's name */
             } else {
-                long_elem = true;
+                elem[n++] = *p;
             }
         }
     }
