@@ -1378,24 +1378,40 @@ int ag_client_resolve(ag_client *c, const char *host, ag_addr *out, size_t max, 
     if (!c || !host || !*host || !count || (!out && max))
         return -EINVAL;
     c->inflight++; /* the client may not be freed under a lookup */
+    int64_t deadline = after_ms(c->o.connect_timeout_ms), backoff = 0;
     ag__lookup lk;
-    int rc = ag__lookup_start(c->res, &lk, host, 0);
-    if (rc < 0) {
-        c->inflight--;
-        return rc;
-    }
-    int64_t deadline = after_ms(c->o.connect_timeout_ms);
-    while (rc == 0 && !ag__lookup_done(&lk))
-        rc = ag__lookup_wait(&lk, deadline);
-    if (rc == -ETIMEDOUT)
-        rc = AG_EDNS_TIMEOUT;
-    if (rc == 0) {
-        ag__addrs addrs;
-        ag__lookup_addrs(&lk, &addrs);
-        if (addrs.count == 0) {
-            const char *why;
-            rc = ag__lookup_error(&lk, &why);
+    ag__addrs addrs;
+    int rc;
+    for (;;) {
+        rc = ag__lookup_start(c->res, &lk, host, 0);
+        if (rc < 0) {
+            c->inflight--;
+            return rc;
         }
+        while (rc == 0 && !ag__lookup_done(&lk))
+            rc = ag__lookup_wait(&lk, deadline);
+        if (rc == -ETIMEDOUT)
+            rc = AG_EDNS_TIMEOUT;
+        if (rc == 0) {
+            ag__lookup_addrs(&lk, &addrs);
+            if (addrs.count == 0) {
+                const char *why;
+                rc = ag__lookup_error(&lk, &why);
+            }
+        }
+        if (!no_fd(rc))
+            break;
+        /* No descriptor for a DNS socket: wait for one as a request does (there is no
+         * connection to hand over), up to the connect timeout, then -EMFILE or -ENFILE. */
+        ag__lookup_end(&lk);
+        ag__conn *given;
+        int w = ag__pool_fd_wait(c->pool, NULL, true, deadline, &backoff, &given);
+        if (w < 0) {
+            c->inflight--;
+            return w == -ETIMEDOUT ? rc : w;
+        }
+    }
+    if (rc == 0) {
         for (int i = 0; i < addrs.count && *count < max; i++) {
             ag_addr *a = &out[(*count)++];
             memset(a, 0, sizeof *a);

@@ -454,8 +454,9 @@ typedef struct ag_addr {
  * cache and servers, its ip_family. Up to max addresses go to out, IPv6 and IPv4 interleaved in
  * the order a connect tries them; *count says how many. Waits like ag_fetch (parks a coroutine,
  * blocks plain code), at most the connect timeout. Returns 0 or AG_EDNS (no such name, or no
- * address of the family asked), AG_EDNS_FAIL, AG_EDNS_TIMEOUT, -ECANCELED, -ENOMEM, or -EINVAL
- * for a NULL argument or an empty host. */
+ * address of the family asked), AG_EDNS_FAIL, AG_EDNS_TIMEOUT, -ECANCELED, -ENOMEM, -EMFILE or
+ * -ENFILE (no descriptor for a DNS socket came free before the connect timeout: like a request,
+ * a lookup waits for one), or -EINVAL for a NULL argument or an empty host. */
 AG_EXPORT int ag_client_resolve(ag_client *client, const char *host, ag_addr *out, size_t max,
                                 size_t *count);
 
