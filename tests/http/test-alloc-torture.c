@@ -969,6 +969,16 @@ int main(void)
         printf("1..0 # SKIP under a test wrapper (valgrind: it replaces malloc itself)\n");
         return 0;
     }
+#ifdef __linux__
+    /* On Linux the kqueue backend is libkqueue, an emulation whose kevent() does not survive a
+     * failed allocation of its own (it crashes inside kevent, and its queues leak or hang): the
+     * sweep would judge that library, not this one. The epoll and poll backends run it. */
+    if (strcmp(ag_loop_backend(), "kqueue") == 0) {
+        printf("1..0 # SKIP libkqueue (the kqueue backend on Linux) crashes inside kevent() when "
+               "its own allocations fail\n");
+        return 0;
+    }
+#endif
     if (!expectations()) {
         printf("1..0 # SKIP the nginx root's /1k could not be read\n");
         return 0;
