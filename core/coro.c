@@ -332,6 +332,25 @@ static int wait_any_poll(ag__wait_item *items, int n, int64_t deadline_ns)
     }
 }
 
+static bool past(int64_t deadline_ns)
+{
+    return deadline_ns >= 0 && ag_now_ns() >= deadline_ns;
+}
+
+/* A parked wait whose deadline fired: did its fds become ready all the same? Timers run before
+ * I/O in an iteration, and a loop that comes late to its poll (a long iteration, a starved
+ * process) finds deadlines passed for readiness that came in time: a connect made in 1 ms
+ * would fail as "timed out" because this process did not look for 40 s. One poll() with no wait
+ * tells, also for fds whose events did not fit in this iteration's batch. The wait began before
+ * its deadline (a later one returns at once, above), so a peer that never stops sending still
+ * cannot hold a wait past its deadline by more than this one look. */
+static int last_look(ag__wait_item *items, int n)
+{
+    for (int i = 0; i < n; i++)
+        items[i].revents = 0;
+    return wait_any_poll(items, n, 0);
+}
+
 int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
 {
     ag_coro *co = ag__current;
@@ -351,7 +370,8 @@ int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
     }
     if (co->cancelled)
         return -ECANCELED;
-    /* A deadline already past needs no clock read here: its timer fires in this iteration. */
+    if (past(deadline_ns))
+        return -ETIMEDOUT;
     unsigned want = 0;
     if (events & AG_READ) {
         if (io->waiter[0])
@@ -389,6 +409,11 @@ int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
         io->waiter[0] = NULL;
     if (io->waiter[1] == co)
         io->waiter[1] = NULL;
+    if (rc == -ETIMEDOUT) {
+        ag__wait_item it = {io, events, 0};
+        rc = last_look(&it, 1);
+        return rc < 0 ? rc : (int)it.revents;
+    }
     if (rc < 0)
         return rc;
     unsigned got = ag__io_ready(io, events);
@@ -414,6 +439,8 @@ int ag__wait_any(ag__wait_item *items, int n, int64_t deadline_ns)
         return n ? wait_any_poll(items, n, deadline_ns) : -EINVAL;
     if (co->cancelled)
         return -ECANCELED;
+    if (past(deadline_ns))
+        return -ETIMEDOUT;
     int i = 0, rc = 0;
     for (; i < n; i++) {
         ag__io *io = items[i].io;
@@ -438,6 +465,8 @@ int ag__wait_any(ag__wait_item *items, int n, int64_t deadline_ns)
         if (io->waiter[1] == co)
             io->waiter[1] = NULL;
     }
+    if (rc == -ETIMEDOUT && i == n)
+        return last_look(items, n);
     if (rc < 0)
         return rc;
     return items_ready(items, n);

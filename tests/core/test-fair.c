@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -155,31 +156,138 @@ static void fair_blocking_deadline(void)
     close(f.p[1]);
 }
 
-/* ---- a due timer is not lost to a readiness report of the same iteration ---- */
+/* ---- a late loop: deadlines and readiness seen in one iteration ----
+ *
+ * A loop that comes late to its poll (a long iteration, a process starved of CPU) finds the
+ * timers of parked waits due together with readiness that may have come long before. The
+ * readiness wins for a wait begun before its deadline; a wait begun after it returns
+ * -ETIMEDOUT at once, so a peer that keeps sending cannot hold a reader past its deadline. */
 
-static int due_rc = 99;
+#define LATE_WAITERS 300 /* more than the loop collects in one iteration (256) */
 
-static void due_waiter(void *arg)
+typedef struct late {
+    int p[2];
+    int rc;
+} late;
+
+static void late_waiter(void *arg)
 {
-    int *p = arg;
-    due_rc = ag_wait_fd(p[0], AG_READ, ag_now_ns() + 10 * 1000000);
+    late *l = arg;
+    l->rc = ag_wait_fd(l->p[0], AG_READ, ag_now_ns() + 10 * 1000000);
 }
 
-static void fair_due_timer_beats_readiness(void)
+/* The data is there before the wait begins (a wait on an fd the loop does not know trusts no
+ * readiness, so it parks), whatever the machine's load. */
+static void late_fed_waiter(void *arg)
+{
+    late *l = arg;
+    if (write(l->p[1], "x", 1) != 1)
+        abort();
+    late_waiter(l);
+}
+
+/* Spawned after the waiters: it holds the thread, so the loop polls only after every deadline. */
+static void late_blocker(void *arg)
+{
+    (void)arg;
+    usleep(30 * 1000);
+}
+
+static void fair_late_loop_readiness_wins(void)
 {
     ag_loop *loop;
     ag_loop_new(&loop, NULL);
+    static late l[LATE_WAITERS];
+    for (int i = 0; i < LATE_WAITERS; i++) {
+        nonblocking_pipe(l[i].p);
+        l[i].rc = 99;
+        ag_coro_spawn(loop, late_fed_waiter, &l[i], NULL);
+    }
+    ag_coro_spawn(loop, late_blocker, NULL, NULL);
+    ag_loop_run(loop);
+    int ready = 0, timed_out = 0;
+    for (int i = 0; i < LATE_WAITERS; i++) {
+        ready += l[i].rc == AG_READ;
+        timed_out += l[i].rc == -ETIMEDOUT;
+        close(l[i].p[0]);
+        close(l[i].p[1]);
+    }
+    tap_ok(ready == LATE_WAITERS,
+           "fair_late_loop_readiness_wins: of %d waits whose data came before their deadline "
+           "but were looked at after it, %d return AG_READ, %d -ETIMEDOUT",
+           LATE_WAITERS, ready, timed_out);
+    ag_loop_free(loop);
+}
+
+/* Nothing ready: a late loop's timer still ends the wait. */
+static void fair_late_loop_nothing_times_out(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    late l = {.rc = 99};
+    nonblocking_pipe(l.p);
+    ag_coro_spawn(loop, late_waiter, &l, NULL);
+    ag_coro_spawn(loop, late_blocker, NULL, NULL);
+    ag_loop_run(loop);
+    tap_ok(l.rc == -ETIMEDOUT, "fair_late_loop_nothing_times_out: the wait returns %s",
+           l.rc == 99 ? "nothing" : ag_err_name(l.rc));
+    close(l.p[0]);
+    close(l.p[1]);
+    ag_loop_free(loop);
+}
+
+/* A reader that takes one byte per wait and forgets the cached readiness, so every wait parks
+ * while its fd is readable (the peer always has more): however the deadline falls among the
+ * waits, none begun after it returns data. */
+typedef struct sipper {
     int p[2];
-    nonblocking_pipe(p);
-    ag_coro_spawn(loop, due_waiter, p, NULL);
-    ag_loop_run_once(loop, 0); /* it parks with a 10 ms deadline */
-    ag_sleep_ms(20);           /* outside the loop: the deadline passes */
-    if (write(p[1], "x", 1) != 1)
+    int64_t deadline;
+    long waits_after;
+    long reads;
+    int rc;
+} sipper;
+
+static void sipper_reader(void *arg)
+{
+    sipper *t = arg;
+    ag__io io;
+    ag__io_init(&io, ag_loop_current(), t->p[0]);
+    t->rc = 99;
+    while (t->reads < MAX_READS) {
+        bool after = ag_now_ns() >= t->deadline;
+        ag__io_clear(&io, AG_READ);
+        int rc = ag__io_wait(&io, AG_READ, t->deadline);
+        if (rc < 0) {
+            t->rc = rc;
+            break;
+        }
+        t->waits_after += after;
+        char b;
+        if (read(t->p[0], &b, 1) == 1) {
+            t->reads++;
+            if (write(t->p[1], &b, 1) != 1)
+                abort();
+        }
+    }
+    ag__io_close(&io);
+}
+
+static void fair_sipper_deadline(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    sipper t = {.deadline = ag_now_ns() + 20 * 1000000};
+    nonblocking_pipe(t.p);
+    if (write(t.p[1], "sip", 3) != 3)
         abort();
-    ag_loop_run(loop); /* the timer and the readiness are seen in one iteration */
-    tap_ok(due_rc == -ETIMEDOUT, "fair_due_timer_beats_readiness: the wait returns %d", due_rc);
-    close(p[0]);
-    close(p[1]);
+    ag_coro_spawn(loop, sipper_reader, &t, NULL);
+    ag_coro_spawn(loop, late_blocker, NULL, NULL); /* the first waits park past the deadline */
+    ag_loop_run(loop);
+    tap_ok(t.rc == -ETIMEDOUT && t.waits_after == 0 && t.reads > 0 && t.reads < MAX_READS,
+           "fair_sipper_deadline: a reader whose fd is always readable returns %s after %ld "
+           "reads; waits begun after the deadline that returned data: %ld",
+           t.rc == 99 ? "nothing" : ag_err_name(t.rc), t.reads, t.waits_after);
+    close(t.p[1]);
     ag_loop_free(loop);
 }
 
@@ -232,7 +340,9 @@ int main(void)
 {
     tap_diag("backend: %s", ag_loop_backend());
     fair_checkpoint();
-    fair_due_timer_beats_readiness();
+    fair_late_loop_readiness_wins();
+    fair_late_loop_nothing_times_out();
+    fair_sipper_deadline();
     fair_flood_ticks_and_cancel();
     fair_flood_deadline();
     fair_blocking_deadline();
