@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 
 static ag_loop *loop;
@@ -124,6 +125,76 @@ static void second_address(void *arg)
     close(l6);
 }
 
+/* ---- a late loop ----
+ * The loop is held up (a long iteration, a starved process) for longer than the connect and idle
+ * timeouts, while the connect completes and the answer comes at once: the request succeeds. */
+
+typedef struct late_server {
+    int l;
+    int port;
+} late_server;
+
+static void *answer_at_once(void *arg)
+{
+    late_server *ls = arg;
+    int s = accept(ls->l, NULL, NULL);
+    if (s < 0)
+        return NULL;
+    char buf[4096];
+    ssize_t n = read(s, buf, sizeof buf);
+    (void)n;
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlate";
+    usleep(20 * 1000); /* after the client has parked for it, within its idle timeout */
+    n = write(s, resp, sizeof resp - 1);
+    n = read(s, buf, sizeof buf); /* until the client closes */
+    close(s);
+    return NULL;
+}
+
+static bool late_done;
+
+static int late_blocks;
+
+/* Holds the thread 120 ms in each iteration of the loop until the request ends, after the
+ * request's coroutine has run (the yield puts this one behind it) and before the poll. */
+static void late_blocker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 50 && !late_done; i++) {
+        ag_yield();
+        usleep(120 * 1000);
+        late_blocks++;
+        ag_sleep_ms(0);
+    }
+}
+
+static void late_loop(void *arg)
+{
+    late_server *ls = arg;
+    ag_client_opts o = {0};
+    o.loop = loop;
+    o.connect_timeout_ms = 40;
+    o.idle_timeout_ms = 40;
+    ag_client *c;
+    ag_client_new(&c, &o);
+    ag_coro_spawn(loop, late_blocker, NULL, NULL); /* runs once this coroutine parks */
+    int rc;
+    int64_t t0 = ag_now_ns();
+    ag_response *r = get(c, url_of(ls->port, "/late"), &rc);
+    int64_t el = ag_now_ns() - t0;
+    late_done = true;
+    size_t len = 0;
+    const char *body = r ? ag_response_body(r, &len) : NULL;
+    tap_ok(rc == 0 && ag_response_status(r) == 200 && len == 4 && memcmp(body, "late", 4) == 0 &&
+               late_blocks >= 2,
+           "late_loop_connect_and_answer: a loop held 120 ms per iteration, with connect and idle "
+           "timeouts of 40 ms, still takes the connect and answer that came in time: %s, %d, "
+           "after %lld ms and %d holds",
+           ag_err_name(rc), ag_response_status(r), (long long)(el / 1000000), late_blocks);
+    ag_response_free(r);
+    ag_client_free(c);
+}
+
 int main(void)
 {
     int fill[64];
@@ -137,6 +208,23 @@ int main(void)
     ag_loop_run(loop);
     ag_coro_spawn(loop, second_address, NULL, NULL);
     ag_loop_run(loop);
+    late_server ls = {socket(AF_INET, SOCK_STREAM, 0), 0};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    if (ls.l < 0 || bind(ls.l, (struct sockaddr *)&a, sizeof a) < 0 || listen(ls.l, 8) < 0 ||
+        getsockname(ls.l, (struct sockaddr *)&a, &alen) < 0) {
+        tap_skip("late_loop_connect_and_answer: no second loopback listener");
+    } else {
+        ls.port = ntohs(a.sin_port);
+        pthread_t th;
+        pthread_create(&th, NULL, answer_at_once, &ls);
+        ag_coro_spawn(loop, late_loop, &ls, NULL);
+        ag_loop_run(loop);
+        shutdown(ls.l, SHUT_RDWR);
+        pthread_join(th, NULL);
+    }
+    if (ls.l >= 0)
+        close(ls.l);
     ag_loop_free(loop);
     for (int i = 0; i < 64; i++)
         close(fill[i]);
