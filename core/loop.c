@@ -384,9 +384,9 @@ static int run_once(ag_loop *loop, int64_t timeout_ns)
     if (t < 0 && loop->live == 0)
         t = 0; /* nothing could ever end an endless wait: just collect what is pending */
     int n = ag__poller_wait(loop->poller, loop->events, loop->max_events, t);
-    /* Timers before I/O: a wait whose deadline and readiness arrive together ends with its
-     * deadline (the readiness stays cached for the next call), so a stream that never runs dry
-     * cannot outlast its deadline. */
+    /* Timers before I/O. A wait whose timer fires takes one last look at its fds (ag__io_wait):
+     * readiness that came while the loop was late still counts, and a wait begun after its
+     * deadline returns at once, so a stream that never runs dry cannot outlast its deadline. */
     expire_timers(loop);
     if (n > 0)
         dispatch(loop, n);
