@@ -154,5 +154,12 @@ void sys_stop_server(pid_t pid);
 ssize_t sys_read_full(int fd, void *buf, size_t len);
 /* Write all len bytes. Returns 0 or -1. */
 int sys_write_full(int fd, const void *buf, size_t len);
+/* A "Vm...:" line of /proc/self/status (field: "VmRSS", "VmHWM", ...) in kB, or -1. */
+long sys_status_kb(const char *field);
+/* Bytes malloc has handed out and not had back, in kB: what is live, whatever RSS keeps of freed
+ * memory (handshake buffers freed in the middle of the heap stay resident). */
+long sys_heap_kb(void);
+/* Open descriptors of this process; -1 without /proc. */
+long sys_count_fds(void);
 
 #endif

@@ -61,32 +61,6 @@ static int hold_wave(ag_loop *loop, hold_ctx *h, long n)
     return ag_loop_run(loop);
 }
 
-/* A "Vm...:" line of /proc/self/status in kB, or -1. */
-static long proc_kb(const char *field)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return -1;
-    char line[256];
-    long kb = -1;
-    size_t fl = strlen(field);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
-            kb = strtol(line + fl + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return kb;
-}
-
-/* Bytes malloc has handed out and not had back: what is live, whatever RSS keeps of freed
- * memory (handshake buffers freed in the middle of the heap stay resident). */
-static long heap_kb(void)
-{
-    struct mallinfo2 mi = mallinfo2();
-    return (long)((mi.uordblks + mi.hblkhd) / 1024);
-}
-
 static int hold_child(const run_cfg *cfg, long n, bool json)
 {
     ag_loop *loop = NULL;
@@ -113,20 +87,20 @@ static int hold_child(const run_cfg *cfg, long n, bool json)
         ag_loop_free(loop);
         return 1;
     }
-    long base = proc_kb("VmRSS"), heap_base = heap_kb();
+    long base = sys_status_kb("VmRSS"), heap_base = sys_heap_kb();
     /* One connection first: libraries, the TLS context and its CA store, the first buffers. */
     hold_wave(loop, &h, 1);
-    long one = proc_kb("VmRSS"), heap_one = heap_kb();
+    long one = sys_status_kb("VmRSS"), heap_one = sys_heap_kb();
     long ok1 = h.ok, fresh1 = h.fresh;
     hold_wave(loop, &h, n);
-    long idle = proc_kb("VmRSS"), heap_idle = heap_kb();
+    long idle = sys_status_kb("VmRSS"), heap_idle = sys_heap_kb();
     /* Freed memory given back to the kernel: the RSS the idle connections really need. */
     malloc_trim(0);
-    long trimmed = proc_kb("VmRSS");
+    long trimmed = sys_status_kb("VmRSS");
     long ok2 = h.ok, fresh = fresh1 + h.fresh, resumed = h.resumed;
     hold_wave(loop, &h, n);
-    long after = proc_kb("VmRSS");
-    long peak = proc_kb("VmHWM");
+    long after = sys_status_kb("VmRSS");
+    long peak = sys_status_kb("VmHWM");
     long ok3 = h.ok, reused = h.reused;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

@@ -3,9 +3,7 @@
 #include "asyncget.h"
 #include "bench.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -34,47 +32,13 @@ typedef struct soak_ctx {
     bool json;
 } soak_ctx;
 
-/* A "Vm...:" line of /proc/self/status in kB, or -1. */
-static long status_kb(const char *field)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return -1;
-    char line[256];
-    long kb = -1;
-    size_t fl = strlen(field);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
-            kb = strtol(line + fl + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return kb;
-}
-
-/* Open descriptors of this process, the directory's own one left out; -1 without /proc. */
-static long count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    long n = -1; /* the DIR's own descriptor */
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
 static void take_sample(soak_ctx *sc, soak_sample *s)
 {
-    struct mallinfo2 mi = mallinfo2();
     s->done = sc->done;
     s->wall_s = (double)(ag_now_ns() - sc->t0) / 1e9;
-    s->rss_kb = status_kb("VmRSS");
-    s->heap_kb = (long)((mi.uordblks + mi.hblkhd) / 1024);
-    s->fds = count_fds();
+    s->rss_kb = sys_status_kb("VmRSS");
+    s->heap_kb = sys_heap_kb();
+    s->fds = sys_count_fds();
     s->conns = sc->conns;
 }
 
