@@ -296,24 +296,36 @@ static bool out_of_memory(unsigned long e)
 }
 
 /* OpenSSL 3.0 keeps a certificate whose public key it could not decode (it tolerates key types it
- * does not know), also when the decoding failed only for lack of memory; and it computes the
- * extensions of a certificate once, when first needed, marking it invalid for good when an
- * allocation failed there. Such a CA would fail every later verification of the client. So the
- * extensions of every certificate are computed now, under the load, and a certificate without a
- * key, or marked invalid, whose DER decodes again without that fault was hit by a failed
- * allocation: the load failed. */
+ * does not know), also when the decoding failed only for lack of memory: a key half decoded
+ * measures 0 security bits ("CA certificate key too weak"). It computes the extensions of a
+ * certificate once, when first needed, and keeps what it got also when an allocation failed
+ * there, without a word in the error queue: a CA marked invalid, or missing a flag or its path
+ * length ("certificate chain too long"). Such a CA would fail every later verification of the
+ * client. So every certificate of the store is read again from its DER, now, under the load,
+ * and must measure the same: if not, an allocation failed in one of the readings and the load
+ * failed (a later request loads again). */
+static int key_bits(X509 *x)
+{
+    EVP_PKEY *k = X509_get0_pubkey(x);
+    return k ? EVP_PKEY_get_security_bits(k) : -1;
+}
+
+static bool same_reading(X509 *a, X509 *b)
+{
+    return key_bits(a) == key_bits(b) &&
+           X509_get_extension_flags(a) == X509_get_extension_flags(b) &&
+           X509_get_pathlen(a) == X509_get_pathlen(b) &&
+           X509_get_key_usage(a) == X509_get_key_usage(b) &&
+           X509_get_extended_key_usage(a) == X509_get_extended_key_usage(b);
+}
+
 static bool cert_intact(X509 *x)
 {
-    bool keyed = X509_get0_pubkey(x) != NULL;
-    bool valid = !(X509_get_extension_flags(x) & EXFLAG_INVALID);
-    if (keyed && valid)
-        return true;
     unsigned char *der = NULL;
     int len = i2d_X509(x, &der);
     const unsigned char *p = der;
     X509 *again = len > 0 ? d2i_X509(NULL, &p, len) : NULL;
-    bool intact = again && (keyed || !X509_get0_pubkey(again)) &&
-                  (valid || (X509_get_extension_flags(again) & EXFLAG_INVALID));
+    bool intact = again && same_reading(x, again);
     X509_free(again);
     OPENSSL_free(der);
     return intact;
