@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* A bound on the reads of a test that would otherwise spin forever on the old code: it ends the
@@ -291,6 +293,202 @@ static void fair_sipper_deadline(void)
     ag_loop_free(loop);
 }
 
+/* ---- a late loop: what else comes due in the same iteration ----
+ * The loop is held past a wait's deadline while its fd became ready; something else happens in
+ * the iteration that fires the wait's timer. Each ends the wait its own way, not the last look. */
+
+static void late_loop_run(ag_loop *loop, ag_coro_fn waiter, ag_coro_fn held, void *arg,
+                          ag_coro **co)
+{
+    ag_coro_spawn(loop, waiter, arg, co);
+    ag_coro_spawn(loop, held, arg, NULL); /* runs after the waiter parked */
+    ag_loop_run(loop);
+}
+
+typedef struct due {
+    int p[2];
+    int rc, rc_after;
+    bool cancel_first; /* the cancel's timer before the wait's deadline, or after it */
+    ag_coro *co;
+    ag_timer timer;
+} due;
+
+static void due_waiter(void *arg)
+{
+    due *d = arg;
+    d->rc = ag_wait_fd(d->p[0], AG_READ, ag_now_ns() + 10 * 1000000);
+    d->rc_after = ag_wait_fd(d->p[0], AG_READ, -1);
+}
+
+static void due_cancel(ag_timer *t, void *arg)
+{
+    (void)t;
+    due *d = arg;
+    ag_coro_cancel(d->co);
+}
+
+/* The data comes at once, a cancel comes due with the wait's deadline, and the loop looks only
+ * after both. */
+static void due_cancel_held(void *arg)
+{
+    due *d = arg;
+    if (write(d->p[1], "x", 1) != 1)
+        abort();
+    ag_timer_init(&d->timer, due_cancel, d);
+    ag_timer_start(ag_loop_current(), &d->timer,
+                   ag_now_ns() + (d->cancel_first ? 5 : 15) * 1000000);
+    usleep(30 * 1000);
+}
+
+static void fair_late_loop_cancel_wins(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    int ok = 0;
+    char seen[2][64];
+    for (int first = 0; first < 2; first++) {
+        due d = {.rc = 99, .rc_after = 99, .cancel_first = first};
+        nonblocking_pipe(d.p);
+        late_loop_run(loop, due_waiter, due_cancel_held, &d, &d.co);
+        ok += d.rc == -ECANCELED && d.rc_after == -ECANCELED;
+        snprintf(seen[first], sizeof seen[first], "%s then %s",
+                 d.rc == 99 ? "nothing"
+                 : d.rc > 0 ? "readiness"
+                            : ag_err_name(d.rc),
+                 d.rc_after == 99 ? "nothing"
+                 : d.rc_after > 0 ? "readiness"
+                                  : ag_err_name(d.rc_after));
+        ag_coro_unref(d.co);
+        close(d.p[0]);
+        close(d.p[1]);
+    }
+    tap_ok(ok == 2,
+           "fair_late_loop_cancel_wins: a cancel due in the iteration of the wait's deadline and "
+           "readiness ends the wait: cancel after the deadline %s, before it %s",
+           seen[0], seen[1]);
+    ag_loop_free(loop);
+}
+
+static void due_unregister(ag_timer *t, void *arg)
+{
+    (void)t;
+    due *d = arg;
+    ag_fd_unregister(ag_loop_current(), d->p[0]);
+}
+
+static void due_unregister_held(void *arg)
+{
+    due *d = arg;
+    if (write(d->p[1], "x", 1) != 1)
+        abort();
+    ag_timer_init(&d->timer, due_unregister, d);
+    ag_timer_start(ag_loop_current(), &d->timer, ag_now_ns() + 15 * 1000000);
+    usleep(30 * 1000);
+}
+
+static void due_waiter_once(void *arg)
+{
+    due *d = arg;
+    d->rc = ag_wait_fd(d->p[0], AG_READ, ag_now_ns() + 10 * 1000000);
+}
+
+/* The fd's record is freed by the unregister after the wait's timer fired: the wait must not
+ * look at it (under ASan a look is a use after free). */
+static void fair_late_loop_unregister(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    due d = {.rc = 99};
+    nonblocking_pipe(d.p);
+    ag_fd_register(loop, d.p[0]);
+    late_loop_run(loop, due_waiter_once, due_unregister_held, &d, NULL);
+    tap_ok(d.rc == -EBADF,
+           "fair_late_loop_unregister: unregistered in the iteration of its due deadline, the "
+           "readable fd's wait returns %s",
+           d.rc == 99 ? "nothing"
+           : d.rc > 0 ? "readiness"
+                      : ag_err_name(d.rc));
+    close(d.p[0]);
+    close(d.p[1]);
+    ag_loop_free(loop);
+}
+
+/* A reader and a writer on one socket, both due; only writing is possible. */
+typedef struct duplex {
+    int s[2];
+    int rc_read, rc_write;
+} duplex;
+
+static void duplex_reader(void *arg)
+{
+    duplex *x = arg;
+    x->rc_read = ag_wait_fd(x->s[0], AG_READ, ag_now_ns() + 10 * 1000000);
+}
+
+static void duplex_writer(void *arg)
+{
+    duplex *x = arg;
+    x->rc_write = ag_wait_fd(x->s[0], AG_WRITE, ag_now_ns() + 10 * 1000000);
+}
+
+static void duplex_held(void *arg)
+{
+    (void)arg;
+    usleep(30 * 1000);
+}
+
+static void fair_late_loop_directions(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    duplex x = {.rc_read = 99, .rc_write = 99};
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, x.s) < 0)
+        abort();
+    ag_fd_register(loop, x.s[0]);
+    ag_coro_spawn(loop, duplex_reader, &x, NULL);
+    late_loop_run(loop, duplex_writer, duplex_held, &x, NULL);
+    tap_ok(x.rc_read == -ETIMEDOUT && x.rc_write == AG_WRITE,
+           "fair_late_loop_directions: a reader and a writer of one socket, both late, only "
+           "writing possible: the reader gets %s, the writer %s",
+           x.rc_read == 99 ? "nothing" : ag_err_name(x.rc_read),
+           x.rc_write == 99 ? "nothing"
+           : x.rc_write > 0 ? "readiness"
+                            : ag_err_name(x.rc_write));
+    ag_fd_unregister(loop, x.s[0]);
+    close(x.s[0]);
+    close(x.s[1]);
+    ag_loop_free(loop);
+}
+
+/* A host drives the loop with ag_loop_run_once and comes back after the wait's deadline. */
+static void fair_late_loop_host(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    due d = {.rc = 99};
+    nonblocking_pipe(d.p);
+    ag_fd_register(loop, d.p[0]);
+    ag_coro_spawn(loop, due_waiter_once, &d, NULL);
+    ag_loop_run_once(loop, 0); /* the wait parks */
+    if (write(d.p[1], "x", 1) != 1)
+        abort();
+    usleep(30 * 1000); /* the host is busy elsewhere past the deadline */
+    int runs = 0;
+    while (d.rc == 99 && runs++ < 10)
+        ag_loop_run_once(loop, 100);
+    tap_ok(d.rc == AG_READ,
+           "fair_late_loop_host: a host that runs the loop after the deadline of a wait whose "
+           "data came in time: %s after %d run_once",
+           d.rc == 99 ? "nothing"
+           : d.rc > 0 ? "AG_READ"
+                      : ag_err_name(d.rc),
+           runs);
+    ag_fd_unregister(loop, d.p[0]);
+    close(d.p[0]);
+    close(d.p[1]);
+    ag_loop_free(loop);
+}
+
 /* ---- the checkpoint itself ---- */
 
 typedef struct cp_case {
@@ -343,6 +541,10 @@ int main(void)
     fair_late_loop_readiness_wins();
     fair_late_loop_nothing_times_out();
     fair_sipper_deadline();
+    fair_late_loop_cancel_wins();
+    fair_late_loop_unregister();
+    fair_late_loop_directions();
+    fair_late_loop_host();
     fair_flood_ticks_and_cancel();
     fair_flood_deadline();
     fair_blocking_deadline();
