@@ -184,9 +184,12 @@ AG_EXPORT int ag_sleep_ms(int64_t ms);
 enum { AG_READ = 1, AG_WRITE = 2 };
 /* Wait until fd is readable or writable (AG_READ, AG_WRITE or both) or the absolute deadline
  * passes (-1: none). Returns the ready subset, -ETIMEDOUT or -ECANCELED; -EBUSY when another
- * coroutine already waits on fd for the same direction (one waiter per fd and direction). A wait
- * begun after its deadline returns -ETIMEDOUT at once; one whose deadline passes while it waits
- * looks at fd once more, so readiness the loop was too late to see in time still counts. */
+ * coroutine already waits on fd for the same direction (one waiter per fd and direction); -EBADF
+ * when fd is unregistered while the wait lasts, or found closed at its deadline (close an fd
+ * only once nobody waits on it). In a coroutine, a wait begun after its deadline returns
+ * -ETIMEDOUT at once; one whose deadline passes while it waits looks at fd once more, so
+ * readiness the loop was too late to see in time still counts. Outside a coroutine the wait is a
+ * poll(), which looks at fd once even when the deadline has already passed. */
 AG_EXPORT int ag_wait_fd(int fd, int events, int64_t deadline_ns);
 /* Register a non-blocking fd with the loop for its whole life, so that waits on it cost no system
  * call (an unregistered fd is added and removed around each wait). Call ag_fd_unregister before

@@ -489,6 +489,63 @@ static void fair_late_loop_host(void)
     ag_loop_free(loop);
 }
 
+/* A deadline already past: a coroutine's wait does not look, plain code's poll() does. */
+static int past_rc[2] = {99, 99};
+
+static void past_waiter(void *arg)
+{
+    past_rc[0] = ag_wait_fd(*(int *)arg, AG_READ, ag_now_ns() - 1);
+}
+
+static void fair_past_deadline(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    int p[2];
+    nonblocking_pipe(p);
+    if (write(p[1], "x", 1) != 1)
+        abort();
+    ag_coro_spawn(loop, past_waiter, &p[0], NULL);
+    ag_loop_run(loop);
+    past_rc[1] = ag_wait_fd(p[0], AG_READ, ag_now_ns() - 1);
+    tap_ok(past_rc[0] == -ETIMEDOUT && past_rc[1] == AG_READ,
+           "fair_past_deadline: a readable fd with a deadline already past: in a coroutine %s, in "
+           "plain code %s",
+           past_rc[0] == 99 ? "nothing"
+           : past_rc[0] > 0 ? "AG_READ"
+                            : ag_err_name(past_rc[0]),
+           past_rc[1] > 0 ? "AG_READ" : ag_err_name(past_rc[1]));
+    close(p[0]);
+    close(p[1]);
+    ag_loop_free(loop);
+}
+
+/* The fd is closed under a parked wait (a caller's error): the wait ends at its deadline with
+ * -EBADF, which the last look finds, not with another error or never. */
+static void closing_held(void *arg)
+{
+    due *d = arg;
+    close(d->p[0]);
+    usleep(30 * 1000);
+}
+
+static void fair_late_loop_closed_fd(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    due d = {.rc = 99};
+    nonblocking_pipe(d.p);
+    late_loop_run(loop, due_waiter_once, closing_held, &d, NULL);
+    tap_ok(d.rc == -EBADF,
+           "fair_late_loop_closed_fd: a wait whose fd was closed under it returns %s at its "
+           "deadline",
+           d.rc == 99 ? "nothing"
+           : d.rc > 0 ? "readiness"
+                      : ag_err_name(d.rc));
+    close(d.p[1]);
+    ag_loop_free(loop);
+}
+
 /* ---- the checkpoint itself ---- */
 
 typedef struct cp_case {
@@ -545,6 +602,8 @@ int main(void)
     fair_late_loop_unregister();
     fair_late_loop_directions();
     fair_late_loop_host();
+    fair_past_deadline();
+    fair_late_loop_closed_fd();
     fair_flood_ticks_and_cancel();
     fair_flood_deadline();
     fair_blocking_deadline();
