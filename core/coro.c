@@ -351,7 +351,9 @@ static int last_look(ag__wait_item *items, int n)
     return wait_any_poll(items, n, 0);
 }
 
-int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
+/* late: 1 or 0 when the caller found whether the wait began after its deadline, -1 to find it
+ * here. */
+static int io_wait(ag__io *io, unsigned events, int64_t deadline_ns, int late)
 {
     ag_coro *co = ag__current;
     if (ag__io_ready(io, events)) {
@@ -370,7 +372,7 @@ int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
     }
     if (co->cancelled)
         return -ECANCELED;
-    if (past(deadline_ns))
+    if (late < 0 ? past(deadline_ns) : late)
         return -ETIMEDOUT;
     unsigned want = 0;
     if (events & AG_READ) {
@@ -418,6 +420,16 @@ int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
         return rc;
     unsigned got = ag__io_ready(io, events);
     return got ? (int)got : (int)events; /* an error report: let the I/O call tell */
+}
+
+int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns)
+{
+    return io_wait(io, events, deadline_ns, -1);
+}
+
+int ag__io_wait_begun(ag__io *io, unsigned events, int64_t deadline_ns, bool late)
+{
+    return io_wait(io, events, deadline_ns, late);
 }
 
 int ag__wait_any(ag__wait_item *items, int n, int64_t deadline_ns)

@@ -90,6 +90,10 @@ void ag__io_close(ag__io *io);
  * ag__coro_checkpoint() instead of parking: a cancel or a past deadline is reported, and a
  * coroutine that never parks still lets the loop run now and then. */
 int ag__io_wait(ag__io *io, unsigned events, int64_t deadline_ns);
+/* The same, for a wait whose caller decided before preparing it whether it began after its
+ * deadline (late): the preparation (registering an fd) may take long enough for the deadline to
+ * pass, and readiness that was there when the wait began must still count. */
+int ag__io_wait_begun(ag__io *io, unsigned events, int64_t deadline_ns, bool late);
 /* io->ready holds the backend's AG__POLL_* bits; callers speak AG_READ and AG_WRITE. The two
  * happen to have equal values, which nothing may rely on: convert. */
 static inline unsigned ag__poll_bits(unsigned events)

@@ -113,12 +113,16 @@ int ag_wait_fd(int fd, int events, int64_t deadline_ns)
     ag_loop *loop = co ? co->loop : NULL;
     if (fd < 0 || !(events & (AG_READ | AG_WRITE)))
         return -EINVAL;
+    /* Whether the wait begins after its deadline is decided now, before the registration
+     * below: its system calls can give the CPU away past the deadline (a loaded machine, a slow
+     * kqueue emulation), and an fd ready all along must not then time out without a look. */
+    bool late = deadline_ns >= 0 && ag_now_ns() >= deadline_ns;
     if (loop && (size_t)fd < loop->nfds && loop->fds[fd]) {
         ag__io *io = loop->fds[fd];
         if (io->temp)
             return -EBUSY; /* another coroutine's one-off wait: it lives on that stack */
         ag__io_clear(io, (unsigned)events); /* the caller asks because it saw EAGAIN */
-        return ag__io_wait(io, (unsigned)events, deadline_ns);
+        return ag__io_wait_begun(io, (unsigned)events, deadline_ns, late);
     }
     /* An fd the loop does not know: register it for this wait only. The backend reports the
      * readiness the fd already has when it is added. */
@@ -128,7 +132,7 @@ int ag_wait_fd(int fd, int events, int64_t deadline_ns)
         return rc;
     tmp.ready = 0; /* a one-off wait trusts no assumed readiness */
     tmp.temp = true;
-    rc = ag__io_wait(&tmp, (unsigned)events, deadline_ns);
+    rc = ag__io_wait_begun(&tmp, (unsigned)events, deadline_ns, late);
     io_forget(&tmp);
     return rc;
 }

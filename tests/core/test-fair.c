@@ -546,6 +546,49 @@ static void fair_late_loop_closed_fd(void)
     ag_loop_free(loop);
 }
 
+/* A deadline that passes while a wait is being prepared (ag_wait_fd registering an fd, whose
+ * system calls can give the CPU away) does not make it a wait begun after its deadline: readable
+ * all along, the fd is looked at. Here the deadline is already past when the wait starts, as if
+ * the preparation had taken that long. */
+static int begun_rc[2] = {99, 99};
+
+static void begun_waiter(void *arg)
+{
+    int fd = *(int *)arg;
+    ag__io io;
+    ag__io_init(&io, ag_loop_current(), fd);
+    ag__io_clear(&io, AG_READ);
+    int64_t deadline = ag_now_ns() - 1;
+    begun_rc[0] = ag__io_wait_begun(&io, AG_READ, deadline, false);
+    ag__io_clear(&io, AG_READ);
+    begun_rc[1] = ag__io_wait(&io, AG_READ, deadline);
+    ag__io_detach(&io);
+}
+
+static void fair_deadline_passed_while_preparing(void)
+{
+    ag_loop *loop;
+    ag_loop_new(&loop, NULL);
+    int p[2];
+    nonblocking_pipe(p);
+    if (write(p[1], "x", 1) != 1)
+        abort();
+    ag_coro_spawn(loop, begun_waiter, &p[0], NULL);
+    ag_loop_run(loop);
+    tap_ok(begun_rc[0] == AG_READ && begun_rc[1] == -ETIMEDOUT,
+           "fair_deadline_passed_while_preparing: a readable fd whose deadline passed while its "
+           "wait was prepared gives %s; a wait begun after the deadline %s",
+           begun_rc[0] == 99 ? "nothing"
+           : begun_rc[0] > 0 ? "AG_READ"
+                             : ag_err_name(begun_rc[0]),
+           begun_rc[1] == 99 ? "nothing"
+           : begun_rc[1] > 0 ? "AG_READ"
+                             : ag_err_name(begun_rc[1]));
+    close(p[0]);
+    close(p[1]);
+    ag_loop_free(loop);
+}
+
 /* ---- the checkpoint itself ---- */
 
 typedef struct cp_case {
@@ -603,6 +646,7 @@ int main(void)
     fair_late_loop_directions();
     fair_late_loop_host();
     fair_past_deadline();
+    fair_deadline_passed_while_preparing();
     fair_late_loop_closed_fd();
     fair_flood_ticks_and_cancel();
     fair_flood_deadline();
