@@ -308,7 +308,7 @@ static void chain_case(const char *name, bool dns)
     int known = dns ? AG_ECONNECT_TIMEOUT : AG_EPOOL_TIMEOUT;
     if (last == known && ch.rc[0] == (dns ? known : 0))
         tap_skip("KNOWN %s: over a loop held %d ms per iteration the request fails with %s though "
-                 "every answer came within its timeout (/work/notes/findings-13-late-loop.md)",
+                 "every answer came within its timeout (README, Known limits: a late loop)",
                  name, HOLD_MS, ag_err_name(last));
     else
         tap_ok(ch.rc[0] == 0 && last == 0,
