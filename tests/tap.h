@@ -17,6 +17,36 @@ static inline void tap_plan(int n)
     fflush(stdout);
 }
 
+/* A test's description on one line: a newline in it (a captured stderr, a server's body) would
+ * start a line TAP cannot read. */
+static inline void tap_vline(const char *fmt, va_list ap)
+{
+    char small[4096];
+    va_list aq;
+    va_copy(aq, ap);
+    int n = vsnprintf(small, sizeof small, fmt, aq);
+    va_end(aq);
+    char *text = small;
+    if (n >= (int)sizeof small) {
+        text = malloc((size_t)n + 1);
+        if (text)
+            vsnprintf(text, (size_t)n + 1, fmt, ap);
+        else
+            text = small; /* cut short */
+    }
+    for (const char *p = n < 0 ? "" : text; *p; p++) {
+        if (*p == '\n')
+            fputs("\\n", stdout);
+        else if (*p == '\r')
+            fputs("\\r", stdout);
+        else
+            putchar(*p);
+    }
+    if (text != small)
+        free(text);
+    putchar('\n');
+}
+
 __attribute__((format(printf, 2, 3))) static inline int tap_ok(int cond, const char *fmt, ...)
 {
     va_list ap;
@@ -25,9 +55,8 @@ __attribute__((format(printf, 2, 3))) static inline int tap_ok(int cond, const c
         tap_failed++;
     printf("%sok %d - ", cond ? "" : "not ", tap_count);
     va_start(ap, fmt);
-    vprintf(fmt, ap);
+    tap_vline(fmt, ap);
     va_end(ap);
-    printf("\n");
     fflush(stdout);
     return cond;
 }
@@ -38,9 +67,8 @@ __attribute__((format(printf, 1, 2))) static inline void tap_skip(const char *fm
     tap_count++;
     printf("ok %d # SKIP ", tap_count);
     va_start(ap, fmt);
-    vprintf(fmt, ap);
+    tap_vline(fmt, ap);
     va_end(ap);
-    printf("\n");
     fflush(stdout);
 }
 
