@@ -884,7 +884,7 @@ static bool run_n(long n, sweep *s, bool verbose)
             compare_fields(o, "B", o->nfields_b, o->fields_b, E.clean.nfields_b, E.clean.fields_b);
     }
     if (o->lasting[0] && o->lasting_tls && rep->in_ctx_new) {
-        /* KNOWN (see the note): SSL_CTX_new can return a context every handshake fails with
+        /* KNOWN (README, Known limits): SSL_CTX_new can return a context every handshake fails with
          * after an allocation failed inside it, saying nothing, and the client keeps its
          * context. Any other lasting failure is a fault: the CA store, say, is read twice and
          * compared (tls/tls.c cert_intact). */
